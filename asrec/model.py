@@ -1,0 +1,82 @@
+"""ASRecModel: item and position embeddings, the ASRec encoder, full-sort scoring and loss."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import checkpoint
+from .checks import check_item_sequences, check_targets
+from .modules.encoder import ASRec
+from .modules.init import init_linear_embedding_norm
+
+
+class ASRecModel(nn.Module):
+    """The full ASRec recommender of the published code (SPEC sections 1-7).
+
+    n_items counts the padding item 0 (RecBole's ``n_items``). Sequences are left-aligned:
+    ``item_seq`` (batch, max_seq_length) holds the items at positions ``0 .. len-1`` and 0
+    after them. ``check_values`` (default True) verifies id and length ranges, which costs
+    one host synchronisation per call; turn it off once the data is known to be valid.
+    """
+
+    def __init__(self, n_items: int, max_seq_length: int, hidden_size: int = 64, n_layers: int = 2,
+                 n_heads: int = 2, inner_size: int = 256, hidden_dropout_prob: float = 0.5,
+                 attn_dropout_prob: float = 0.5, hidden_act: str = "gelu", layer_norm_eps: float = 1e-12,
+                 initializer_range: float = 0.02, fsm_mix: float = 1.0, filter_scope: str = "batch"):
+        super().__init__()
+        if not isinstance(n_items, int) or n_items < 2:
+            raise ValueError(f"n_items: expected an int >= 2 (padding item 0 plus real items), got {n_items!r}")
+        self.config = dict(n_items=n_items, max_seq_length=max_seq_length, hidden_size=hidden_size,
+                           n_layers=n_layers, n_heads=n_heads, inner_size=inner_size,
+                           hidden_dropout_prob=hidden_dropout_prob, attn_dropout_prob=attn_dropout_prob,
+                           hidden_act=hidden_act, layer_norm_eps=layer_norm_eps,
+                           initializer_range=initializer_range, fsm_mix=fsm_mix, filter_scope=filter_scope)
+        self.n_items = n_items
+        self.max_seq_length = max_seq_length
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.check_values = True
+        self.item_embedding = nn.Embedding(n_items, hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_seq_length, hidden_size)
+        self.input_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.encoder = ASRec(hidden_size, max_seq_length, n_layers, n_heads, inner_size, hidden_dropout_prob,
+                             attn_dropout_prob, hidden_act, layer_norm_eps, fsm_mix, initializer_range,
+                             filter_scope)
+        init_linear_embedding_norm(self, initializer_range)
+
+    def sequence_output(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Hidden states at every position. item_seq: (batch, N) -> (batch, N, hidden)."""
+        embedded = self.item_embedding(item_seq) + self.position_embedding.weight
+        embedded = F.dropout(self.input_norm(embedded), self.hidden_dropout_prob, self.training)
+        return self.encoder.encode(embedded, item_seq > 0)
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """The hidden state at each sequence's last item. item_seq: (batch, N) ids,
+        item_seq_len: (batch,) in [1, N] -> (batch, hidden)."""
+        check_item_sequences(item_seq, item_seq_len, self.n_items, self.max_seq_length, self.check_values)
+        hidden = self.sequence_output(item_seq)
+        last = (item_seq_len.long() - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
+        return hidden.gather(1, last).squeeze(1)
+
+    def full_sort_scores(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        """Scores of every item, padding item 0 included. -> (batch, n_items)."""
+        return self(item_seq, item_seq_len) @ self.item_embedding.weight.t()
+
+    def loss(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the next item over all items (scalar, mean over the batch)."""
+        check_targets(pos_items, item_seq.shape[0], self.n_items, item_seq.device, self.check_values)
+        return F.cross_entropy(self.full_sort_scores(item_seq, item_seq_len), pos_items.long())
+
+    @classmethod
+    def from_original_state_dict(cls, state_dict: dict, config: dict) -> "ASRecModel":
+        """Build a model from a state_dict of the published RecBole ``ASRec`` and its config
+        (keys n_layers, n_heads, hidden_size, inner_size, hidden_dropout_prob,
+        attn_dropout_prob, hidden_act, layer_norm_eps, initializer_range, A,
+        MAX_ITEM_LIST_LENGTH). n_items comes from the item embedding's shape."""
+        kwargs = checkpoint.model_kwargs_from_original(state_dict, config)
+        model = cls(**kwargs)
+        model.load_state_dict(checkpoint.from_original(state_dict, kwargs["n_layers"]))
+        return model
+
+    def to_original_state_dict(self) -> dict:
+        """The state_dict the published code saves: its keys, shapes and unused entries."""
+        return checkpoint.to_original(self.state_dict(), self.config["n_layers"])

@@ -1,0 +1,60 @@
+"""ASRec: the drop-in encoder, Fourier smoothing followed by the hybrid layers."""
+
+import copy
+
+import torch
+from torch import nn
+
+from ..checks import check_encoder_input
+from ..reference.attention import key_padding_bias
+from .fsm import FourierSmoothing
+from .init import init_linear_embedding_norm
+from .layer import HybridLayer
+
+
+class ASRec(nn.Module):
+    """The ASRec sequence encoder (SPEC sections 2-7) over input embeddings.
+
+    ``forward(x, valid)``: x (batch, max_seq_length, hidden_size) input embeddings,
+    valid (batch, max_seq_length) bool marking real items -> (batch, max_seq_length,
+    hidden_size). The sequence length must equal ``max_seq_length``: the seasonal
+    convolutions have one channel per position.
+
+    Initialisation follows the published code: the layers are deep copies of one layer
+    (so the convolutions, scales and gates start equal in every layer), then every Linear
+    weight is drawn from N(0, initializer_range), biases 0, LayerNorms 1/0.
+    ``filter_scope="sequence"`` opts into a per-sequence frequency threshold; the default
+    ``"batch"`` is the published behaviour.
+    """
+
+    def __init__(self, hidden_size: int, max_seq_length: int, n_layers: int = 2, n_heads: int = 2,
+                 inner_size: int = 256, hidden_dropout_prob: float = 0.5, attn_dropout_prob: float = 0.5,
+                 hidden_act: str = "gelu", layer_norm_eps: float = 1e-12, fsm_mix: float = 1.0,
+                 initializer_range: float = 0.02, filter_scope: str = "batch"):
+        super().__init__()
+        for name, value in (("hidden_size", hidden_size), ("max_seq_length", max_seq_length),
+                            ("n_layers", n_layers), ("n_heads", n_heads), ("inner_size", inner_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attn_dropout_prob", attn_dropout_prob)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+        self.hidden_size = hidden_size
+        self.max_seq_length = max_seq_length
+        self.fsm = FourierSmoothing(hidden_size, fsm_mix)
+        layer = HybridLayer(hidden_size, n_heads, max_seq_length, inner_size, hidden_dropout_prob,
+                            attn_dropout_prob, hidden_act, layer_norm_eps, filter_scope)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(n_layers))
+        init_linear_embedding_norm(self, initializer_range)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        check_encoder_input(x, valid, self.hidden_size, self.max_seq_length)
+        return self.encode(x, valid)
+
+    def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """forward without the argument checks (for callers that checked already)."""
+        hidden = self.fsm(x)
+        key_bias = key_padding_bias(valid, hidden.dtype)
+        for layer in self.layers:
+            hidden = layer(hidden, key_bias)
+        return hidden

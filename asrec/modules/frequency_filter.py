@@ -1,0 +1,36 @@
+"""AdaptiveFrequencyFilter: the published ``AHFF`` block (SPEC section 3)."""
+
+import torch
+from torch import nn
+
+from ..ops import frequency_filter
+from ..reference.frequency_filter import THRESHOLD_SCOPES
+from ..reference.weights import FrequencyFilterWeights, NormWeights
+
+DEFAULT_THRESHOLD = 0.8
+FILTER_DROPOUT = 0.5  # fixed in the published code, independent of the model's dropout
+
+
+class AdaptiveFrequencyFilter(nn.Module):
+    """Keep the high-energy frequencies: ``LN(drop(0.5)(ifft(fft(y) * keep)) + y)``.
+
+    ``threshold`` (the published ``threshold_param``) gets no gradient in the published
+    code, so it is a buffer here. ``scope="batch"`` (default, published) takes one
+    quantile over the whole batch; ``scope="sequence"`` takes one per sequence.
+    """
+
+    def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12, scope: str = "batch"):
+        super().__init__()
+        if scope not in THRESHOLD_SCOPES:
+            raise ValueError(f"scope: expected one of {THRESHOLD_SCOPES}, got {scope!r}")
+        self.scope = scope
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.register_buffer("threshold", torch.tensor(DEFAULT_THRESHOLD))
+
+    def weights(self) -> FrequencyFilterWeights:
+        return FrequencyFilterWeights(self.threshold, NormWeights(self.norm.weight, self.norm.bias, self.norm.eps))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """y: (batch, seq_len, hidden), or (batch, groups, seq_len, hidden) with a quantile per group."""
+        return frequency_filter(y, self.threshold, self.norm.weight, self.norm.bias, self.norm.eps,
+                                FILTER_DROPOUT, self.training, self.scope)

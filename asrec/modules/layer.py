@@ -1,0 +1,42 @@
+"""HybridLayer: the published ``TransformerLayer`` (SPEC section 6)."""
+
+import torch
+from torch import nn
+
+from ..ops import hybrid_layer
+from ..reference.weights import HybridLayerWeights
+from .dynamic import DynamicAttention
+from .feed_forward import FeedForward
+from .seasonal import SeasonalAttention
+
+
+class HybridLayer(nn.Module):
+    """``FFN(branch_mix * dynamic(x) + (1 - branch_mix) * seasonal(x))``.
+
+    ``branch_mix`` is the published ``v3`` (init 0.5). The published layer's own LayerNorm
+    is never applied; its values are buffers (``unused_norm_*``) for checkpoint round trips.
+    """
+
+    def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, inner_size: int,
+                 hidden_dropout_prob: float = 0.5, attn_dropout_prob: float = 0.5, hidden_act: str = "gelu",
+                 layer_norm_eps: float = 1e-12, filter_scope: str = "batch"):
+        super().__init__()
+        self.n_heads = n_heads
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attn_dropout_prob = attn_dropout_prob
+        self.seasonal = SeasonalAttention(hidden_size, n_heads, max_seq_length, hidden_dropout_prob,
+                                          attn_dropout_prob, layer_norm_eps, filter_scope)
+        self.dynamic = DynamicAttention(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps)
+        self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps)
+        self.branch_mix = nn.Parameter(torch.tensor(0.5))
+        self.register_buffer("unused_norm_weight", torch.ones(hidden_size))
+        self.register_buffer("unused_norm_bias", torch.zeros(hidden_size))
+
+    def weights(self) -> HybridLayerWeights:
+        return HybridLayerWeights(self.seasonal.weights(), self.dynamic.weights(), self.feed_forward.weights(),
+                                  self.branch_mix)
+
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+        return hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
+                            self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope)

@@ -1,0 +1,79 @@
+"""SeasonalAttention: the published ``MultiHeadAttention`` block (SPEC section 4)."""
+
+import math
+
+import torch
+from torch import nn
+
+from ..ops import seasonal_branch
+from ..reference.seasonal import CONV_KERNEL_SIZES
+from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
+from .frequency_filter import AdaptiveFrequencyFilter
+
+
+def _linear_weights(layer: nn.Linear) -> LinearWeights:
+    return LinearWeights(layer.weight, layer.bias)
+
+
+class SeasonalAttention(nn.Module):
+    """Gated attention, multi-scale convolutions over positions-as-channels, three
+    adaptive frequency filters, the over-smoothing contrast, dense and LayerNorm.
+
+    Parameters (published name in brackets): ``query``/``key``/``value``/``dense``,
+    ``norm`` [LayerNorm], ``conv_small``/``conv_middle``/``conv_large`` (Conv1d(N, N, k)),
+    ``origin_scale`` [orgin_scale], ``contrast_scale`` [contra_scale],
+    ``position_scale_small``/``_large``/``_middle`` [contra_scale1/2/3], ``gate_weight``
+    [w_gate], ``gate_bias`` [b_gate]; the unused ``head_weights`` is a buffer.
+    """
+
+    def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, hidden_dropout_prob: float = 0.5,
+                 attn_dropout_prob: float = 0.5, layer_norm_eps: float = 1e-12, filter_scope: str = "batch"):
+        super().__init__()
+        if hidden_size % n_heads != 0:
+            raise ValueError(f"n_heads: must divide hidden_size={hidden_size}, got {n_heads}")
+        self.n_heads = n_heads
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attn_dropout_prob = attn_dropout_prob
+        head_dim = hidden_size // n_heads
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+        self.value = nn.Linear(hidden_size, hidden_size)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.conv_small, self.conv_middle, self.conv_large = (
+            nn.Conv1d(max_seq_length, max_seq_length, kernel_size=k, padding=k // 2) for k in CONV_KERNEL_SIZES)
+        self.contrast_scale = nn.Parameter(torch.tensor(0.6))
+        self.origin_scale = nn.Parameter(torch.tensor(1.0))
+        self.position_scale_small = nn.Parameter(torch.empty(1, max_seq_length, 1))
+        self.position_scale_large = nn.Parameter(torch.empty(1, max_seq_length, 1))
+        self.position_scale_middle = nn.Parameter(torch.empty(1, max_seq_length, 1))
+        self.gate_weight = nn.Parameter(torch.empty(2 * head_dim, 2 * head_dim))
+        self.gate_bias = nn.Parameter(torch.empty(2 * head_dim))
+        self.register_buffer("unused_head_weights", torch.ones(n_heads))
+        self.reset_branch_parameters()
+        # created after the reset, as published: default LayerNorm, threshold 0.8
+        self.frequency_filter = AdaptiveFrequencyFilter(hidden_size, layer_norm_eps, filter_scope)
+
+    @torch.no_grad()
+    def reset_branch_parameters(self) -> None:
+        """SPEC section 7 step 1: everything of the branch from U(-1/sqrt(2d), 1/sqrt(2d))."""
+        bound = 1.0 / math.sqrt(self.gate_weight.shape[0])
+        for tensor in list(self.parameters()) + [self.unused_head_weights]:
+            tensor.uniform_(-bound, bound)
+
+    def weights(self) -> SeasonalWeights:
+        convs = (self.conv_small, self.conv_middle, self.conv_large)
+        return SeasonalWeights(
+            query=_linear_weights(self.query), key=_linear_weights(self.key), value=_linear_weights(self.value),
+            gate=LinearWeights(self.gate_weight, self.gate_bias),
+            conv_weights=tuple(c.weight for c in convs), conv_biases=tuple(c.bias for c in convs),
+            position_scales=torch.cat([self.position_scale_small, self.position_scale_middle,
+                                       self.position_scale_large]),
+            origin_scale=self.origin_scale, contrast_scale=self.contrast_scale,
+            frequency_filter=self.frequency_filter.weights(),
+            dense=_linear_weights(self.dense), norm=NormWeights(self.norm.weight, self.norm.bias, self.norm.eps))
+
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len) from ``key_padding_bias``."""
+        return seasonal_branch(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
+                               self.attn_dropout_prob, self.training, self.frequency_filter.scope)

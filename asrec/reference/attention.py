@@ -1,0 +1,52 @@
+"""Masked multi-head attention core and the seasonal gate (SPEC sections 4 and 5)."""
+
+import torch
+import torch.nn.functional as F
+
+PADDING_BIAS = -10000.0
+
+
+def key_padding_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention bias of the published code: 0 at valid keys, -10000 at padding.
+
+    valid: (batch, seq_len) bool -> (batch, 1, 1, seq_len)
+    """
+    return ((~valid).to(dtype) * PADDING_BIAS)[:, None, None, :]
+
+
+def attention_context_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                          dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
+    """``drop(softmax(q k^T / sqrt(d) + key_bias)) v``, bidirectional (no causal mask).
+
+    q, k, v: (batch, heads, seq_len, head_dim); key_bias: (batch, 1, 1, seq_len).
+    Returns (batch, heads, seq_len, head_dim).
+    """
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias.to(q.dtype),
+                                          dropout_p=dropout_p if training else 0.0)
+
+
+def seasonal_gate_ref(context: torch.Tensor, value: torch.Tensor, gate_weight: torch.Tensor,
+                      gate_bias: torch.Tensor) -> torch.Tensor:
+    """The GRU-like gate of the seasonal branch.
+
+    ``r, i = split([value, context] @ gate_weight^T + gate_bias)``;
+    ``out = (1 - sigmoid(i)) * context + sigmoid(i) * gelu(context + sigmoid(r) * value)``.
+    context, value: (batch, heads, seq_len, head_dim); gate_weight: (2*head_dim, 2*head_dim),
+    gate_bias: (2*head_dim,), shared by all heads. Returns context's shape.
+    """
+    reset, update = F.linear(torch.cat([value, context], dim=-1), gate_weight, gate_bias).chunk(2, dim=-1)
+    update = torch.sigmoid(update)
+    candidate = F.gelu(context + torch.sigmoid(reset) * value)
+    return torch.lerp(context, candidate, update)
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(batch, seq_len, hidden) -> (batch, heads, seq_len, hidden // heads), head-major along hidden."""
+    batch, seq_len, hidden = x.shape
+    return x.view(batch, seq_len, n_heads, hidden // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, seq_len, head_dim) -> (batch, seq_len, heads * head_dim)."""
+    batch, heads, seq_len, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, seq_len, heads * head_dim)

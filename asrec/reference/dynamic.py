@@ -1,0 +1,26 @@
+"""Dynamic attention branch (SPEC section 5): plain multi-head attention with the padding mask."""
+
+import torch
+import torch.nn.functional as F
+
+from .attention import attention_context_ref, merge_heads, split_heads
+from .weights import DynamicWeights
+
+
+def dynamic_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights,
+                     dropout_p: float, training: bool) -> torch.Tensor:
+    """``LN(drop(dense(context)) + x)``. context, residual: (batch, seq_len, hidden)."""
+    out = F.dropout(F.linear(context, *weights.dense), dropout_p, training)
+    return F.layer_norm(out + residual, (residual.shape[-1],), weights.norm.weight, weights.norm.bias,
+                        weights.norm.eps)
+
+
+def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,
+                       hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0,
+                       training: bool = False) -> torch.Tensor:
+    """SPEC section 5. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+    q = split_heads(F.linear(x, *weights.query), n_heads)
+    k = split_heads(F.linear(x, *weights.key), n_heads)
+    v = split_heads(F.linear(x, *weights.value), n_heads)
+    context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
+    return dynamic_tail_ref(merge_heads(context), x, weights, hidden_dropout_p, training)

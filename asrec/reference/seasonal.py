@@ -1,0 +1,73 @@
+"""Seasonal attention branch (SPEC section 4): gated attention, multi-scale convolutions,
+three adaptive frequency filters and the over-smoothing contrast."""
+
+import torch
+import torch.nn.functional as F
+
+from .attention import attention_context_ref, merge_heads, seasonal_gate_ref, split_heads
+from .frequency_filter import frequency_filter_ref
+from .weights import SeasonalWeights
+
+CONV_KERNEL_SIZES = (3, 5, 7)
+
+
+def multiscale_conv_ref(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> torch.Tensor:
+    """The three convolutions of SPEC section 4 as one call.
+
+    The published ``Conv1d(N, N, k)`` layers treat the N positions as channels and slide
+    along the hidden axis with 'same' padding. Zero-padding the k=3 and k=5 kernels to 7
+    taps (centred) gives the same sums exactly, so one conv with 3N output channels does
+    all three.
+
+    context: (batch, seq_len, hidden); conv_weights: (N, N, 3), (N, N, 5), (N, N, 7);
+    conv_biases: three (N,). Returns (batch, 3, seq_len, hidden): small, middle, large.
+    """
+    widest = max(w.shape[-1] for w in conv_weights)
+    weight = torch.cat([F.pad(w, ((widest - w.shape[-1]) // 2,) * 2) for w in conv_weights])
+    out = F.conv1d(context, weight, torch.cat(conv_biases), padding=widest // 2)
+    batch, _, hidden = out.shape
+    return out.view(batch, len(conv_weights), -1, hidden)
+
+
+def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor,
+                               contrast_scale: torch.Tensor) -> torch.Tensor:
+    """``origin * ctx - contrast * (sim * ctx)`` with ``sim = softmax_H(xn^2) + softmax_N(xn^2)``.
+
+    ``xn = ctx / max(||ctx||_2 over hidden, 1e-12)``; the softmax over positions includes
+    padded rows, as published. context: (batch, seq_len, hidden) -> same shape.
+    """
+    squared = F.normalize(context, dim=2).square()
+    similarity = torch.softmax(squared, dim=2) + torch.softmax(squared, dim=1)
+    return origin_scale * context - contrast_scale * (similarity * context)
+
+
+def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights,
+                      dropout_p: float, training: bool, filter_scope: str = "batch") -> torch.Tensor:
+    """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
+
+    context: (batch, seq_len, hidden) merged gated context; residual: the branch input x.
+    ``ctx = s1 (F(S) + S) + s2 (F(G) + G) + s3 (F(M) + M)`` with S, M, G the small, middle
+    and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
+    ``LN(drop(dense(gelu(contrast(ctx)))) + x)``.
+    """
+    scales = multiscale_conv_ref(context, weights.conv_weights, weights.conv_biases)
+    ff = weights.frequency_filter
+    filtered = frequency_filter_ref(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
+                                    0.5, training, filter_scope)
+    combined = (weights.position_scales * (filtered + scales)).sum(dim=1)
+    contrasted = oversmoothing_contrast_ref(combined, weights.origin_scale, weights.contrast_scale)
+    out = F.dropout(F.linear(F.gelu(contrasted), *weights.dense), dropout_p, training)
+    return F.layer_norm(out + residual, (residual.shape[-1],), weights.norm.weight, weights.norm.bias,
+                        weights.norm.eps)
+
+
+def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
+                        hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
+                        filter_scope: str = "batch") -> torch.Tensor:
+    """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+    q = split_heads(F.linear(x, *weights.query), n_heads)
+    k = split_heads(F.linear(x, *weights.key), n_heads)
+    v = split_heads(F.linear(x, *weights.value), n_heads)
+    context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
+    gated = merge_heads(seasonal_gate_ref(context, v, *weights.gate))
+    return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope)
