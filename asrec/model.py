@@ -74,7 +74,13 @@ class ASRecModel(nn.Module):
         MAX_ITEM_LIST_LENGTH). n_items comes from the item embedding's shape."""
         kwargs = checkpoint.model_kwargs_from_original(state_dict, config)
         model = cls(**kwargs)
-        model.load_state_dict(checkpoint.from_original(state_dict, kwargs["n_layers"]))
+        converted = checkpoint.from_original(state_dict, kwargs["n_layers"])
+        expected = model.state_dict()
+        wrong = [f"{name}: expected {tuple(expected[name].shape)}, got {tuple(t.shape)}"
+                 for name, t in converted.items() if t.shape != expected[name].shape]
+        if wrong:
+            raise ValueError("state_dict: tensor shapes do not fit the config: " + "; ".join(wrong))
+        model.load_state_dict(converted)
         return model
 
     def to_original_state_dict(self) -> dict:

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from asrec import ASRec
+from asrec.modules import AdaptiveFrequencyFilter, FourierSmoothing, HybridLayer
+from asrec.reference import (dynamic_branch_ref, feed_forward_ref, hybrid_layer_ref, key_padding_bias,
+                             seasonal_branch_ref)
+
+from ..helpers import perturb
+
+
+def _valid(batch, seq_len):
+    lengths = torch.randint(1, seq_len + 1, (batch,))
+    lengths[0], lengths[-1] = 1, seq_len
+    return torch.arange(seq_len)[None, :] < lengths[:, None]
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_fused_projection_layer_equals_the_branches_composed(heads):
+    layer = HybridLayer(hidden_size=16, n_heads=heads, max_seq_length=7, inner_size=12).double().eval()
+    perturb(layer)
+    x = torch.randn(5, 7, 16, dtype=torch.float64)
+    bias = key_padding_bias(_valid(5, 7), torch.float64)
+    w = layer.weights()
+    seasonal = seasonal_branch_ref(x, bias, w.seasonal, heads)
+    dynamic = dynamic_branch_ref(x, bias, w.dynamic, heads)
+    expected = feed_forward_ref(w.branch_mix * dynamic + (1 - w.branch_mix) * seasonal, w.feed_forward)
+    torch.testing.assert_close(layer(x, bias), expected)
+    torch.testing.assert_close(layer.seasonal(x, bias), seasonal)
+    torch.testing.assert_close(layer.dynamic(x, bias), dynamic)
+
+
+def test_hybrid_layer_gradcheck():
+    layer = HybridLayer(hidden_size=4, n_heads=2, max_seq_length=5, inner_size=6).double().eval()
+    perturb(layer)
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    bias = key_padding_bias(_valid(3, 5), torch.float64)
+    names, params = zip(*layer.named_parameters())
+
+    def run(x, *p):
+        return torch.func.functional_call(layer, dict(zip(names, p)), (x, bias))
+
+    assert torch.autograd.gradcheck(run, (x, *params), nondet_tol=1e-12)
+
+
+def test_encoder_is_fsm_then_layers_and_padding_changes_only_through_the_mask():
+    encoder = ASRec(hidden_size=8, max_seq_length=6, n_layers=2, n_heads=2, inner_size=8).double().eval()
+    perturb(encoder)
+    x = torch.randn(3, 6, 8, dtype=torch.float64)
+    valid = _valid(3, 6)
+    hidden = encoder.fsm(x)
+    bias = key_padding_bias(valid, torch.float64)
+    for layer in encoder.layers:
+        hidden = layer(hidden, bias)
+    torch.testing.assert_close(encoder(x, valid), hidden)
+    assert not torch.allclose(encoder(x, valid), encoder(x, torch.ones_like(valid)))
+
+
+def test_modules_in_train_mode_use_dropout():
+    encoder = ASRec(hidden_size=8, max_seq_length=6, n_heads=2, inner_size=8, hidden_dropout_prob=0.3)
+    x, valid = torch.randn(2, 6, 8), torch.ones(2, 6, dtype=torch.bool)
+    torch.manual_seed(1)
+    a = encoder(x, valid)
+    torch.manual_seed(1)
+    torch.testing.assert_close(a, encoder(x, valid))
+    assert not torch.allclose(a, encoder.eval()(x, valid))
+
+
+def test_standalone_small_modules():
+    fsm = FourierSmoothing(8, mix=0.5)
+    assert fsm(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+    filt = AdaptiveFrequencyFilter(8).eval()
+    y = torch.randn(2, 3, 5, 8)
+    assert filt(y).shape == y.shape and filt(y[:, 0]).shape == (2, 5, 8)

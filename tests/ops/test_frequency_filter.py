@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from asrec.ops import frequency_filter
+from asrec.reference import frequency_filter_ref, frequency_keep_mask
+
+from ..oracle import filter_oracle
+
+SHAPES = [(4, 1, 8), (4, 2, 8), (3, 7, 12), (5, 12, 8), (6, 50, 64), (2, 51, 12)]
+
+
+def _norm(hidden, dtype=torch.float64):
+    return 1 + 0.1 * torch.randn(hidden, dtype=dtype), 0.1 * torch.randn(hidden, dtype=dtype)
+
+
+def _our_keep(y, q):
+    spectrum = torch.fft.rfft(y[:, None], dim=-2)
+    half = frequency_keep_mask(spectrum, y.shape[1], torch.tensor(q, dtype=y.dtype))[:, 0]
+    n = y.shape[1]
+    return half[:, torch.minimum(torch.arange(n), n - torch.arange(n))]  # full-spectrum view
+
+
+def assert_filter_matches(y, q, weight, bias, out):
+    """Same keep-mask up to bins within rounding of the threshold, then equal outputs."""
+    _, oracle_keep, normalised, threshold = filter_oracle(y, q, weight, bias, 1e-12)
+    ours = _our_keep(y, q)
+    disagree = ours != oracle_keep
+    close = (normalised - threshold).abs() <= 1e-9 * threshold.abs().clamp_min(1.0)
+    assert bool((~disagree | close).all()), "keep-mask differs away from the threshold"
+    expected, *_ = filter_oracle(y, q, weight, bias, 1e-12, keep=ours)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("batch,seq_len,hidden", SHAPES)
+@pytest.mark.parametrize("q", [0.8, 0.5, 0.0, 1.0])
+def test_matches_published_formula(batch, seq_len, hidden, q):
+    y = torch.randn(batch, seq_len, hidden, dtype=torch.float64)
+    weight, bias = _norm(hidden)
+    out = frequency_filter(y, torch.tensor(q, dtype=torch.float64), weight, bias, 1e-12)
+    assert_filter_matches(y, q, weight, bias, out)
+
+
+def test_mirrored_bins_share_one_energy_so_a_pair_is_kept_or_dropped_whole():
+    y = torch.randn(8, 10, 6, dtype=torch.float64)
+    keep = _our_keep(y, 0.8)
+    n = y.shape[1]
+    assert torch.equal(keep, keep[:, (-torch.arange(n)) % n])
+
+
+def test_float32_agrees_with_float64_oracle():
+    y = torch.randn(6, 50, 64)
+    weight, bias = _norm(64, torch.float32)
+    out = frequency_filter(y, torch.tensor(0.8), weight, bias, 1e-12)
+    assert out.dtype == torch.float32
+    expected, *_ = filter_oracle(y.double(), 0.8, weight.double(), bias.double(), 1e-12,
+                                 keep=_our_keep(y.double(), 0.8))
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_groups_take_separate_quantiles():
+    y = torch.randn(4, 3, 12, 8, dtype=torch.float64)
+    y[:, 1] *= 10.0  # a louder group must not move the others' thresholds
+    weight, bias = _norm(8)
+    q = torch.tensor(0.8, dtype=torch.float64)
+    grouped = frequency_filter_ref(y, q, weight, bias, 1e-12)
+    for g in range(3):
+        torch.testing.assert_close(grouped[:, g], frequency_filter_ref(y[:, g], q, weight, bias, 1e-12))
+
+
+def test_batch_threshold_couples_sequences_and_sequence_scope_does_not():
+    y = torch.randn(6, 12, 8, dtype=torch.float64)
+    weight, bias = _norm(8)
+    q = torch.tensor(0.8, dtype=torch.float64)
+    alone = frequency_filter_ref(y[:1], q, weight, bias, 1e-12, scope="sequence")
+    together = frequency_filter_ref(y, q, weight, bias, 1e-12, scope="sequence")
+    torch.testing.assert_close(alone, together[:1])
+    spectrum = torch.fft.rfft(y[:, None], dim=-2)
+    per_sequence = frequency_keep_mask(spectrum, 12, q, "sequence")
+    assert bool((per_sequence.sum(-1) > 0).all())  # every sequence keeps its own top bins
+
+
+def test_unknown_scope_is_an_error():
+    y = torch.randn(2, 4, 8)
+    with pytest.raises(ValueError, match="scope"):
+        frequency_filter_ref(y, torch.tensor(0.8), torch.ones(8), torch.zeros(8), 1e-12, scope="global")
+
+
+def test_training_dropout_scales_kept_elements():
+    y = torch.randn(4, 12, 8)
+    weight, bias = torch.ones(8), torch.zeros(8)
+    q = torch.tensor(0.8)
+    torch.manual_seed(3)
+    a = frequency_filter_ref(y, q, weight, bias, 1e-12, 0.5, True)
+    torch.manual_seed(3)
+    b = frequency_filter_ref(y, q, weight, bias, 1e-12, 0.5, True)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, frequency_filter_ref(y, q, weight, bias, 1e-12, 0.5, False))
+
+
+@pytest.mark.parametrize("batch,seq_len,hidden,groups", [(3, 7, 4, 1), (2, 6, 3, 3), (4, 1, 3, 1)])
+def test_gradcheck(batch, seq_len, hidden, groups):
+    y = torch.randn(batch, groups, seq_len, hidden, dtype=torch.float64, requires_grad=True)
+    weight, bias = (t.requires_grad_() for t in _norm(hidden))
+    q = torch.tensor(0.8, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, w, b: frequency_filter_ref(a, q, w, b, 1e-12), (y, weight, bias))
+
+
+def test_gradient_is_the_fixed_mask_linear_map():
+    y = torch.randn(3, 10, 6, dtype=torch.float64, requires_grad=True)
+    weight, bias = _norm(6)
+    q = 0.8
+    keep = _our_keep(y.detach(), q)
+    out = frequency_filter_ref(y, torch.tensor(q, dtype=torch.float64), weight, bias, 1e-12)
+    expected, *_ = filter_oracle(y, q, weight, bias, 1e-12, keep=keep)
+    g = torch.randn_like(out)
+    torch.testing.assert_close(torch.autograd.grad(out, y, g)[0], torch.autograd.grad(expected, y, g)[0])
