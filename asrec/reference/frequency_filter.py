@@ -2,14 +2,25 @@
 
 The published filter takes a complex FFT of length N over the sequence axis, keeps the
 bins whose median-normalised energy is strictly above a quantile taken over the whole
-batch, inverts, and adds a dropout-0.5 residual under a LayerNorm. For real input the
-spectrum is Hermitian, so this reference works on the ``N//2 + 1`` rfft bins and rebuilds
-the full-spectrum energy multiset by mirroring (bin ``k`` and ``N-k`` carry the same
-energy). The keep-mask is then symmetric, so ``irfft`` of the masked half spectrum equals
-the real part of the published ``ifft``.
+batch, inverts, and adds a dropout-0.5 residual under a LayerNorm.
+
+For real input the spectrum is Hermitian, so only the ``K = N//2 + 1`` half-spectrum bins
+are computed and the full-spectrum energy multiset is rebuilt by mirroring (bin ``k`` and
+``N-k`` carry the same energy). The keep-mask is then symmetric, and the real part of the
+published ``ifft`` equals the real inverse of the masked half spectrum.
+
+Both transforms are real DFT matrices applied as GEMMs along the sequence axis: for the
+published lengths (N <= 200) a (2K, N) matrix product runs at GEMM speed, needs no complex
+tensors, no transposes to make the sequence axis contiguous, and lets the inverse fold the
+keep-mask into its per-sequence matrix and the residual add into ``baddbmm``. The DFT
+matrices are built in float64 and rounded once, so the transform error is that of a
+length-N dot product in the compute dtype.
 
 Everything stays on the device: no ``.item()``, no boolean indexing, no host sync.
 """
+
+import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +30,28 @@ from ._dtypes import compute_dtype
 THRESHOLD_SCOPES = ("batch", "sequence")
 
 
+@functools.lru_cache(maxsize=64)
+def real_dft_matrices(seq_len: int, dtype: torch.dtype, device: torch.device) -> tuple:
+    """Forward (2K, N) and inverse (N, 2K) real DFT matrices over K = N//2 + 1 bins.
+
+    Forward rows ``0..K-1`` give ``Re X[k] = sum_n cos(2 pi k n / N) x[n]`` and rows
+    ``K..2K-1`` give ``Im X[k] = -sum_n sin(2 pi k n / N) x[n]``. The inverse is ``irfft``:
+    bins other than 0 and N/2 count twice (they stand for ``k`` and ``N-k``), the
+    imaginary parts of bins 0 and N/2 are ignored, and the result is divided by N.
+    """
+    bins = seq_len // 2 + 1
+    k = torch.arange(bins, dtype=torch.float64)
+    n = torch.arange(seq_len, dtype=torch.float64)
+    angle = 2.0 * math.pi * torch.outer(k, n).remainder(seq_len) / seq_len  # exact integer phase first
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    forward = torch.cat([cos, -sin])
+    multiplicity = torch.where((k == 0) | (2 * k == seq_len), 1.0, 2.0).to(torch.float64)
+    inverse = torch.cat([cos * multiplicity[:, None], -sin * multiplicity[:, None]]).t() / seq_len
+    return forward.to(dtype=dtype, device=device), inverse.contiguous().to(dtype=dtype, device=device)
+
+
 def full_spectrum_index(seq_len: int, device: torch.device) -> torch.Tensor:
-    """(N,) index mapping full-spectrum bin ``k`` to its rfft bin ``min(k, N - k)``."""
+    """(N,) index mapping full-spectrum bin ``k`` to its half-spectrum bin ``min(k, N - k)``."""
     k = torch.arange(seq_len, device=device)
     return torch.minimum(k, seq_len - k)
 
@@ -51,11 +82,11 @@ def linear_quantile(sorted_values: torch.Tensor, q: torch.Tensor) -> torch.Tenso
     return torch.lerp(value_below, value_above, rank - below.to(rank.dtype)).squeeze(-1)
 
 
-def frequency_keep_mask(spectrum: torch.Tensor, seq_len: int, threshold: torch.Tensor,
+def frequency_keep_mask(energy: torch.Tensor, seq_len: int, threshold: torch.Tensor,
                         scope: str = "batch") -> torch.Tensor:
-    """Bool keep-mask over rfft bins, SPEC section 3.
+    """Bool keep-mask over half-spectrum bins, SPEC section 3.
 
-    spectrum: (B, G, K, H) complex rfft of G independent groups (K = N//2 + 1);
+    energy: (B, G, K) ``sum_h |X[b, g, k, h]|^2`` of G independent groups (K = N//2 + 1);
     threshold: () quantile level q. Each group takes its own quantile over all of its
     ``B * N`` full-spectrum normalised energies (``scope="batch"``, the published
     behaviour) or one quantile per sequence over its N energies (``scope="sequence"``).
@@ -64,9 +95,8 @@ def frequency_keep_mask(spectrum: torch.Tensor, seq_len: int, threshold: torch.T
     Mirrored bins get one energy, so where the quantile falls between the two copies of
     one bin both are dropped (strict ``>``), the exact-arithmetic answer; the published
     full FFT may keep one copy of such a pair by rounding noise (SPEC section 3 allows the
-    rfft form; DESIGN.md on comparing hard thresholds).
+    half-spectrum form; DESIGN.md on comparing hard thresholds).
     """
-    energy = torch.view_as_real(spectrum).square().sum(dim=(-1, -2))  # (B, G, K)
     to_full = full_spectrum_index(seq_len, energy.device)
     normalised = energy / (lower_median(energy[..., to_full])[..., None] + 1e-6)
     full_normalised = normalised[..., to_full]  # (B, G, N)
@@ -76,6 +106,76 @@ def frequency_keep_mask(spectrum: torch.Tensor, seq_len: int, threshold: torch.T
     else:
         cutoff = linear_quantile(full_normalised.sort(dim=-1).values, threshold)[..., None]
     return normalised > cutoff
+
+
+def half_spectrum(y: torch.Tensor) -> torch.Tensor:
+    """Real and imaginary half spectrum along the sequence axis.
+
+    y: (..., N, H) -> (..., 2K, H): rows 0..K-1 real parts, K..2K-1 imaginary parts.
+    """
+    forward, _ = real_dft_matrices(y.shape[-2], y.dtype, y.device)
+    return torch.matmul(forward, y)
+
+
+def spectrum_energy(spectrum: torch.Tensor) -> torch.Tensor:
+    """(..., 2K, H) half spectrum -> (..., K) energies ``sum_h Re^2 + Im^2``."""
+    squared_norms = torch.linalg.vector_norm(spectrum, dim=-1).square()
+    real, imag = squared_norms.chunk(2, dim=-1)
+    return real + imag
+
+
+def _inverse_with_residual(spectrum: torch.Tensor, keep: torch.Tensor, residual: torch.Tensor,
+                           add_residual: bool) -> torch.Tensor:
+    """``irfft(keep * spectrum)`` (+ residual), the mask applied to the smaller GEMM operand.
+
+    spectrum: (B, 2K, H); keep: (B, K) bool; residual: (B, N, H) in the compute dtype.
+    Masking the inverse's columns costs N * 2K per sequence, masking the spectrum 2K * H.
+    """
+    batch, seq_len, hidden = residual.shape
+    _, inverse = real_dft_matrices(seq_len, spectrum.dtype, spectrum.device)
+    column_mask = keep.repeat(1, 2).to(spectrum.dtype)  # (B, 2K): same bit for Re and Im
+    if seq_len <= hidden:
+        left, right = inverse * column_mask[:, None, :], spectrum
+    else:
+        left, right = inverse.expand(batch, *inverse.shape), spectrum * column_mask[..., None]
+    return torch.baddbmm(residual, left, right) if add_residual else torch.bmm(left, right)
+
+
+def frequency_filter_groups_ref(
+    groups: list,
+    threshold: torch.Tensor,
+    norm_weight: torch.Tensor,
+    norm_bias: torch.Tensor,
+    eps: float,
+    dropout_p: float = 0.5,
+    training: bool = False,
+    scope: str = "batch",
+) -> list:
+    """SPEC section 3 for G same-shaped inputs, each with its own quantile, in one pass.
+
+    groups: G tensors (batch, seq_len, hidden) -> G tensors of that shape and dtype. The
+    masks of all groups come from one batched median/quantile computation; the transforms
+    run per group so that no intermediate is G times larger than an input (on the CPU,
+    buffers above glibc's 32 MiB mmap ceiling are fresh pages on every call, and their
+    page faults cost more than the arithmetic).
+    """
+    if scope not in THRESHOLD_SCOPES:
+        raise ValueError(f"frequency filter scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
+    seq_len, hidden = groups[0].shape[-2:]
+    dtype = compute_dtype(*groups)
+    inputs = [g.to(dtype) for g in groups]
+    spectra = [half_spectrum(g) for g in inputs]  # G x (B, 2K, H)
+    energy = torch.stack([spectrum_energy(s) for s in spectra], dim=1)  # (B, G, K)
+    keep = frequency_keep_mask(energy, seq_len, threshold, scope)
+    outputs = []
+    for index, (original, computed, spectrum) in enumerate(zip(groups, inputs, spectra)):
+        if training and dropout_p > 0:
+            filtered = _inverse_with_residual(spectrum, keep[:, index], computed, False).to(original.dtype)
+            summed = F.dropout(filtered, dropout_p, True) + original
+        else:  # eval: the residual add rides in the GEMM
+            summed = _inverse_with_residual(spectrum, keep[:, index], computed, True).to(original.dtype)
+        outputs.append(F.layer_norm(summed, (hidden,), norm_weight, norm_bias, eps))
+    return outputs
 
 
 def frequency_filter_ref(
@@ -88,24 +188,12 @@ def frequency_filter_ref(
     training: bool = False,
     scope: str = "batch",
 ) -> torch.Tensor:
-    """``LN(drop(p)(real(ifft(fft(y) * keep))) + y)``, several filters in one batched transform.
+    """``LN(drop(p)(real(ifft(fft(y) * keep))) + y)``.
 
     y: (batch, seq_len, hidden), or (batch, groups, seq_len, hidden) where each group takes
-    its own quantile (the seasonal branch stacks its three convolution outputs as
-    groups = 3); threshold: () level q; norm_weight, norm_bias: (hidden,).
+    its own quantile; threshold: () level q; norm_weight, norm_bias: (hidden,).
     Returns y's shape and dtype.
     """
-    if y.dim() == 3:
-        return frequency_filter_ref(y[:, None], threshold, norm_weight, norm_bias, eps,
-                                    dropout_p, training, scope)[:, 0]
-    if scope not in THRESHOLD_SCOPES:
-        raise ValueError(f"frequency filter scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
-    dtype = compute_dtype(y)
-    seq_len = y.shape[-2]
-    yc = y.to(dtype)
-    spectrum = torch.fft.rfft(yc, dim=-2)
-    keep = frequency_keep_mask(spectrum, seq_len, threshold, scope)
-    masked = torch.view_as_complex(torch.view_as_real(spectrum) * keep[..., None, None])
-    filtered = torch.fft.irfft(masked, n=seq_len, dim=-2).to(y.dtype)
-    filtered = F.dropout(filtered, dropout_p, training)
-    return F.layer_norm(filtered + y, (y.shape[-1],), norm_weight, norm_bias, eps)
+    groups = [y] if y.dim() == 3 else list(y.unbind(1))
+    out = frequency_filter_groups_ref(groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+    return out[0] if y.dim() == 3 else torch.stack(out, dim=1)

@@ -3,10 +3,9 @@ import torch
 
 from asrec import ASRec
 from asrec.modules import AdaptiveFrequencyFilter, FourierSmoothing, HybridLayer
-from asrec.reference import (dynamic_branch_ref, feed_forward_ref, hybrid_layer_ref, key_padding_bias,
-                             seasonal_branch_ref)
+from asrec.reference import key_padding_bias
 
-from ..helpers import perturb
+from ..helpers import perturb, twin_models
 
 
 def _valid(batch, seq_len):
@@ -15,19 +14,18 @@ def _valid(batch, seq_len):
     return torch.arange(seq_len)[None, :] < lengths[:, None]
 
 
+@pytest.mark.usefixtures("symmetric_published_filter")
 @pytest.mark.parametrize("heads", [1, 2, 4])
-def test_fused_projection_layer_equals_the_branches_composed(heads):
-    layer = HybridLayer(hidden_size=16, n_heads=heads, max_seq_length=7, inner_size=12).double().eval()
-    perturb(layer)
+def test_branches_and_layer_match_the_published_blocks(heads):
+    model, published = twin_models(torch.float64, n_items=20, max_seq_length=7, hidden_size=16, n_heads=heads,
+                                   inner_size=12, n_layers=1)
+    layer, published_layer = model.encoder.layers[0], published.trm_encoder.layer[0]
     x = torch.randn(5, 7, 16, dtype=torch.float64)
-    bias = key_padding_bias(_valid(5, 7), torch.float64)
-    w = layer.weights()
-    seasonal = seasonal_branch_ref(x, bias, w.seasonal, heads)
-    dynamic = dynamic_branch_ref(x, bias, w.dynamic, heads)
-    expected = feed_forward_ref(w.branch_mix * dynamic + (1 - w.branch_mix) * seasonal, w.feed_forward)
-    torch.testing.assert_close(layer(x, bias), expected)
-    torch.testing.assert_close(layer.seasonal(x, bias), seasonal)
-    torch.testing.assert_close(layer.dynamic(x, bias), dynamic)
+    valid = _valid(5, 7)
+    bias = key_padding_bias(valid, torch.float64)
+    torch.testing.assert_close(layer.seasonal(x, bias), published_layer.multi_head_attention(x, bias))
+    torch.testing.assert_close(layer.dynamic(x, bias), published_layer.multi_head_attention1(x, bias))
+    torch.testing.assert_close(layer(x, bias), published_layer(x, bias))
 
 
 def test_hybrid_layer_gradcheck():

@@ -3,6 +3,7 @@ import torch
 
 from asrec.ops import frequency_filter
 from asrec.reference import frequency_filter_ref, frequency_keep_mask
+from asrec.reference.frequency_filter import half_spectrum, real_dft_matrices, spectrum_energy
 
 from ..oracle import filter_oracle
 
@@ -14,8 +15,8 @@ def _norm(hidden, dtype=torch.float64):
 
 
 def _our_keep(y, q):
-    spectrum = torch.fft.rfft(y[:, None], dim=-2)
-    half = frequency_keep_mask(spectrum, y.shape[1], torch.tensor(q, dtype=y.dtype))[:, 0]
+    energy = torch.fft.rfft(y[:, None], dim=-2).abs().square().sum(-1)
+    half = frequency_keep_mask(energy, y.shape[1], torch.tensor(q, dtype=y.dtype))[:, 0]
     n = y.shape[1]
     return half[:, torch.minimum(torch.arange(n), n - torch.arange(n))]  # full-spectrum view
 
@@ -74,8 +75,8 @@ def test_batch_threshold_couples_sequences_and_sequence_scope_does_not():
     alone = frequency_filter_ref(y[:1], q, weight, bias, 1e-12, scope="sequence")
     together = frequency_filter_ref(y, q, weight, bias, 1e-12, scope="sequence")
     torch.testing.assert_close(alone, together[:1])
-    spectrum = torch.fft.rfft(y[:, None], dim=-2)
-    per_sequence = frequency_keep_mask(spectrum, 12, q, "sequence")
+    energy = torch.fft.rfft(y[:, None], dim=-2).abs().square().sum(-1)
+    per_sequence = frequency_keep_mask(energy, 12, q, "sequence")
     assert bool((per_sequence.sum(-1) > 0).all())  # every sequence keeps its own top bins
 
 
@@ -114,3 +115,25 @@ def test_gradient_is_the_fixed_mask_linear_map():
     expected, *_ = filter_oracle(y, q, weight, bias, 1e-12, keep=keep)
     g = torch.randn_like(out)
     torch.testing.assert_close(torch.autograd.grad(out, y, g)[0], torch.autograd.grad(expected, y, g)[0])
+
+
+@pytest.mark.parametrize("seq_len", [1, 2, 7, 12, 50, 200])
+def test_real_dft_matrices_are_rfft_and_irfft(seq_len):
+    y = torch.randn(3, seq_len, 5, dtype=torch.float64)
+    spectrum = half_spectrum(y)
+    expected = torch.fft.rfft(y, dim=1)
+    bins = seq_len // 2 + 1
+    torch.testing.assert_close(spectrum[:, :bins], expected.real)
+    torch.testing.assert_close(spectrum[:, bins:], expected.imag)
+    torch.testing.assert_close(spectrum_energy(spectrum), expected.abs().square().sum(-1))
+    _, inverse = real_dft_matrices(seq_len, torch.float64, y.device)
+    torch.testing.assert_close(inverse @ spectrum, y)
+
+
+def test_float32_transform_error_is_at_rounding_level():
+    y = torch.randn(4, 200, 64)
+    spectrum = half_spectrum(y).double()
+    expected = torch.fft.rfft(y.double(), dim=1)
+    scale = expected.abs().max()
+    assert (spectrum[:, :101] - expected.real).abs().max() / scale < 1e-6
+    assert (spectrum[:, 101:] - expected.imag).abs().max() / scale < 1e-6
