@@ -1,0 +1,161 @@
+"""What the benchmark measures: for each published setting, the whole model (eval forward
+with full-sort scores; a training step) and each op (forward; forward+backward), each
+under every implementation.
+
+Implementations:
+- ``published``: ``asrec.baselines.PublishedASRec``, the eager transcription of the
+  published code (its FFT smoothing, full-FFT filter, separate convolutions).
+- ``reference``: ``asrec`` on the reference backend, the library's CPU path.
+- ``reference+compile``: ``torch.compile`` of the reference.
+- ``triton``, ``cuda``: the fused backends, listed as absent with the reason when this
+  build does not have them.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+import asrec
+from asrec.baselines import PublishedASRec
+
+IMPLEMENTATIONS = ("published", "reference", "reference+compile", "triton", "cuda")
+ABSENT_BACKENDS = {
+    "triton": "no Triton kernels in this build of asrec (fused frequency ops and attention are not built yet)",
+    "cuda": "no CUDA extension in this build of asrec (csrc/ is not built yet)",
+}
+
+
+@dataclass
+class Case:
+    """One row group: ``run[impl]`` is a zero-argument callable doing the measured work."""
+    setting: str
+    target: str   # "model" or an op name
+    mode: str     # "eval", "train-step", "forward", "forward+backward"
+    batch: int
+    bytes_moved: int = 0  # forward of a memory-bound op: inputs read once + outputs written once
+    run: dict = field(default_factory=dict)
+
+
+def published_config(config: dict) -> dict:
+    return dict(n_layers=config["n_layers"], n_heads=config["n_heads"], hidden_size=config["hidden_size"],
+                inner_size=config["inner_size"], hidden_dropout_prob=0.5, attn_dropout_prob=0.5, hidden_act="gelu",
+                layer_norm_eps=1e-12, initializer_range=0.02, A=config["fsm_mix"],
+                MAX_ITEM_LIST_LENGTH=config["max_seq_length"])
+
+
+def random_batch(batch: int, seq_len: int, n_items: int, device, generator: torch.Generator):
+    """Left-aligned sequences with uniform lengths in [1, N] and random next items."""
+    lengths = torch.randint(1, seq_len + 1, (batch,), generator=generator)
+    items = torch.randint(1, n_items, (batch, seq_len), generator=generator)
+    items[torch.arange(seq_len)[None, :] >= lengths[:, None]] = 0
+    targets = torch.randint(1, n_items, (batch,), generator=generator)
+    return items.to(device), lengths.to(device), targets.to(device)
+
+
+def _autocast(device, dtype):
+    if dtype == torch.float32:
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _eval_step(owner, score_fn, items, lengths, device, dtype):
+    def step():
+        owner.eval()
+        with torch.no_grad(), _autocast(device, dtype):
+            return score_fn(items, lengths)
+    return step
+
+
+def _train_step(owner, loss_fn, items, lengths, targets, device, dtype):
+    def step():
+        owner.train()
+        owner.zero_grad(set_to_none=True)
+        with _autocast(device, dtype):
+            loss = loss_fn(items, lengths, targets)
+        loss.backward()
+    return step
+
+
+def _op_runs(forward_fns: dict, inputs: list, backward: bool) -> dict:
+    """forward_fns: impl -> f(*inputs) returning a tensor or a list of tensors."""
+    runs = {}
+    for name, forward in forward_fns.items():
+        if not backward:
+            def run(forward=forward):
+                with torch.no_grad():
+                    forward(*inputs)
+        else:
+            leaves = [t.detach().requires_grad_() for t in inputs]
+
+            def run(forward=forward, leaves=leaves):
+                out = forward(*leaves)
+                outs = out if isinstance(out, (list, tuple)) else [out]
+                torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
+        runs[name] = run
+    return runs
+
+
+def build_cases(setting: str, config: dict, batch: int, device: torch.device, dtype: torch.dtype,
+                compile_reference: bool, seed: int = 0) -> list:
+    """All cases of one setting with their runnable implementations."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = asrec.ASRecModel(**config).to(device)
+    model.check_values = False  # ids are valid by construction; keep host syncs out of the timing
+    published = PublishedASRec(config["n_items"], published_config(config)).to(device)
+    published.load_state_dict(model.to_original_state_dict())
+    items, lengths, targets = random_batch(batch, config["max_seq_length"], config["n_items"], device, generator)
+    owners = {"published": published, "reference": model}
+    score_fns = {"published": published.full_sort_scores, "reference": model.full_sort_scores}
+    loss_fns = {"published": published.loss, "reference": model.loss}
+    if compile_reference:
+        owners["reference+compile"] = model
+        score_fns["reference+compile"] = torch.compile(model.full_sort_scores)
+        loss_fns["reference+compile"] = torch.compile(model.loss)
+    evaluate = Case(setting, "model", "eval", batch)
+    train = Case(setting, "model", "train-step", batch)
+    for name, owner in owners.items():
+        evaluate.run[name] = _eval_step(owner, score_fns[name], items, lengths, device, dtype)
+        train.run[name] = _train_step(owner, loss_fns[name], items, lengths, targets, device, dtype)
+    cases = [evaluate, train]
+    cases += _op_cases(setting, config, batch, device, dtype, model, published, compile_reference)
+    return cases
+
+
+def _op_cases(setting, config, batch, device, dtype, model, published, compile_reference) -> list:
+    from asrec import ops
+
+    n, hidden, heads = config["max_seq_length"], config["hidden_size"], config["n_heads"]
+    element = torch.tensor([], dtype=dtype).element_size()
+    x = torch.randn(batch, n, hidden, device=device).to(dtype)
+    fsm = model.encoder.fsm
+    layer = model.encoder.layers[0].eval()
+    published_layer = published.trm_encoder.layer[0].eval()
+    filt = layer.seasonal.frequency_filter.eval()
+    published_filter = published_layer.multi_head_attention.AHFF.eval()
+    key_bias = asrec.reference.key_padding_bias(torch.ones(batch, n, dtype=torch.bool, device=device), torch.float32)
+    groups = [torch.randn(batch, n, hidden, device=device).to(dtype) for _ in range(3)]
+
+    def filter_reference(*ys):
+        return asrec.reference.frequency_filter.frequency_filter_groups_ref(
+            list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
+
+    forward_fns = {
+        "fourier_smoothing": ({"published": published.FSM,
+                               "reference": lambda t: ops.fourier_smoothing(t, fsm.smoothing_logit, fsm.init_level,
+                                                                             fsm.smoothed_scale, fsm.mix)},
+                              [x], 2 * x.numel() * element),
+        "frequency_filter": ({"published": lambda *ys: [published_filter(y) for y in ys],
+                              "reference": filter_reference},
+                             groups, 6 * x.numel() * element),
+        "hybrid_layer": ({"published": lambda t: published_layer(t, key_bias),
+                          "reference": lambda t: layer(t, key_bias)},
+                         [x.float()], 0),
+    }
+    cases = []
+    for op, (fns, inputs, moved) in forward_fns.items():
+        if compile_reference:
+            fns = dict(fns, **{"reference+compile": torch.compile(fns["reference"])})
+        cases.append(Case(setting, op, "forward", batch, moved, _op_runs(fns, inputs, False)))
+        cases.append(Case(setting, op, "forward+backward", batch, 0, _op_runs(fns, inputs, True)))
+    return cases

@@ -1,0 +1,27 @@
+"""The ``asrec`` command: ``asrec bench`` (throughput)."""
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .bench import command as bench_command
+
+    parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    bench = commands.add_parser("bench", help="measure throughput of the model and its ops",
+                                description="Throughput of the model and each op at the published settings.")
+    bench_command.add_arguments(bench)
+    bench.set_defaults(handler=bench_command.main)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    subparser = parser._subparsers._group_actions[0].choices[args.command]
+    return args.handler(subparser, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from asrec.cli import main
+
+ROW_FIELDS = {"setting", "target", "mode", "implementation", "batch", "status"}
+MEASURED_FIELDS = {"median_ms", "q20_ms", "q80_ms", "sequences_per_s", "speedup_vs_published"}
+
+
+@pytest.fixture(scope="module")
+def quick_result(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    out = subprocess.run([sys.executable, "-m", "asrec", "bench", "--quick", "--json", str(folder / "r.json"),
+                          "--plot", str(folder / "r.png")], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads((folder / "r.json").read_text()), out, folder
+
+
+def test_quick_run_reports_every_case_and_implementation(quick_result):
+    result, out, folder = quick_result
+    assert {"device", "versions", "commit", "dtype", "batch", "copy_bandwidth_gb_per_s", "rows"} <= set(result)
+    assert result["batch"] == 32 and result["versions"]["torch"]
+    cases = {(r["setting"], r["target"], r["mode"]) for r in result["rows"]}
+    for setting in ("ml-100k", "ml-1m"):
+        assert (setting, "model", "eval") in cases and (setting, "model", "train-step") in cases
+        for op in ("fourier_smoothing", "frequency_filter", "hybrid_layer"):
+            assert (setting, op, "forward") in cases and (setting, op, "forward+backward") in cases
+    for row in result["rows"]:
+        assert ROW_FIELDS <= set(row)
+        if row["status"] == "ok":
+            assert MEASURED_FIELDS <= set(row) and row["median_ms"] > 0
+    measured = {r["implementation"] for r in result["rows"] if r["status"] == "ok"}
+    assert measured == {"published", "reference"}
+    absent = {r["implementation"]: r["reason"] for r in result["rows"] if r["status"] != "ok"}
+    assert "Triton" in absent["triton"] and "CUDA" in absent["cuda"] and "--quick" in absent["reference+compile"]
+    assert (folder / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert "vs published" in out.stdout and "triton: not measured" in out.stdout
+    assert "[ml-1m" in out.stderr  # progress
+
+
+def test_memory_bound_ops_report_bandwidth(quick_result):
+    result, _, _ = quick_result
+    for row in result["rows"]:
+        if row["status"] == "ok" and row["mode"] == "forward" and row["target"] != "hybrid_layer":
+            assert row["gb_per_s"] > 0 and 0 < row["copy_bandwidth_fraction"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--settings", "ml-20m"], "--settings: unknown ['ml-20m']"),
+    (["--dtype", "int8"], "--dtype: expected one of float32, bfloat16, float16, got 'int8'"),
+    (["--batch", "0"], "--batch: expected a positive number of sequences, got 0"),
+    (["--repeats", "0"], "--repeats: expected at least 1"),
+    (["--device", "tpu"], "--device: expected auto, cpu or cuda"),
+    (["--json", "/no/such/folder/x.json"], "--json: folder /no/such/folder does not exist"),
+    (["--batch", "many"], "invalid int value: 'many'"),
+])
+def test_bad_options_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", *argv])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cuda_request_without_cuda_is_an_error(capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(SystemExit):
+        main(["bench", "--device", "cuda"])
+    assert "no CUDA device" in capsys.readouterr().err
