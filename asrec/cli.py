@@ -1,4 +1,4 @@
-"""The ``asrec`` command: ``asrec bench`` (throughput)."""
+"""The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate)."""
 
 import argparse
 import sys
@@ -6,6 +6,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import command as bench_command
+    from .train import command as train_command
 
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -13,6 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Throughput of the model and each op at the published settings.")
     bench_command.add_arguments(bench)
     bench.set_defaults(handler=bench_command.main)
+    train = commands.add_parser("train", help="train and evaluate on a dataset with RecBole's protocol",
+                                description="Train ASRec with the published protocol: leave-one-out split, "
+                                            "full ranking, early stopping on valid Hit@20.")
+    train_command.add_arguments(train)
+    train.set_defaults(handler=train_command.main)
     return parser
 
 

@@ -1,0 +1,132 @@
+"""RecBole 1.2's sequential preprocessing, vectorised (SPEC section 8):
+
+1. iterative filtering: users and items with more than ``min_interactions - 1``
+   interactions are kept, recounting until nothing changes (RecBole bans users and items
+   from the same counts in each round);
+2. token remapping to 1..n in order of first appearance (0 is padding), as ``pd.factorize``;
+3. a stable sort by (user, time); every interaction after a user's first becomes a sample
+   whose history is the user's previous items, truncated to the last ``max_seq_length``;
+4. the samples are stably sorted by time, grouped by user in order of first appearance,
+   and each user's last sample goes to test, the one before to validation (leave-one-out,
+   'valid_and_test'), the rest to training.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def first_appearance_codes(tokens: np.ndarray) -> tuple:
+    """Codes 0..n-1 in order of first appearance, as ``pandas.factorize``; and the uniques."""
+    uniques, first_index, inverse = np.unique(tokens, return_index=True, return_inverse=True)
+    order = np.argsort(first_index, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse], uniques[order]
+
+
+def filter_by_interactions(users: np.ndarray, items: np.ndarray, min_interactions: int) -> np.ndarray:
+    """Bool mask of the rows kept by RecBole's iterative ``(min_interactions - 1, inf)`` filter.
+
+    users, items: integer codes (n,).
+    """
+    keep = np.ones(len(users), dtype=bool)
+    while True:
+        user_counts = np.bincount(users[keep], minlength=users.max(initial=-1) + 1)
+        item_counts = np.bincount(items[keep], minlength=items.max(initial=-1) + 1)
+        banned = keep & ((user_counts[users] < min_interactions) | (item_counts[items] < min_interactions))
+        if not banned.any():
+            return keep
+        keep &= ~banned
+
+
+@dataclass
+class Samples:
+    """Next-item samples over ``SequentialData.items``: history ``items[start:start+length]``."""
+    user: np.ndarray    # (S,) user id
+    start: np.ndarray   # (S,) index of the first history item
+    length: np.ndarray  # (S,) history length in [1, max_seq_length]
+    target: np.ndarray  # (S,) next item id
+
+    def __len__(self):
+        return len(self.target)
+
+    def subset(self, index) -> "Samples":
+        return Samples(self.user[index], self.start[index], self.length[index], self.target[index])
+
+
+@dataclass
+class SequentialData:
+    """A preprocessed dataset: items in (user, time) order and the three splits."""
+    items: np.ndarray        # (n_interactions,) item ids in (user, time) order
+    n_users: int             # real users (ids 1..n_users)
+    n_items: int             # real items (ids 1..n_items); the model's n_items is n_items + 1
+    max_seq_length: int
+    train: Samples
+    valid: Samples
+    test: Samples
+    item_tokens: np.ndarray  # (n_items + 1,) original token of each id, '[PAD]' at 0
+    user_tokens: np.ndarray
+
+    def statistics(self) -> dict:
+        return {"users": self.n_users, "items": self.n_items, "interactions": int(len(self.items)),
+                "train_samples": len(self.train), "valid_samples": len(self.valid), "test_samples": len(self.test),
+                "average_sequence_length": round(len(self.items) / max(1, self.n_users), 2),
+                "sparsity": round(1 - len(self.items) / max(1, self.n_users * self.n_items), 6),
+                "max_seq_length": self.max_seq_length}
+
+
+def build_sequences(users: np.ndarray, items: np.ndarray, times: np.ndarray, max_seq_length: int,
+                    min_interactions: int = 5) -> SequentialData:
+    """users, items: token arrays (n,); times: (n,) float. See the module docstring."""
+    user_codes, _ = first_appearance_codes(users)
+    item_codes, _ = first_appearance_codes(items)
+    keep = filter_by_interactions(user_codes, item_codes, min_interactions)
+    users, items, times = users[keep], items[keep], times[keep]
+    if len(users) == 0:
+        raise ValueError(f"no interactions left after keeping users and items with at least {min_interactions}")
+    user_ids, user_tokens = first_appearance_codes(users)
+    item_ids, item_tokens = first_appearance_codes(items)
+    user_ids, item_ids = user_ids + 1, item_ids + 1
+
+    order = np.lexsort((times, user_ids))  # stable: by user, then time, then file order
+    user_ids, item_ids, times = user_ids[order], item_ids[order], times[order]
+    new_user = np.r_[True, user_ids[1:] != user_ids[:-1]]
+    user_start = np.maximum.accumulate(np.where(new_user, np.arange(len(user_ids)), 0))
+    position = np.arange(len(user_ids)) - user_start
+    is_sample = position > 0
+    index = np.flatnonzero(is_sample)
+    length = np.minimum(position[index], max_seq_length)
+    samples = Samples(user_ids[index], index - length, length, item_ids[index])
+
+    by_time = np.argsort(times[index], kind="stable")
+    sample_users = samples.user[by_time]
+    _, first_seen = np.unique(sample_users, return_index=True)
+    user_rank = np.empty(user_ids.max() + 1, dtype=np.int64)
+    user_rank[sample_users[np.sort(first_seen)]] = np.arange(len(first_seen))
+    grouped = by_time[np.lexsort((np.arange(len(by_time)), user_rank[sample_users]))]
+    grouped_users = samples.user[grouped]
+    last_of_user = np.r_[grouped_users[1:] != grouped_users[:-1], True]
+    second_last = np.r_[last_of_user[1:] & (grouped_users[1:] == grouped_users[:-1]), False]
+    count = np.bincount(grouped_users)[grouped_users]
+    # RecBole leaves out min(2, samples - 1): one sample stays in training, two go to test only
+    to_test = last_of_user & (count >= 2)
+    to_valid = second_last & (count >= 3)
+    test_index, valid_index = grouped[to_test], grouped[to_valid]
+    train_index = grouped[~(to_test | to_valid)]
+    return SequentialData(item_ids, int(user_ids.max()), len(item_tokens), max_seq_length,
+                          samples.subset(train_index), samples.subset(valid_index), samples.subset(test_index),
+                          np.r_[np.array(["[PAD]"]), item_tokens], np.r_[np.array(["[PAD]"]), user_tokens])
+
+
+def padded_batch(items: np.ndarray, samples: Samples, index: np.ndarray, max_seq_length: int) -> tuple:
+    """Left-aligned, right-padded histories of ``samples[index]``.
+
+    Returns (item_seq (b, N) int64, item_seq_len (b,) int64, target (b,) int64) numpy arrays.
+    """
+    start, length = samples.start[index], samples.length[index]
+    offsets = np.arange(max_seq_length)
+    valid = offsets[None, :] < length[:, None]
+    positions = np.where(valid, start[:, None] + offsets[None, :], 0)
+    return np.where(valid, items[positions], 0).astype(np.int64), length.astype(np.int64), \
+        samples.target[index].astype(np.int64)

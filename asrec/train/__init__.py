@@ -1,0 +1,1 @@
+"""``asrec train``: RecBole's protocol for ASRec, on one process or many."""

@@ -1,0 +1,146 @@
+"""The training loop of ``asrec train``: Adam, CE over all items, validation every epoch,
+early stopping on valid Hit@20 (RecBole's rule: a tie counts as an improvement; stop after
+``patience`` + 1 evaluations without one), best and last checkpoints, resume, DDP."""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.preprocess import SequentialData, padded_batch
+from ..model import ASRecModel
+from . import checkpoints
+from .distributed import Runtime, all_gather_objects, barrier
+from .evaluate import evaluate
+from .presets import MODEL_KEYS
+from .progress import Progress
+
+VALID_METRIC = "hit@20"
+
+
+class _LossModule(nn.Module):
+    """DDP wraps a module's forward; this forward is the model's loss."""
+
+    def __init__(self, model: ASRecModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, item_seq, item_seq_len, targets):
+        return self.model.loss(item_seq, item_seq_len, targets)
+
+
+def _rank_batches(n_samples: int, batch_size: int, epoch_seed: int, runtime: Runtime) -> list:
+    """This rank's share of each global batch of one shuffled epoch (same shuffle on all ranks)."""
+    order = np.random.default_rng(epoch_seed).permutation(n_samples)
+    return [order[start:start + batch_size][runtime.rank::runtime.world_size]
+            for start in range(0, n_samples, batch_size)]
+
+
+def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str, resume: dict = None,
+          autocast_dtype=None, log=print, progress_stream=None) -> dict:
+    """Train and evaluate; returns the final results (also written to ``results.json``)."""
+    torch.manual_seed(config["seed"])
+    model_kwargs = {k: config[k] for k in MODEL_KEYS}
+    model = ASRecModel(n_items=data.n_items + 1, filter_scope=config.get("filter_scope", "batch"),
+                       **model_kwargs).to(runtime.device)
+    model.check_values = False  # ids and lengths are valid by construction of the dataset
+    step_module = _LossModule(model)
+    if runtime.distributed:
+        step_module = nn.parallel.DistributedDataParallel(step_module)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"])
+    state = dict(epoch=0, best=-math.inf, best_epoch=None, bad_epochs=0, history=[])
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        optimizer.load_state_dict(resume["optimizer"])
+        state = resume["loop"]
+        torch.set_rng_state(resume["rng"]["torch"])
+        if runtime.device.type == "cuda" and resume["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(resume["rng"]["cuda"], runtime.device)
+        log(f"resumed after epoch {state['epoch']} (best {VALID_METRIC} {state['best']:.4f})")
+    dataset_stats = data.statistics()
+    log_path = os.path.join(output_dir, "log.jsonl")
+    stop = state["bad_epochs"] > config["patience"]
+    while state["epoch"] < config["epochs"] and not stop:
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        batches = _rank_batches(len(data.train), config["batch_size"], config["seed"] + epoch, runtime)
+        bar = Progress(len(batches), f"epoch {epoch}", enabled=runtime.is_main and progress_stream is not None,
+                       stream=progress_stream)
+        model.train()
+        loss_sum, seen = 0.0, 0
+        for step, index in enumerate(batches, 1):
+            seq, length, target = (torch.from_numpy(a).to(runtime.device)
+                                   for a in padded_batch(data.items, data.train, index, data.max_seq_length))
+            with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = step_module(seq, length, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(index)
+            seen += len(index)
+            elapsed = time.perf_counter() - started
+            bar.update(step, loss=f"{loss_sum / seen:.4f}",
+                       **{"seq/s": f"{seen * runtime.world_size / max(elapsed, 1e-9):.0f}"})
+        bar.close()
+        train_seconds = time.perf_counter() - started
+        totals = all_gather_objects((loss_sum, seen), runtime)
+        train_loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
+        valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
+        improved = valid[VALID_METRIC] >= state["best"]
+        if improved:
+            state.update(best=valid[VALID_METRIC], best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        stop = state["bad_epochs"] > config["patience"]
+        record = dict(epoch=epoch, train_loss=train_loss, train_seconds=train_seconds,
+                      epoch_seconds=time.perf_counter() - started,
+                      train_sequences_per_s=len(data.train) / train_seconds,
+                      valid={k: valid[k] for k in sorted(valid)}, best_epoch=state["best_epoch"])
+        state["epoch"] = epoch
+        state["history"].append(record)
+        if runtime.is_main:
+            if improved:
+                checkpoints.save_best(output_dir, model, epoch, valid, dataset_stats)
+            checkpoints.save_last(output_dir, dict(
+                model_config=model.config, state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
+                loop=state, config=config,
+                rng=dict(torch=torch.get_rng_state(),
+                         cuda=torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None)))
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(f"epoch {epoch}: loss {train_loss:.4f}  valid {VALID_METRIC} {valid[VALID_METRIC]:.4f}  "
+                f"ndcg@20 {valid['ndcg@20']:.4f}  ({record['epoch_seconds']:.1f} s)"
+                + ("  *best*" if improved else f"  ({state['bad_epochs']} without improvement)"))
+        barrier(runtime)
+    return finish(model, data, runtime, output_dir, config, state, autocast_dtype, log)
+
+
+def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log) -> dict:
+    """Reload the best weights, evaluate valid and test, write ``results.json``."""
+    best_path = os.path.join(output_dir, "best.pt")
+    if state["best_epoch"] is None or not os.path.isfile(best_path):
+        raise RuntimeError("no epoch finished: nothing to evaluate")
+    model.load_state_dict(torch.load(best_path, map_location=runtime.device, weights_only=False)["state_dict"])
+    valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
+    test = evaluate(model, data, "test", config["eval_batch_size"], runtime, autocast_dtype)
+    epoch_times = [r["epoch_seconds"] for r in state["history"]]
+    results = dict(best_epoch=state["best_epoch"], epochs_run=state["epoch"], valid=valid, test=test,
+                   mean_epoch_seconds=float(np.mean(epoch_times)) if epoch_times else None,
+                   dataset=data.statistics(), config=config, world_size=runtime.world_size)
+    if runtime.is_main:
+        with open(os.path.join(output_dir, "results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def format_results(results: dict) -> str:
+    keys = [f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (1, 5, 10, 20)]
+    lines = [f"best epoch {results['best_epoch']} of {results['epochs_run']}; "
+             f"{results['mean_epoch_seconds']:.1f} s per epoch (train + validation)",
+             f"{'metric':<10} {'valid':>8} {'test':>8}"]
+    lines += [f"{k:<10} {results['valid'][k]:>8.4f} {results['test'][k]:>8.4f}" for k in keys]
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+"""A dependency-free progress line: in place on a terminal, every 10% otherwise."""
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, total: int, label: str, stream=sys.stderr, enabled: bool = True):
+        self.total, self.label, self.stream, self.enabled = total, label, stream, enabled
+        self.started = time.perf_counter()
+        self.interactive = hasattr(stream, "isatty") and stream.isatty()
+        self._next_report = 0.1
+
+    def update(self, done: int, **fields) -> None:
+        if not self.enabled:
+            return
+        fraction = done / max(1, self.total)
+        if not self.interactive and fraction < self._next_report and done != self.total:
+            return
+        self._next_report = fraction + 0.1
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / max(fraction, 1e-9) - elapsed
+        shown = "  ".join(f"{k} {v}" for k, v in fields.items())
+        line = (f"{self.label} {done}/{self.total} [{'#' * int(20 * fraction):<20}] {shown}  "
+                f"{elapsed:.0f}s elapsed, {eta:.0f}s left")
+        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n", file=self.stream,
+              flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.interactive:
+            print(file=self.stream, flush=True)
