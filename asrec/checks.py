@@ -60,14 +60,21 @@ def check_encoder_input(x, valid, hidden_size: int, max_seq_length: int) -> None
     require_same_device(x=x, valid=valid)
 
 
+def check_item_seq(item_seq, n_items: int, max_seq_length: int, check_values: bool) -> None:
+    """item_seq: (batch, max_seq_length) integer ids in [0, n_items)."""
+    require_tensor("item_seq", item_seq)
+    require_integer("item_seq", item_seq)
+    require_shape("item_seq", item_seq, (None, max_seq_length), "(batch, max_seq_length)")
+    if check_values:
+        require_in_range("item_seq", item_seq, 0, n_items)
+
+
 def check_item_sequences(item_seq, item_seq_len, n_items: int, max_seq_length: int,
                          check_values: bool) -> None:
-    """item_seq: (batch, max_seq_length) ids in [0, n_items); item_seq_len: (batch,) in [1, N]."""
-    require_tensor("item_seq", item_seq)
+    """item_seq as ``check_item_seq``; item_seq_len: (batch,) integer lengths in [1, max_seq_length]."""
+    check_item_seq(item_seq, n_items, max_seq_length, False)
     require_tensor("item_seq_len", item_seq_len)
-    require_integer("item_seq", item_seq)
     require_integer("item_seq_len", item_seq_len)
-    require_shape("item_seq", item_seq, (None, max_seq_length), "(batch, max_seq_length)")
     require_shape("item_seq_len", item_seq_len, (item_seq.shape[0],), "(batch,)")
     require_same_device(item_seq=item_seq, item_seq_len=item_seq_len)
     if check_values:

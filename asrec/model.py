@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
-from .checks import check_item_sequences, check_targets
+from .checks import check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 
@@ -45,6 +45,10 @@ class ASRecModel(nn.Module):
 
     def sequence_output(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Hidden states at every position. item_seq: (batch, N) -> (batch, N, hidden)."""
+        check_item_seq(item_seq, self.n_items, self.max_seq_length, self.check_values)
+        return self._encode(item_seq)
+
+    def _encode(self, item_seq: torch.Tensor) -> torch.Tensor:
         embedded = self.item_embedding(item_seq) + self.position_embedding.weight
         embedded = F.dropout(self.input_norm(embedded), self.hidden_dropout_prob, self.training)
         return self.encoder.encode(embedded, item_seq > 0)
@@ -53,7 +57,7 @@ class ASRecModel(nn.Module):
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,
         item_seq_len: (batch,) in [1, N] -> (batch, hidden)."""
         check_item_sequences(item_seq, item_seq_len, self.n_items, self.max_seq_length, self.check_values)
-        hidden = self.sequence_output(item_seq)
+        hidden = self._encode(item_seq)
         last = (item_seq_len.long() - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
         return hidden.gather(1, last).squeeze(1)
 

@@ -76,18 +76,26 @@ def _train_step(owner, loss_fn, items, lengths, targets, device, dtype):
     return step
 
 
-def _op_runs(forward_fns: dict, inputs: list, backward: bool) -> dict:
-    """forward_fns: impl -> f(*inputs) returning a tensor or a list of tensors."""
+def _op_runs(forward_fns: dict, inputs: list, backward: bool, modules: list) -> dict:
+    """forward_fns: impl -> f(*inputs) returning a tensor or a list of tensors.
+
+    modules: put in eval mode before every run (the model's train-step case shares them),
+    so op rows always measure the deterministic, dropout-free op.
+    """
     runs = {}
     for name, forward in forward_fns.items():
         if not backward:
             def run(forward=forward):
+                for module in modules:
+                    module.eval()
                 with torch.no_grad():
                     forward(*inputs)
         else:
             leaves = [t.detach().requires_grad_() for t in inputs]
 
             def run(forward=forward, leaves=leaves):
+                for module in modules:
+                    module.eval()
                 out = forward(*leaves)
                 outs = out if isinstance(out, (list, tuple)) else [out]
                 torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
@@ -129,10 +137,10 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
     element = torch.tensor([], dtype=dtype).element_size()
     x = torch.randn(batch, n, hidden, device=device).to(dtype)
     fsm = model.encoder.fsm
-    layer = model.encoder.layers[0].eval()
-    published_layer = published.trm_encoder.layer[0].eval()
-    filt = layer.seasonal.frequency_filter.eval()
-    published_filter = published_layer.multi_head_attention.AHFF.eval()
+    layer = model.encoder.layers[0]
+    published_layer = published.trm_encoder.layer[0]
+    filt = layer.seasonal.frequency_filter
+    published_filter = published_layer.multi_head_attention.AHFF
     key_bias = asrec.reference.key_padding_bias(torch.ones(batch, n, dtype=torch.bool, device=device), torch.float32)
     groups = [torch.randn(batch, n, hidden, device=device).to(dtype) for _ in range(3)]
 
@@ -152,10 +160,11 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
                           "reference": lambda t: layer(t, key_bias)},
                          [x.float()], 0),
     }
+    modules = [model, published]
     cases = []
     for op, (fns, inputs, moved) in forward_fns.items():
         if compile_reference:
             fns = dict(fns, **{"reference+compile": torch.compile(fns["reference"])})
-        cases.append(Case(setting, op, "forward", batch, moved, _op_runs(fns, inputs, False)))
-        cases.append(Case(setting, op, "forward+backward", batch, 0, _op_runs(fns, inputs, True)))
+        cases.append(Case(setting, op, "forward", batch, moved, _op_runs(fns, inputs, False, modules)))
+        cases.append(Case(setting, op, "forward+backward", batch, 0, _op_runs(fns, inputs, True, modules)))
     return cases

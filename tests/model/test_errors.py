@@ -44,6 +44,13 @@ def test_bad_targets(model, targets, error, pattern):
         model.loss(*_ok(), targets)
 
 
+def test_sequence_output_checks_its_input(model):
+    with pytest.raises(ValueError, match=r"item_seq: values must lie in \[0, 19\]"):
+        model.sequence_output(torch.full((2, 6), 25))
+    with pytest.raises(ValueError, match=r"item_seq: expected shape"):
+        model.sequence_output(torch.ones(2, 4, dtype=torch.long))
+
+
 def test_mixed_devices_are_named(model):
     items, lengths = _ok()
     with pytest.raises(ValueError, match=r"item_seq on cpu, item_seq_len on meta"):
