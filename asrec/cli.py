@@ -1,6 +1,7 @@
 """The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate)."""
 
 import argparse
+import os
 import sys
 
 
@@ -23,10 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Runs a command. Bad input (a missing file, an unreadable dataset, a failed download, an
+    invalid value) ends with one line on stderr and exit status 1; ``ASREC_DEBUG=1`` shows the
+    traceback instead."""
+    from .data.atomic import DataFormatError
+    from .data.download import DatasetDownloadError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     subparser = parser._subparsers._group_actions[0].choices[args.command]
-    return args.handler(subparser, args)
+    try:
+        return args.handler(subparser, args)
+    except (FileNotFoundError, DataFormatError, DatasetDownloadError, ValueError) as error:
+        if os.environ.get("ASREC_DEBUG"):
+            raise
+        print(f"asrec {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

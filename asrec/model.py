@@ -48,18 +48,16 @@ class ASRecModel(nn.Module):
         check_item_seq(item_seq, self.n_items, self.max_seq_length, self.check_values)
         return self._encode(item_seq)
 
-    def _encode(self, item_seq: torch.Tensor) -> torch.Tensor:
+    def _encode(self, item_seq: torch.Tensor, output_rows=None) -> torch.Tensor:
         embedded = self.item_embedding(item_seq) + self.position_embedding.weight
         embedded = F.dropout(self.input_norm(embedded), self.hidden_dropout_prob, self.training)
-        return self.encoder.encode(embedded, item_seq > 0)
+        return self.encoder.encode(embedded, item_seq > 0, output_rows)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,
         item_seq_len: (batch,) in [1, N] -> (batch, hidden)."""
         check_item_sequences(item_seq, item_seq_len, self.n_items, self.max_seq_length, self.check_values)
-        hidden = self._encode(item_seq)
-        last = (item_seq_len.long() - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
-        return hidden.gather(1, last).squeeze(1)
+        return self._encode(item_seq, item_seq_len.long() - 1)
 
     def full_sort_scores(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """Scores of every item, padding item 0 included. -> (batch, n_items)."""

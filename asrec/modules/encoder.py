@@ -51,10 +51,15 @@ class ASRec(nn.Module):
         check_encoder_input(x, valid, self.hidden_size, self.max_seq_length)
         return self.encode(x, valid)
 
-    def encode(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """forward without the argument checks (for callers that checked already)."""
+    def encode(self, x: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
+        """forward without the argument checks (for callers that checked already).
+
+        output_rows: optional (batch,) positions; then the result is (batch, hidden), each
+        sequence's final hidden state at its position, and the last layer computes only those.
+        """
         hidden = self.fsm(x)
         key_bias = key_padding_bias(valid, hidden.dtype)
-        for layer in self.layers:
-            hidden = layer(hidden, key_bias)
-        return hidden
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            hidden = layer(hidden, key_bias, output_rows if index == last else None)
+        return hidden if output_rows is None else hidden.squeeze(1)

@@ -36,7 +36,9 @@ class HybridLayer(nn.Module):
         return HybridLayerWeights(self.seasonal.weights(), self.dynamic.weights(), self.feed_forward.weights(),
                                   self.branch_mix)
 
-    def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len); output_rows: optional
+        (batch,) positions, then the result is (batch, 1, hidden) at those positions only."""
         return hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
-                            self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope)
+                            self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope,
+                            output_rows)

@@ -50,3 +50,15 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """(batch, heads, seq_len, head_dim) -> (batch, seq_len, heads * head_dim)."""
     batch, heads, seq_len, head_dim = x.shape
     return x.transpose(1, 2).reshape(batch, seq_len, heads * head_dim)
+
+
+def take_rows(x: torch.Tensor, rows) -> torch.Tensor:
+    """x[b, rows[b]] as (batch, 1, hidden); ``rows=None`` returns x unchanged.
+
+    The model reads each sequence's hidden state at one position (its last item), and
+    every op after the last layer's position-mixing steps is row-wise, so that layer
+    only computes those rows. x: (batch, seq_len, hidden); rows: (batch,) int64.
+    """
+    if rows is None:
+        return x
+    return x.gather(1, rows.view(-1, 1, 1).expand(-1, 1, x.shape[-1]))

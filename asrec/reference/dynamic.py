@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_context_ref, merge_heads, split_heads
+from .attention import attention_context_ref, merge_heads, split_heads, take_rows
 from .weights import DynamicWeights
 
 
@@ -17,10 +17,15 @@ def dynamic_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: Dyn
 
 def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,
                        hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0,
-                       training: bool = False) -> torch.Tensor:
-    """SPEC section 5. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
-    q = split_heads(F.linear(x, *weights.query), n_heads)
+                       training: bool = False, output_rows=None) -> torch.Tensor:
+    """SPEC section 5. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len).
+
+    output_rows: optional (batch,) positions; then only those query rows are computed and
+    the result is (batch, 1, hidden) (attention rows are independent of each other).
+    """
+    queries = take_rows(x, output_rows)
+    q = split_heads(F.linear(queries, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
     context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
-    return dynamic_tail_ref(merge_heads(context), x, weights, hidden_dropout_p, training)
+    return dynamic_tail_ref(merge_heads(context), queries, weights, hidden_dropout_p, training)

@@ -26,15 +26,19 @@ def feed_forward_ref(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: fl
 
 def hybrid_layer_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
                      hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
-                     filter_scope: str = "batch") -> torch.Tensor:
+                     filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """``FFN(v3 * dynamic(x) + (1 - v3) * seasonal(x))``.
 
-    x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len). Returns x's shape.
+    x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len). Returns x's shape, or
+    (batch, 1, hidden) with ``output_rows`` (batch,): the layer's output at those positions
+    only. (Everything after the seasonal contrast and the attention rows is row-wise, so
+    the model's last layer skips the rows it never reads: same values, less work.)
     The branches project separately: on the CPU one stacked (H, 6H) projection was slower,
     its (batch, seq_len, 6H) output being a fresh, page-faulting allocation on every call.
     """
     seasonal = seasonal_branch_ref(x, key_bias, weights.seasonal, n_heads, hidden_dropout_p, attn_dropout_p,
-                                   training, filter_scope)
-    dynamic = dynamic_branch_ref(x, key_bias, weights.dynamic, n_heads, hidden_dropout_p, attn_dropout_p, training)
+                                   training, filter_scope, output_rows)
+    dynamic = dynamic_branch_ref(x, key_bias, weights.dynamic, n_heads, hidden_dropout_p, attn_dropout_p, training,
+                                 output_rows)
     return feed_forward_ref(torch.lerp(seasonal, dynamic, weights.branch_mix), weights.feed_forward,
                             hidden_dropout_p, training)

@@ -4,7 +4,7 @@ three adaptive frequency filters and the over-smoothing contrast."""
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_context_ref, merge_heads, seasonal_gate_ref, split_heads
+from .attention import attention_context_ref, merge_heads, seasonal_gate_ref, split_heads, take_rows
 from .frequency_filter import frequency_filter_groups_ref
 from .weights import SeasonalWeights
 
@@ -39,20 +39,23 @@ def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor
 
 
 def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights,
-                      dropout_p: float, training: bool, filter_scope: str = "batch") -> torch.Tensor:
+                      dropout_p: float, training: bool, filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
 
     context: (batch, seq_len, hidden) merged gated context; residual: the branch input x.
     ``ctx = s1 (F(S) + S) + s2 (F(G) + G) + s3 (F(M) + M)`` with S, M, G the small, middle
     and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
-    ``LN(drop(dense(gelu(contrast(ctx)))) + x)``.
+    ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
+    rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
     """
     scales = multiscale_conv_ref(context, weights.conv_weights, weights.conv_biases)
     ff = weights.frequency_filter
     filtered = frequency_filter_groups_ref(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
                                            0.5, training, filter_scope)
     combined = sum(scale * (f + s) for scale, f, s in zip(weights.position_scales, filtered, scales))
-    contrasted = oversmoothing_contrast_ref(combined, weights.origin_scale, weights.contrast_scale)
+    contrasted = take_rows(oversmoothing_contrast_ref(combined, weights.origin_scale, weights.contrast_scale),
+                           output_rows)
+    residual = take_rows(residual, output_rows)
     out = F.dropout(F.linear(F.gelu(contrasted), *weights.dense), dropout_p, training)
     return F.layer_norm(out + residual, (residual.shape[-1],), weights.norm.weight, weights.norm.bias,
                         weights.norm.eps)
@@ -60,11 +63,12 @@ def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: Se
 
 def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
                         hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
-                        filter_scope: str = "batch") -> torch.Tensor:
-    """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+                        filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
+    """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
+    output_rows: see ``seasonal_tail_ref``."""
     q = split_heads(F.linear(x, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
     context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
     gated = merge_heads(seasonal_gate_ref(context, v, *weights.gate))
-    return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope)
+    return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope, output_rows)

@@ -92,6 +92,7 @@ def _validate(parser, args) -> None:
 
 def main(parser: argparse.ArgumentParser, args) -> int:
     from ..data import load_dataset
+    from ..data.load import find_inter_file, infer_dataset_name
     from .checkpoints import load_last
     from .distributed import all_gather_objects, barrier, setup, teardown
     from .loop import format_results, train
@@ -113,19 +114,17 @@ def main(parser: argparse.ArgumentParser, args) -> int:
         if autocast_dtype is not None and runtime.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             parser.error("--dtype bf16: this GPU does not support bfloat16")
         log = print if runtime.is_main else (lambda *a, **k: None)
-        max_len = (resume["config"]["max_seq_length"] if resume else
-                   args.max_seq_length or PRESETS.get(args.preset or args.dataset or "", {}).get("max_seq_length"))
+        dataset_name = args.dataset
+        if dataset_name is None and args.data_path is not None:
+            dataset_name = infer_dataset_name(find_inter_file(args.data_path, None))
+        config = resume["config"] if resume else resolve_config(parser, args, dataset_name)
         synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
-        data, dataset_name, source = None, None, None
+        data = source = None
         for turn in ("main", "others"):  # the main process downloads first, the others read its cache
             if (turn == "main") == runtime.is_main:
-                data, dataset_name, source = load_dataset(args.dataset, args.data_path, max_len or 50,
+                data, dataset_name, source = load_dataset(args.dataset, args.data_path, config["max_seq_length"],
                                                           args.cache_dir, synthetic)
             barrier(runtime)
-        config = resume["config"] if resume else resolve_config(parser, args, dataset_name)
-        if max_len is None and config["max_seq_length"] != data.max_seq_length:
-            data, _, _ = load_dataset(args.dataset, args.data_path, config["max_seq_length"], args.cache_dir,
-                                      synthetic)
         config.update(dataset=args.dataset or dataset_name, data_path=args.data_path,
                       synthetic_users=args.synthetic_users, synthetic_items=args.synthetic_items)
         output = args.output or (os.path.dirname(os.path.abspath(args.resume)) if args.resume and

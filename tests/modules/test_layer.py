@@ -70,3 +70,23 @@ def test_standalone_small_modules():
     filt = AdaptiveFrequencyFilter(8).eval()
     y = torch.randn(2, 3, 5, 8)
     assert filt(y).shape == y.shape and filt(y[:, 0]).shape == (2, 5, 8)
+
+
+@pytest.mark.parametrize("heads,seq_len", [(1, 1), (2, 7), (4, 12)])
+def test_last_layer_rows_only_equals_the_full_layer_gathered(heads, seq_len):
+    encoder = ASRec(hidden_size=16, max_seq_length=seq_len, n_layers=2, n_heads=heads, inner_size=8).double().eval()
+    perturb(encoder)
+    x = torch.randn(5, seq_len, 16, dtype=torch.float64)
+    valid = _valid(5, seq_len)
+    rows = valid.sum(1) - 1
+    full = encoder.encode(x, valid)
+    torch.testing.assert_close(encoder.encode(x, valid, rows), full[torch.arange(5), rows])
+    grad = torch.randn(5, 16, dtype=torch.float64)
+    params = list(encoder.parameters())
+    rows_grads = torch.autograd.grad(encoder.encode(x, valid, rows), params, grad, allow_unused=True)
+    full_grads = torch.autograd.grad(full[torch.arange(5), rows], params, grad, allow_unused=True)
+    for a, b in zip(rows_grads, full_grads):
+        if b is None:
+            assert a is None or not a.any()
+        else:
+            torch.testing.assert_close(a, b)

@@ -130,6 +130,11 @@ def test_resume_refuses_changed_settings(short_run, capsys):
     assert "only --epochs and --patience may change (got --hidden-size)" in capsys.readouterr().err
 
 
-def test_missing_resume_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint at"):
-        main(["train", "--resume", str(tmp_path)])
+def test_missing_resume_file_is_named(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    assert "asrec train: error: --resume: no checkpoint at" in capsys.readouterr().err
+
+
+def test_folder_without_an_inter_file_is_one_line_error(tmp_path, capsys):
+    assert main(["train", "--data-path", str(tmp_path), "--preset", "ml-100k"]) == 1
+    assert "expected one .inter file in" in capsys.readouterr().err
