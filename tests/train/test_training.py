@@ -1,6 +1,7 @@
 """Short end-to-end runs of ``asrec train`` on the synthetic dataset."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -138,3 +139,12 @@ def test_missing_resume_file_is_named(tmp_path, capsys):
 def test_folder_without_an_inter_file_is_one_line_error(tmp_path, capsys):
     assert main(["train", "--data-path", str(tmp_path), "--preset", "ml-100k"]) == 1
     assert "expected one .inter file in" in capsys.readouterr().err
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    folder = str(tmp_path / "bf16")
+    assert main(["train", *SMALL, "--epochs", "1", "--dtype", "bf16", "--output", folder]) == 0
+    log = _log(folder)
+    assert len(log) == 1 and math.isfinite(log[0]["train_loss"])
+    results = json.load(open(os.path.join(folder, "results.json")))
+    assert 0 <= results["test"]["hit@20"] <= 1
