@@ -133,7 +133,7 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
 def _op_cases(setting, config, batch, device, dtype, model, published, compile_reference) -> list:
     from asrec import ops
 
-    n, hidden, heads = config["max_seq_length"], config["hidden_size"], config["n_heads"]
+    n, hidden = config["max_seq_length"], config["hidden_size"]
     element = torch.tensor([], dtype=dtype).element_size()
     x = torch.randn(batch, n, hidden, device=device).to(dtype)
     fsm = model.encoder.fsm

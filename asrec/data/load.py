@@ -8,7 +8,7 @@ from typing import Optional
 from . import synthetic
 from .atomic import read_interactions
 from .download import fetch_dataset
-from .preprocess import SequentialData, build_sequences
+from .preprocess import build_sequences
 from .registry import DATASETS, DatasetInfo, default_cache_dir
 
 SYNTHETIC = "synthetic"

@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from asrec.reference import (attention_context_ref, key_padding_bias, multiscale_conv_ref,
-                             oversmoothing_contrast_ref, seasonal_gate_ref)
+from asrec.reference import (
+    attention_context_ref,
+    key_padding_bias,
+    multiscale_conv_ref,
+    oversmoothing_contrast_ref,
+    seasonal_gate_ref,
+)
 
 from ..oracle import attention_oracle, contrast_oracle, conv_oracle, gate_oracle
 

@@ -1,6 +1,5 @@
 """Dataset download against a local HTTP server on loopback."""
 
-import functools
 import http.server
 import io
 import os
