@@ -71,7 +71,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         bar = Progress(len(batches), f"epoch {epoch}", enabled=runtime.is_main and progress_stream is not None,
                        stream=progress_stream)
         model.train()
-        loss_sum, seen = 0.0, 0
+        loss_sum, seen = torch.zeros((), dtype=torch.float64, device=runtime.device), 0
         for step, index in enumerate(batches, 1):
             seq, length, target = (torch.from_numpy(a).to(runtime.device)
                                    for a in padded_batch(data.items, data.train, index, data.max_seq_length))
@@ -80,14 +80,15 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(index)
+            loss_sum += loss.detach().double() * len(index)  # stays on the device: no sync per step
             seen += len(index)
-            elapsed = time.perf_counter() - started
-            bar.update(step, loss=f"{loss_sum / seen:.4f}",
-                       **{"seq/s": f"{seen * runtime.world_size / max(elapsed, 1e-9):.0f}"})
+            if bar.due(step):
+                elapsed = time.perf_counter() - started
+                bar.update(step, loss=f"{loss_sum.item() / seen:.4f}",
+                           **{"seq/s": f"{seen * runtime.world_size / max(elapsed, 1e-9):.0f}"})
         bar.close()
         train_seconds = time.perf_counter() - started
-        totals = all_gather_objects((loss_sum, seen), runtime)
+        totals = all_gather_objects((loss_sum.item(), seen), runtime)
         train_loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
         valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
         improved = valid[VALID_METRIC] >= state["best"]

@@ -11,12 +11,18 @@ class Progress:
         self.interactive = hasattr(stream, "isatty") and stream.isatty()
         self._next_report = 0.1
 
-    def update(self, done: int, **fields) -> None:
+    def due(self, done: int) -> bool:
+        """Whether ``update(done, ...)`` would print: callers skip computing fields (and the
+        host synchronisation a loss value costs) when it would not."""
         if not self.enabled:
+            return False
+        fraction = done / max(1, self.total)
+        return self.interactive or fraction >= self._next_report or done == self.total
+
+    def update(self, done: int, **fields) -> None:
+        if not self.due(done):
             return
         fraction = done / max(1, self.total)
-        if not self.interactive and fraction < self._next_report and done != self.total:
-            return
         self._next_report = fraction + 0.1
         elapsed = time.perf_counter() - self.started
         eta = elapsed / max(fraction, 1e-9) - elapsed
