@@ -78,6 +78,16 @@ def _check_keys(given, expected, what: str) -> None:
                          f"missing keys {missing}, unexpected keys {unexpected}")
 
 
+def original_config(model_config: dict) -> dict:
+    """The published config keys (``CONFIG_KEYS``) of an ``ASRecModel.config``: the reverse
+    of ``model_kwargs_from_original``."""
+    c = model_config
+    return dict(n_layers=c["n_layers"], n_heads=c["n_heads"], hidden_size=c["hidden_size"], inner_size=c["inner_size"],
+                hidden_dropout_prob=c["hidden_dropout_prob"], attn_dropout_prob=c["attn_dropout_prob"],
+                hidden_act=c["hidden_act"], layer_norm_eps=c["layer_norm_eps"],
+                initializer_range=c["initializer_range"], A=c["fsm_mix"], MAX_ITEM_LIST_LENGTH=c["max_seq_length"])
+
+
 def model_kwargs_from_original(state_dict: dict, config: dict) -> dict:
     """ASRecModel keyword arguments from a published config and its state_dict."""
     missing = [k for k in CONFIG_KEYS if k not in config]

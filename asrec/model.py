@@ -85,6 +85,11 @@ class ASRecModel(nn.Module):
         model.load_state_dict(converted)
         return model
 
+    def to_original_config(self) -> dict:
+        """This model's settings under the published config keys (for ``from_original_state_dict``
+        and the published code's RecBole config)."""
+        return checkpoint.original_config(self.config)
+
     def to_original_state_dict(self) -> dict:
         """The state_dict the published code saves: its keys, shapes and unused entries."""
         return checkpoint.to_original(self.state_dict(), self.config["n_layers"])

@@ -7,12 +7,7 @@ from asrec.baselines import PublishedASRec
 
 
 def published_config(model: ASRecModel) -> dict:
-    c = model.config
-    return dict(n_layers=c["n_layers"], n_heads=c["n_heads"], hidden_size=c["hidden_size"],
-                inner_size=c["inner_size"], hidden_dropout_prob=c["hidden_dropout_prob"],
-                attn_dropout_prob=c["attn_dropout_prob"], hidden_act=c["hidden_act"],
-                layer_norm_eps=c["layer_norm_eps"], initializer_range=c["initializer_range"], A=c["fsm_mix"],
-                MAX_ITEM_LIST_LENGTH=c["max_seq_length"])
+    return model.to_original_config()
 
 
 @torch.no_grad()

@@ -36,13 +36,6 @@ class Case:
     run: dict = field(default_factory=dict)
 
 
-def published_config(config: dict) -> dict:
-    return dict(n_layers=config["n_layers"], n_heads=config["n_heads"], hidden_size=config["hidden_size"],
-                inner_size=config["inner_size"], hidden_dropout_prob=0.5, attn_dropout_prob=0.5, hidden_act="gelu",
-                layer_norm_eps=1e-12, initializer_range=0.02, A=config["fsm_mix"],
-                MAX_ITEM_LIST_LENGTH=config["max_seq_length"])
-
-
 def random_batch(batch: int, seq_len: int, n_items: int, device, generator: torch.Generator):
     """Left-aligned sequences with uniform lengths in [1, N] and random next items."""
     lengths = torch.randint(1, seq_len + 1, (batch,), generator=generator)
@@ -110,7 +103,7 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
     generator = torch.Generator().manual_seed(seed)
     model = asrec.ASRecModel(**config).to(device)
     model.check_values = False  # ids are valid by construction; keep host syncs out of the timing
-    published = PublishedASRec(config["n_items"], published_config(config)).to(device)
+    published = PublishedASRec(config["n_items"], model.to_original_config()).to(device)
     published.load_state_dict(model.to_original_state_dict())
     items, lengths, targets = random_batch(batch, config["max_seq_length"], config["n_items"], device, generator)
     owners = {"published": published, "reference": model}

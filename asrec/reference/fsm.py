@@ -30,13 +30,13 @@ def next_fast_len(target: int) -> int:
         candidate += 1
 
 
-def smoothing_matrix(smoothing_logit: torch.Tensor, seq_len: int, dtype: torch.dtype) -> torch.Tensor:
+def smoothing_matrix(alpha: torch.Tensor, seq_len: int) -> torch.Tensor:
     """The (N, N) causal EMA operator ``T[n, k] = (1 - a) a^(n-k) / sqrt(L)`` for ``k <= n``, else 0.
 
-    smoothing_logit: (1,), ``a = sigmoid(smoothing_logit)``.
+    alpha: () smoothing factor ``a = sigmoid(smoothing_logit)``, in the compute dtype.
     """
-    alpha = torch.sigmoid(smoothing_logit.to(dtype)).reshape(())
-    positions = torch.arange(seq_len, device=smoothing_logit.device, dtype=dtype)
+    dtype = alpha.dtype
+    positions = torch.arange(seq_len, device=alpha.device, dtype=dtype)
     lag = positions[:, None] - positions[None, :]
     causal = lag >= 0
     # clamp keeps the masked (future) entries finite so their zero gradient stays zero
@@ -61,9 +61,8 @@ def fourier_smoothing_ref(
     dtype = compute_dtype(x, smoothing_logit)
     seq_len = x.shape[1]
     xc = x.to(dtype)
-    operator = smoothing_matrix(smoothing_logit, seq_len, dtype)
-    smoothed = torch.matmul(operator, xc)  # (N, N) @ (B, N, H): one batched GEMM
     alpha = torch.sigmoid(smoothing_logit.to(dtype)).reshape(())
+    smoothed = torch.matmul(smoothing_matrix(alpha, seq_len), xc)  # (N, N) @ (B, N, H): one batched GEMM
     level_decay = alpha ** torch.arange(1, seq_len + 1, device=x.device, dtype=dtype)
     fsm = level_decay[:, None] * init_level.to(dtype) + smoothed * smoothed_scale.to(dtype)
     if mix == 1.0:

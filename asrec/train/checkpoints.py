@@ -17,14 +17,6 @@ from ..model import ASRecModel
 FORMAT = "asrec-checkpoint-1"
 
 
-def published_config(model_config: dict) -> dict:
-    c = model_config
-    return dict(n_layers=c["n_layers"], n_heads=c["n_heads"], hidden_size=c["hidden_size"], inner_size=c["inner_size"],
-                hidden_dropout_prob=c["hidden_dropout_prob"], attn_dropout_prob=c["attn_dropout_prob"],
-                hidden_act=c["hidden_act"], layer_norm_eps=c["layer_norm_eps"],
-                initializer_range=c["initializer_range"], A=c["fsm_mix"], MAX_ITEM_LIST_LENGTH=c["max_seq_length"])
-
-
 def _atomic_save(obj, path: str) -> None:
     """Write to a temporary name first so an interrupted save never leaves a torn file."""
     torch.save(obj, path + ".tmp")
@@ -36,7 +28,7 @@ def save_best(folder: str, model: ASRecModel, epoch: int, valid: dict, dataset: 
                   "valid": valid, "dataset": dataset}, os.path.join(folder, "best.pt"))
     _atomic_save(model.to_original_state_dict(), os.path.join(folder, "best_original.pth"))
     with open(os.path.join(folder, "best_original_config.json"), "w") as f:
-        json.dump(published_config(model.config), f, indent=2)
+        json.dump(model.to_original_config(), f, indent=2)
 
 
 def load_model(path: str, map_location="cpu") -> ASRecModel:
