@@ -1,6 +1,11 @@
-"""Packages asrec. The CUDA extension (csrc/) and the Triton kernels (kernels/, mapped to
-asrec.kernels) join here as they land; this build has neither, so it is pure Python."""
+"""Packages asrec, with the Triton kernels of kernels/ installed as ``asrec.kernels``.
+
+The CUDA extension of csrc/ is not part of this build yet; ``asrec.backends`` says so.
+"""
 
 from setuptools import find_packages, setup
 
-setup(packages=find_packages(include=["asrec", "asrec.*"]))
+setup(
+    packages=find_packages(include=["asrec", "asrec.*"]) + ["asrec.kernels"],
+    package_dir={"asrec.kernels": "kernels"},
+)

@@ -1,26 +1,40 @@
 """Which implementation of each op runs: the backend switch.
 
-Backends in this version: ``"reference"`` (the PyTorch math of ``asrec.reference``, on
-every device). ``"auto"`` picks, per op and device, the fastest backend that exists; today
-that is always the reference. Fused Triton and CUDA backends are not part of this build:
-naming them is an error that says which backends exist.
+Backends: ``"reference"`` (the PyTorch math of ``asrec.reference``, every device and
+dtype) and ``"triton"`` (fused Triton kernels: CUDA tensors, or CPU tensors under the
+Triton interpreter ``TRITON_INTERPRET=1``; float32, bfloat16 and float16 inputs).
+
+- ``"auto"`` (the default) runs an op on Triton when the tensors are on a CUDA device,
+  Triton is installed, the op has a Triton implementation and that implementation takes
+  the call (dtype, shape); otherwise the reference. ``describe()`` says what runs where.
+- ``"triton"`` asks for the Triton implementation of every op that has one and raises a
+  ``ValueError`` saying why when a call cannot run on it (Triton missing, a CPU tensor
+  outside the interpreter, float64, a shape the kernels do not take). Ops with no Triton
+  implementation yet run the reference, and ``describe()`` lists them.
+- ``"reference"`` runs the reference everywhere.
 
 Selection, innermost first: ``with asrec.use_backend(name):``, then the ``ASREC_BACKEND``
-environment variable, then ``"auto"``.
+environment variable, then ``"auto"``. No CUDA extension is part of this build: the
+``"cuda"`` backend is absent and naming it says so.
 """
 
 import contextlib
 import contextvars
+import functools
 import os
 
 ENV_VAR = "ASREC_BACKEND"
-BACKENDS = ("reference",)
+BACKENDS = ("reference", "triton")
 CHOICES = BACKENDS + ("auto",)
+ABSENT = {"cuda": "the CUDA extension (csrc/) is not part of this build"}
 
 _selected: contextvars.ContextVar = contextvars.ContextVar("asrec_backend", default=None)
 
 
 def _check(name: str, source: str) -> str:
+    if isinstance(name, str) and name in ABSENT:
+        raise ValueError(f"{source}: asrec backend {name!r} is absent: {ABSENT[name]}; this build has "
+                         f"{', '.join(CHOICES)}")
     if not isinstance(name, str) or name not in CHOICES:
         raise ValueError(f"{source}: unknown asrec backend {name!r}; this build has {', '.join(CHOICES)}")
     return name
@@ -45,26 +59,44 @@ def use_backend(name: str):
         _selected.reset(token)
 
 
-def resolve(op: str, implementations: dict, device_type: str) -> str:
-    """The backend that runs ``op`` on ``device_type`` under the current selection.
+@functools.lru_cache(maxsize=1)
+def triton_missing_reason():
+    """None when the Triton kernels import, else why not (with how to get them)."""
+    try:
+        import triton  # noqa: F401
 
-    implementations: the backends that implement ``op`` (name -> callable).
-    """
-    name = selected_backend()
-    if name == "auto":
-        return "reference"
-    if name not in implementations:
-        raise ValueError(f"op {op!r} has no {name!r} implementation; it has {', '.join(implementations)}")
-    return name
+        from . import kernels  # noqa: F401
+    except ImportError as error:
+        return f"Triton is not importable ({error}); install it with `pip install triton`"
+    return None
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def describe() -> str:
     """A table of what runs where under the current selection."""
     from .ops import OPS
 
-    lines = [f"asrec backend selection: {selected_backend()}  (set with asrec.use_backend or {ENV_VAR})"]
+    selection = selected_backend()
+    missing = triton_missing_reason()
+    lines = [f"asrec backend selection: {selection}  (set with asrec.use_backend or {ENV_VAR})",
+             f"triton: {'available' if missing is None else 'absent: ' + missing}"
+             + ("  [interpreter: TRITON_INTERPRET=1]" if interpreting() else "")]
     for op, implementations in OPS.items():
+        fused = "triton" in implementations
         for device_type in ("cpu", "cuda"):
-            lines.append(f"  {op:<20} {device_type:<5} -> {resolve(op, implementations, device_type)}")
-    lines.append("  triton, cuda: not in this build (no fused kernels yet); the reference runs everywhere")
+            if selection == "reference" or not fused:
+                runs = "reference" + ("" if fused else "  (no triton kernel for this op yet)")
+            elif device_type == "cpu" and not (selection == "triton" and interpreting()):
+                runs = "reference" if selection == "auto" else "error: triton needs CUDA tensors or TRITON_INTERPRET=1"
+            elif missing is not None:
+                runs = "reference" if selection == "auto" else "error: triton absent"
+            else:
+                runs = "triton" + ("  (reference for calls the kernels do not take)" if selection == "auto" else "")
+            lines.append(f"  {op:<20} {device_type:<5} -> {runs}")
+    for name, reason in ABSENT.items():
+        lines.append(f"  {name}: absent ({reason})")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from . import checkpoint
 from .checks import check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
+from .ops import input_stage
 
 
 class ASRecModel(nn.Module):
@@ -49,9 +50,11 @@ class ASRecModel(nn.Module):
         return self._encode(item_seq)
 
     def _encode(self, item_seq: torch.Tensor, output_rows=None) -> torch.Tensor:
-        embedded = self.item_embedding(item_seq) + self.position_embedding.weight
-        embedded = F.dropout(self.input_norm(embedded), self.hidden_dropout_prob, self.training)
-        return self.encoder.encode(embedded, item_seq > 0, output_rows)
+        fsm, norm = self.encoder.fsm, self.input_norm
+        smoothed = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight, norm.weight,
+                               norm.bias, norm.eps, self.hidden_dropout_prob, self.training, fsm.smoothing_logit,
+                               fsm.init_level, fsm.smoothed_scale, fsm.mix)
+        return self.encoder.encode_smoothed(smoothed, item_seq > 0, output_rows)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,

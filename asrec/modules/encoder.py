@@ -57,7 +57,11 @@ class ASRec(nn.Module):
         output_rows: optional (batch,) positions; then the result is (batch, hidden), each
         sequence's final hidden state at its position, and the last layer computes only those.
         """
-        hidden = self.fsm(x)
+        return self.encode_smoothed(self.fsm(x), valid, output_rows)
+
+    def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
+        """The hybrid layers over an already smoothed input (``ASRecModel`` fuses the smoothing
+        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``."""
         key_bias = key_padding_bias(valid, hidden.dtype)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):

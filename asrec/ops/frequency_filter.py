@@ -1,13 +1,102 @@
-"""Public adaptive frequency filter op (SPEC section 3)."""
+"""Adaptive frequency filter (SPEC section 3): the public op, its autograd Function on Triton."""
 
 import torch
 
-from .registry import implementation
+from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_ref, frequency_keep_mask
+from ._triton_checks import dropout_seed, unsupported_tensors
+from .registry import TritonImplementation, implementation, register
+
+
+class FrequencyFilterFn(torch.autograd.Function):
+    """Triton forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden) input.
+
+    Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
+    strict ``>``; the reference's own mask code on the kernel's energies) -> fused
+    inverse + dropout + residual + LayerNorm kernel. Saves the input, the mask and the
+    dropout seed; backward recomputes the rest. ``threshold`` gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
+                scope: str):
+        from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
+
+        batch, groups, seq_len, hidden = y.shape
+        flat = y.contiguous().view(batch * groups, seq_len, hidden)
+        norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
+        energy = _frequency_energy(flat).view(batch, groups, -1)
+        keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
+        dropping = bool(training) and dropout_p > 0
+        seed = dropout_seed() if dropping else 0
+        out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, seed, dropout_p, dropping)
+        ctx.save_for_backward(flat, keep, norm_weight)
+        ctx.eps, ctx.seed, ctx.dropout_p, ctx.dropping = eps, seed, dropout_p, dropping
+        ctx.bias_dtype = norm_bias.dtype
+        return out.view(y.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ..kernels.frequency_filter import _frequency_filter_bwd
+
+        flat, keep, norm_weight = ctx.saved_tensors
+        dy, dweight, dbias = _frequency_filter_bwd(flat, grad.contiguous().view(flat.shape), keep, norm_weight,
+                                                   ctx.eps, ctx.seed, ctx.dropout_p, ctx.dropping)
+        return (dy.view(grad.shape).to(flat.dtype), None, dweight.sum(0).to(norm_weight.dtype),
+                dbias.sum(0).to(ctx.bias_dtype), None, None, None, None)
+
+
+def _as_groups(y):
+    return y if y.dim() == 4 else y.unsqueeze(1)
+
+
+def frequency_filter_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
+                                 scope="batch"):
+    from ..kernels.frequency_filter import unsupported_shape
+
+    return (unsupported_tensors(y=y, norm_weight=norm_weight, norm_bias=norm_bias)
+            or unsupported_shape(y.shape[-2], y.shape[-1]))
+
+
+def frequency_filter_triton(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
+                            scope="batch"):
+    """Same contract as ``frequency_filter_ref``."""
+    out = FrequencyFilterFn.apply(_as_groups(y), threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+    return out if y.dim() == 4 else out.squeeze(1)
+
+
+def frequency_filter_groups_triton(groups: list, threshold, norm_weight, norm_bias, eps, dropout_p=0.5,
+                                   training=False, scope="batch") -> list:
+    """``frequency_filter_groups_ref`` on Triton: G same-shaped (batch, seq_len, hidden) inputs,
+    each with its own quantile, in one launch per kernel (stacked into (batch, G, seq_len, hidden))."""
+    stacked = torch.stack(groups, dim=1)
+    return list(FrequencyFilterFn.apply(stacked, threshold, norm_weight, norm_bias, eps, dropout_p, training,
+                                        scope).unbind(1))
+
+
+def _check(y, threshold, norm_weight, norm_bias, dropout_p, scope):
+    if y.dim() not in (3, 4):
+        raise ValueError("frequency_filter: y must be (batch, seq_len, hidden) or (batch, groups, seq_len, hidden), "
+                         f"got shape {tuple(y.shape)}")
+    hidden = y.shape[-1]
+    for name, tensor in (("norm_weight", norm_weight), ("norm_bias", norm_bias)):
+        if tensor.shape != (hidden,):
+            raise ValueError(f"frequency_filter: {name} must be ({hidden},), got {tuple(tensor.shape)}")
+    if threshold.numel() != 1:
+        raise ValueError(f"frequency_filter: threshold must have one element, got shape {tuple(threshold.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"frequency_filter: dropout_p must be in [0, 1), got {dropout_p!r}")
+    if scope not in THRESHOLD_SCOPES:
+        raise ValueError(f"frequency_filter: scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
 
 
 def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
                      norm_bias: torch.Tensor, eps: float, dropout_p: float = 0.5, training: bool = False,
                      scope: str = "batch") -> torch.Tensor:
     """See ``asrec.reference.frequency_filter_ref``. y: (batch, [groups,] seq_len, hidden)."""
-    return implementation("frequency_filter", y.device.type)(y, threshold, norm_weight, norm_bias, eps,
-                                                             dropout_p, training, scope)
+    _check(y, threshold, norm_weight, norm_bias, dropout_p, scope)
+    args = (y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+    return implementation("frequency_filter", y.device, *args)(*args)
+
+
+register("frequency_filter", frequency_filter_ref,
+         TritonImplementation(frequency_filter_triton, frequency_filter_unsupported))

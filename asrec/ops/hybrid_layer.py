@@ -1,14 +1,25 @@
-"""Public hybrid layer op (SPEC section 6)."""
+"""Public hybrid layer op (SPEC section 6). Its Triton implementation is the reference
+composition with the fused frequency filter (see ``branches``)."""
+
+import functools
 
 import torch
 
+from ..reference import hybrid_layer_ref
 from ..reference.weights import HybridLayerWeights
-from .registry import implementation
+from .branches import seasonal_filters_unsupported
+from .frequency_filter import frequency_filter_groups_triton
+from .registry import TritonImplementation, implementation, register
 
 
 def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
                  hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                  filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """See ``asrec.reference.hybrid_layer_ref``. x: (batch, seq_len, hidden); output_rows: (batch,) or None."""
-    return implementation("hybrid_layer", x.device.type)(x, key_bias, weights, n_heads, hidden_dropout_p,
-                                                         attn_dropout_p, training, filter_scope, output_rows)
+    args = (x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p, training, filter_scope, output_rows)
+    return implementation("hybrid_layer", x.device, *args)(*args)
+
+
+register("hybrid_layer", hybrid_layer_ref,
+         TritonImplementation(functools.partial(hybrid_layer_ref, filter_groups=frequency_filter_groups_triton),
+                              seasonal_filters_unsupported))

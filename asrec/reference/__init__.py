@@ -8,6 +8,7 @@ from .attention import attention_context_ref, key_padding_bias, seasonal_gate_re
 from .dynamic import dynamic_branch_ref
 from .frequency_filter import frequency_filter_ref, frequency_keep_mask
 from .fsm import fourier_smoothing_ref, next_fast_len
+from .input_stage import input_stage_ref
 from .layer import ACTIVATIONS, feed_forward_ref, hybrid_layer_ref
 from .seasonal import multiscale_conv_ref, oversmoothing_contrast_ref, seasonal_branch_ref
 
@@ -20,6 +21,7 @@ __all__ = [
     "frequency_filter_ref",
     "frequency_keep_mask",
     "hybrid_layer_ref",
+    "input_stage_ref",
     "key_padding_bias",
     "multiscale_conv_ref",
     "next_fast_len",

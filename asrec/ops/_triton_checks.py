@@ -1,0 +1,25 @@
+"""Shared argument checks for the Triton implementations (reasons, not exceptions:
+``"auto"`` uses them to choose, ``"triton"`` raises them)."""
+
+import torch
+
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def unsupported_tensors(**tensors: torch.Tensor):
+    """None if every named tensor is a kernel dtype on one device, else the reason."""
+    devices = {t.device for t in tensors.values()}
+    if len(devices) > 1:
+        listing = ", ".join(f"{name} on {t.device}" for name, t in tensors.items())
+        return f"tensors must share one device, got {listing}"
+    for name, tensor in tensors.items():
+        if tensor.dtype not in KERNEL_DTYPES:
+            return (f"{name}: the Triton kernels take float32, bfloat16 or float16, got {tensor.dtype} "
+                    f"(use the 'reference' backend for float64)")
+    return None
+
+
+def dropout_seed() -> int:
+    """A fresh seed for a kernel's counter-based dropout, drawn from torch's CPU generator
+    (reproducible under ``torch.manual_seed``, no device sync)."""
+    return int(torch.randint(0, 2**31 - 1, (1,)).item())

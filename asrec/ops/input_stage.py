@@ -1,0 +1,99 @@
+"""The model's input stage (SPEC sections 1-2): the public op, its autograd Function on Triton."""
+
+import torch
+
+from ..reference import input_stage_ref
+from ._triton_checks import dropout_seed, unsupported_tensors
+from .fourier_smoothing import smoothing_norm
+from .registry import TritonImplementation, implementation, register
+
+
+class InputStageFn(torch.autograd.Function):
+    """Triton forward/backward of ``input_stage_ref``: one kernel gathers, normalises, drops
+    out and smooths each sequence; backward returns the item table's gradient through
+    PyTorch's embedding backward (row 0, the padding item, gets none)."""
+
+    @staticmethod
+    def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                smoothing_logit, init_level, smoothed_scale, mix):
+        from ..kernels.input_stage import _input_stage_fwd
+
+        tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
+                                             smoothing_logit, init_level, smoothed_scale)]
+        dropping = bool(training) and dropout_p > 0
+        seed = dropout_seed() if dropping else 0
+        norm = smoothing_norm(item_seq.shape[1])
+        out = _input_stage_fwd(*tensors, eps, seed, dropout_p, dropping, norm, float(mix))
+        ctx.save_for_backward(*tensors)
+        ctx.settings = (eps, seed, dropout_p, dropping, norm, float(mix))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ..kernels.input_stage import _input_stage_bwd
+
+        tensors = ctx.saved_tensors
+        item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
+        dembedded, parts = _input_stage_bwd(*tensors, grad.contiguous(), *ctx.settings)
+        ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
+        dposition = torch.zeros(position_weight.shape, device=grad.device, dtype=torch.float32)
+        dposition[: item_seq.shape[1]] = dembedded.sum(0)
+        alpha = torch.sigmoid(logit.float())
+        dalpha, dlevel, dscale, dnorm_weight, dnorm_bias = parts.sum(1)
+        return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
+                dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
+                (dalpha.sum() * alpha * (1.0 - alpha)).to(logit.dtype),
+                dlevel.view_as(init_level).to(init_level.dtype),
+                dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
+
+
+def input_stage_unsupported(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p,
+                            training, smoothing_logit, init_level, smoothed_scale, mix):
+    from ..kernels.input_stage import unsupported_shape
+
+    return (unsupported_tensors(item_weight=item_weight, position_weight=position_weight, norm_weight=norm_weight,
+                                norm_bias=norm_bias, smoothing_logit=smoothing_logit, init_level=init_level,
+                                smoothed_scale=smoothed_scale)
+            or (None if item_seq.device == item_weight.device else
+                f"item_seq is on {item_seq.device}, the tables on {item_weight.device}")
+            or unsupported_shape(item_seq.shape[1], item_weight.shape[1]))
+
+
+def input_stage_triton(*args):
+    """Same contract as ``input_stage_ref``; float32 output."""
+    return InputStageFn.apply(*args)
+
+
+def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p):
+    if item_seq.dim() != 2 or item_seq.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"input_stage: item_seq must be (batch, seq_len) int32/int64 ids, got shape "
+                         f"{tuple(item_seq.shape)} {item_seq.dtype}")
+    if item_weight.dim() != 2:
+        raise ValueError(f"input_stage: item_weight must be (n_items, hidden), got {tuple(item_weight.shape)}")
+    hidden = item_weight.shape[1]
+    if position_weight.dim() != 2 or position_weight.shape[1] != hidden or position_weight.shape[0] < item_seq.shape[1]:
+        raise ValueError(f"input_stage: position_weight must be (>= {item_seq.shape[1]}, {hidden}), got "
+                         f"{tuple(position_weight.shape)}")
+    for name, tensor in (("norm_weight", norm_weight), ("norm_bias", norm_bias)):
+        if tensor.shape != (hidden,):
+            raise ValueError(f"input_stage: {name} must be ({hidden},), got {tuple(tensor.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"input_stage: dropout_p must be in [0, 1), got {dropout_p!r}")
+
+
+def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
+                norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, dropout_p: float, training: bool,
+                smoothing_logit: torch.Tensor, init_level: torch.Tensor, smoothed_scale: torch.Tensor,
+                mix: float) -> torch.Tensor:
+    """Embeddings, LayerNorm, dropout and Fourier smoothing; see ``asrec.reference.input_stage_ref``.
+
+    item_seq: (batch, seq_len) ids -> (batch, seq_len, hidden). Ids are not range-checked
+    here (``ASRecModel`` checks them at its boundary).
+    """
+    _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p)
+    args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+            smoothing_logit, init_level, smoothed_scale, mix)
+    return implementation("input_stage", item_weight.device, *args)(*args)
+
+
+register("input_stage", input_stage_ref, TritonImplementation(input_stage_triton, input_stage_unsupported))

@@ -1,0 +1,50 @@
+"""Device helpers shared by the kernels: the linear-recurrence scan and dropout.
+
+Dropout is counter-based (Philox via ``tl.rand``): the keep bit of element ``i`` is a pure
+function of ``(seed, i)``, so backward regenerates the forward mask instead of storing it.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _recurrence_combine(decay_left, value_left, decay_right, value_right):
+    # composes e -> decay_left * e + value_left, then e -> decay_right * e + value_right
+    return decay_left * decay_right, decay_right * value_left + value_right
+
+
+@triton.jit
+def _ema_scan(values, alpha, REVERSE: tl.constexpr):
+    """``e[n] = alpha * e[n-1] + values[n]`` along axis 0 (``REVERSE``: from the last row back).
+
+    values: (BLOCK_N, BLOCK_H) float32 with zero rows past the sequence end; alpha: scalar.
+    """
+    decay = tl.zeros_like(values) + alpha
+    _, scanned = tl.associative_scan((decay, values), 0, _recurrence_combine, reverse=REVERSE)
+    return scanned
+
+
+@triton.jit
+def _dropout_scale(seed, offsets, p, inverse_keep):
+    """Inverted-dropout factor per element: ``1/(1-p)`` where kept, 0 where dropped."""
+    keep = tl.rand(seed, offsets) >= p
+    return tl.where(keep, inverse_keep, 0.0)
+
+
+@triton.jit
+def _dropout_mask_kernel(out_ptr, numel, seed, p, inverse_keep, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    scale = _dropout_scale(seed, offsets, p, inverse_keep)
+    tl.store(out_ptr + offsets, scale, mask=offsets < numel)
+
+
+def _dropout_mask(numel: int, seed: int, p: float, device) -> "torch.Tensor":  # noqa: F821
+    """The (numel,) float32 dropout factors the kernels use for ``(seed, p)`` at element
+    offsets ``0..numel-1`` (tests rebuild the reference with the kernels' own mask)."""
+    import torch
+
+    out = torch.empty(numel, device=device, dtype=torch.float32)
+    block = 1024
+    _dropout_mask_kernel[(triton.cdiv(numel, block),)](out, numel, seed, p, 1.0 / (1.0 - p), BLOCK=block)
+    return out

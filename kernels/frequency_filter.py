@@ -1,0 +1,262 @@
+"""Adaptive high-energy frequency filter (SPEC section 3) in Triton, forward and backward.
+
+Data flow for G groups of B sequences (B*G programs, one per sequence of a group, each
+holding the sequence's whole half spectrum in registers):
+
+1. ``_frequency_energy_kernel``: real-DFT GEMMs along the sequence axis (tensor-core
+   ``tl.dot`` in IEEE float32), writes the K = N//2 + 1 bin energies ``sum_h |Y[k, h]|^2``.
+2. On the host side, torch on the device: lower median per sequence, the linear quantile
+   over each group's whole batch (a sort of B*N values per group), the strict keep-mask.
+   These B*G*K floats are under 1% of the op's bytes; the batch-wide quantile is the one
+   global dependency, so it splits the op in two passes over the input.
+3. ``_frequency_filter_fwd_kernel``: recomputes the spectrum (cheaper than storing it),
+   masks it, inverts it row block by row block, applies dropout (counter-based RNG), the
+   residual and the LayerNorm over the hidden axis, and writes the output once.
+
+HBM traffic: the input is read twice (passes 1 and 3) and the output written once.
+
+Backward (the filter is linear given the mask, ``z = M y`` with ``M = iDFT diag(keep) DFT``):
+``du = LN_bwd(grad)``, ``dy = du + M^T (drop * du)``. One program per sequence recomputes
+the masked spectrum and ``u``, accumulates ``DFT^{-T} (drop * du)`` over row blocks, masks
+it and transforms back with ``DFT^T``. LayerNorm weight/bias gradients are per-program
+partial sums reduced on the host (deterministic, no atomics).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import _dropout_scale
+
+MAX_SPECTRUM_TILE = 8192  # BLOCK_K * BLOCK_H: the register budget for one (bins, hidden) tile
+
+
+def filter_blocks(seq_len: int, hidden: int) -> dict:
+    """Block sizes for a (seq_len, hidden) sequence; BLOCK_H covers the whole hidden axis."""
+    bins = seq_len // 2 + 1
+    return dict(BLOCK_K=max(16, triton.next_power_of_2(bins)), BLOCK_H=max(16, triton.next_power_of_2(hidden)),
+                BLOCK_N=32, BLOCK_M=32)
+
+
+def unsupported_shape(seq_len: int, hidden: int):
+    """None if the kernels take this shape, else the reason."""
+    blocks = filter_blocks(seq_len, hidden)
+    if blocks["BLOCK_K"] * blocks["BLOCK_H"] > MAX_SPECTRUM_TILE:
+        return (f"the Triton frequency filter holds one sequence's half spectrum in registers: "
+                f"next_pow2(seq_len//2+1) * next_pow2(hidden) must be <= {MAX_SPECTRUM_TILE}, "
+                f"got seq_len={seq_len}, hidden={hidden}")
+    return None
+
+
+@triton.jit
+def _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
+                   BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    """(Re, Im), each (BLOCK_K, BLOCK_H) float32, of one (seq_len, hidden) sequence at y_ptr.
+
+    cos_ptr, sin_ptr: (bins, seq_len) forward DFT rows ``cos(2 pi k n / N)``, ``-sin(...)``.
+    """
+    bin_idx = tl.arange(0, BLOCK_K)[:, None]
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    real = tl.zeros((BLOCK_K, BLOCK_H), dtype=tl.float32)
+    imag = tl.zeros((BLOCK_K, BLOCK_H), dtype=tl.float32)
+    for start in range(0, seq_len, BLOCK_N):
+        positions = start + tl.arange(0, BLOCK_N)
+        y = tl.load(y_ptr + positions[:, None] * hidden + cols,
+                    mask=(positions[:, None] < seq_len) & (cols < hidden), other=0.0).to(tl.float32)
+        basis_offsets = bin_idx * seq_len + positions[None, :]
+        basis_mask = (bin_idx < bins) & (positions[None, :] < seq_len)
+        cos = tl.load(cos_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        sin = tl.load(sin_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        real += tl.dot(cos, y, input_precision="ieee")
+        imag += tl.dot(sin, y, input_precision="ieee")
+    return real, imag
+
+
+@triton.jit
+def _masked_half_spectrum(y_ptr, keep_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.constexpr,
+                          bins: tl.constexpr,
+                          BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    real, imag = _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+    bin_idx = tl.arange(0, BLOCK_K)
+    keep = tl.load(keep_ptr + bin_idx, mask=bin_idx < bins, other=0.0)[:, None]
+    return real * keep, imag * keep
+
+
+@triton.jit
+def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, bins: tl.constexpr,
+                  BLOCK_K: tl.constexpr):
+    """Rows ``rows`` (BLOCK_M, 1) of irfft of the (BLOCK_K, BLOCK_H) half spectrum.
+
+    icos_ptr, isin_ptr: (seq_len, bins) inverse DFT columns (multiplicity / N folded in).
+    """
+    bin_idx = tl.arange(0, BLOCK_K)[None, :]
+    basis_mask = (rows < seq_len) & (bin_idx < bins)
+    icos = tl.load(icos_ptr + rows * bins + bin_idx, mask=basis_mask, other=0.0)
+    isin = tl.load(isin_ptr + rows * bins + bin_idx, mask=basis_mask, other=0.0)
+    return tl.dot(icos, real, input_precision="ieee") + tl.dot(isin, imag, input_precision="ieee")
+
+
+@triton.jit
+def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
+                             seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
+                             BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    sequence = tl.program_id(0).to(tl.int64)
+    real, imag = _half_spectrum(y_ptr + sequence * seq_len * hidden, cos_ptr, sin_ptr, seq_len, hidden, bins,
+                                BLOCK_K, BLOCK_N, BLOCK_H)
+    energy = tl.sum(real * real + imag * imag, axis=1)
+    bin_idx = tl.arange(0, BLOCK_K)
+    tl.store(energy_ptr + sequence * bins + bin_idx, energy, mask=bin_idx < bins)
+
+
+@triton.jit
+def _frequency_filter_fwd_kernel(
+    y_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr, bias_ptr, out_ptr,
+    eps, seed, dropout_p, inverse_keep,
+    seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
+    TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
+    sequence = tl.program_id(0).to(tl.int64)
+    base = sequence * seq_len * hidden
+    real, imag = _masked_half_spectrum(y_ptr + base, keep_ptr + sequence * bins, cos_ptr, sin_ptr,
+                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    for start in range(0, seq_len, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)[:, None]
+        in_bounds = (rows < seq_len) & col_ok
+        offsets = base + rows * hidden + cols
+        filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
+        if TRAINING:
+            filtered = filtered * _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+        summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        mean = tl.sum(summed, axis=1)[:, None] / hidden
+        centred = tl.where(col_ok, summed - mean, 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
+        out = centred * rstd * weight + bias
+        tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
+
+
+@triton.jit
+def _frequency_filter_bwd_kernel(
+    y_ptr, grad_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr,
+    dy_ptr, dweight_part_ptr, dbias_part_ptr,
+    eps, seed, dropout_p, inverse_keep,
+    seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
+    TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
+    sequence = tl.program_id(0).to(tl.int64)
+    base = sequence * seq_len * hidden
+    keep_seq_ptr = keep_ptr + sequence * bins
+    real, imag = _masked_half_spectrum(y_ptr + base, keep_seq_ptr, cos_ptr, sin_ptr,
+                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+    bin_row = tl.arange(0, BLOCK_K)[:, None]
+    bin_col = tl.arange(0, BLOCK_K)[None, :]
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    grad_real = tl.zeros((BLOCK_K, BLOCK_H), dtype=tl.float32)
+    grad_imag = tl.zeros((BLOCK_K, BLOCK_H), dtype=tl.float32)
+    dweight = tl.zeros((1, BLOCK_H), dtype=tl.float32)
+    dbias = tl.zeros((1, BLOCK_H), dtype=tl.float32)
+    # pass A: LayerNorm backward row block by row block, and the spectrum of d(filtered)
+    for start in range(0, seq_len, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)[:, None]
+        in_bounds = (rows < seq_len) & col_ok
+        offsets = base + rows * hidden + cols
+        filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
+        if TRAINING:
+            drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+            filtered = filtered * drop
+        summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        mean = tl.sum(summed, axis=1)[:, None] / hidden
+        centred = tl.where(col_ok, summed - mean, 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
+        normed = centred * rstd
+        grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        dweight += tl.sum(grad * normed, axis=0)[None, :]
+        dbias += tl.sum(grad, axis=0)[None, :]
+        dnormed = grad * weight
+        dsummed = rstd * (dnormed - tl.sum(dnormed, axis=1)[:, None] / hidden
+                          - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
+        dsummed = tl.where(in_bounds, dsummed, 0.0)
+        tl.store(dy_ptr + offsets, dsummed, mask=in_bounds)
+        dfiltered = dsummed * drop if TRAINING else dsummed
+        # (BLOCK_K, BLOCK_M) transposed inverse basis: icos[rows, k] read as [k, rows]
+        basis_offsets = rows.trans() * bins + bin_row
+        basis_mask = (rows.trans() < seq_len) & (bin_row < bins)
+        icos_t = tl.load(icos_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        isin_t = tl.load(isin_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        grad_real += tl.dot(icos_t, dfiltered, input_precision="ieee")
+        grad_imag += tl.dot(isin_t, dfiltered, input_precision="ieee")
+    keep = tl.load(keep_seq_ptr + bin_row, mask=bin_row < bins, other=0.0)
+    grad_real = grad_real * keep
+    grad_imag = grad_imag * keep
+    tl.debug_barrier()  # pass B reads the rows pass A stored, possibly from other threads
+    # pass B: dy = dsummed + DFT^T (keep * DFT^{-T} dfiltered)
+    for start in range(0, seq_len, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)[:, None]
+        in_bounds = (rows < seq_len) & col_ok
+        offsets = base + rows * hidden + cols
+        basis_offsets = bin_col * seq_len + rows
+        basis_mask = (rows < seq_len) & (bin_col < bins)
+        cos_t = tl.load(cos_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        sin_t = tl.load(sin_ptr + basis_offsets, mask=basis_mask, other=0.0)
+        dy = tl.load(dy_ptr + offsets, mask=in_bounds, other=0.0)
+        dy += tl.dot(cos_t, grad_real, input_precision="ieee") + tl.dot(sin_t, grad_imag, input_precision="ieee")
+        tl.store(dy_ptr + offsets, dy, mask=in_bounds)
+    part = sequence * hidden + cols
+    tl.store(dweight_part_ptr + part, dweight, mask=col_ok)
+    tl.store(dbias_part_ptr + part, dbias, mask=col_ok)
+
+
+def dft_bases(seq_len: int, device) -> tuple:
+    """float32 (cos, -sin) forward rows (bins, N) and inverse columns (N, bins), contiguous."""
+    from asrec.reference.frequency_filter import real_dft_matrices
+
+    forward, inverse = real_dft_matrices(seq_len, torch.float32, device)
+    bins = seq_len // 2 + 1
+    return (forward[:bins].contiguous(), forward[bins:].contiguous(),
+            inverse[:, :bins].contiguous(), inverse[:, bins:].contiguous())
+
+
+def _frequency_energy(y):
+    """y: (S, N, H) contiguous (S = batch * groups sequences) -> (S, N//2 + 1) float32 energies."""
+    sequences, seq_len, hidden = y.shape
+    bins = seq_len // 2 + 1
+    cos, sin, _, _ = dft_bases(seq_len, y.device)
+    energy = torch.empty((sequences, bins), device=y.device, dtype=torch.float32)
+    blocks = filter_blocks(seq_len, hidden)
+    blocks.pop("BLOCK_M")
+    _frequency_energy_kernel[(sequences,)](y, cos, sin, energy, seq_len=seq_len, hidden=hidden, bins=bins, **blocks,
+                                           num_warps=8)
+    return energy
+
+
+def _frequency_filter_fwd(y, keep, weight, bias, eps: float, seed: int, dropout_p: float, training: bool):
+    """y: (S, N, H); keep: (S, N//2 + 1) float32 0/1 -> (S, N, H) in y's dtype."""
+    sequences, seq_len, hidden = y.shape
+    cos, sin, icos, isin = dft_bases(seq_len, y.device)
+    out = torch.empty_like(y)
+    inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
+    _frequency_filter_fwd_kernel[(sequences,)](
+        y, keep, cos, sin, icos, isin, weight, bias, out, eps, seed, dropout_p, inverse_keep,
+        seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden), num_warps=8)
+    return out
+
+
+def _frequency_filter_bwd(y, grad, keep, weight, eps: float, seed: int, dropout_p: float, training: bool):
+    """-> dy (S, N, H) float32, and (S, H) partial sums of the LayerNorm weight and bias gradients."""
+    sequences, seq_len, hidden = y.shape
+    cos, sin, icos, isin = dft_bases(seq_len, y.device)
+    dy = torch.empty(y.shape, device=y.device, dtype=torch.float32)
+    parts = torch.empty((2, sequences, hidden), device=y.device, dtype=torch.float32)
+    inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
+    _frequency_filter_bwd_kernel[(sequences,)](
+        y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, seed, dropout_p,
+        inverse_keep, seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
+        **filter_blocks(seq_len, hidden), num_warps=8)
+    return dy, parts[0], parts[1]
