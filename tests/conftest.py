@@ -1,5 +1,13 @@
-import pytest
+import os
+
 import torch
+
+# The Triton kernels run in Triton's CPU interpreter where there is no GPU; the variable
+# must be set before triton is first imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

@@ -5,12 +5,48 @@ import asrec
 from asrec import backends
 from asrec.ops.registry import OPS, implementation
 
+X = torch.zeros(2, 7, 8)
+FILTER_ARGS = (X, torch.tensor(0.8), torch.ones(8), torch.zeros(8), 1e-12)
 
-def test_default_is_auto_and_auto_runs_the_reference(monkeypatch):
+
+def test_default_is_auto_and_auto_runs_the_reference_on_cpu(monkeypatch):
     monkeypatch.delenv(backends.ENV_VAR, raising=False)
     assert backends.selected_backend() == "auto"
-    assert implementation("frequency_filter", "cpu") is asrec.reference.frequency_filter_ref
-    assert implementation("hybrid_layer", "cuda") is asrec.reference.hybrid_layer_ref
+    assert implementation("frequency_filter", X.device, *FILTER_ARGS) is asrec.reference.frequency_filter_ref
+    assert implementation("dynamic_branch", torch.device("cuda")) is asrec.reference.dynamic_branch_ref
+
+
+def test_auto_on_cuda_takes_triton_only_for_calls_the_kernels_take(monkeypatch):
+    if backends.triton_missing_reason() is not None:
+        pytest.skip("needs triton")
+    cuda = torch.device("cuda")
+    chosen = implementation("frequency_filter", cuda, *FILTER_ARGS)
+    assert chosen is OPS["frequency_filter"]["triton"].run
+    too_wide = (torch.zeros(1, 200, 256),) + FILTER_ARGS[1:2] + (torch.ones(256), torch.zeros(256), 1e-12)
+    assert implementation("frequency_filter", cuda, *too_wide) is asrec.reference.frequency_filter_ref
+    as_double = tuple(a.double() if torch.is_tensor(a) else a for a in FILTER_ARGS)
+    assert implementation("frequency_filter", cuda, *as_double) is asrec.reference.frequency_filter_ref
+
+
+def test_explicit_triton_on_cpu_outside_the_interpreter_says_why(monkeypatch):
+    if backends.triton_missing_reason() is not None:
+        pytest.skip("needs triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with asrec.use_backend("triton"), pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
+        asrec.ops.frequency_filter(*FILTER_ARGS)
+
+
+def test_explicit_triton_without_triton_says_how_to_get_it(monkeypatch):
+    backends.triton_missing_reason.cache_clear()
+    monkeypatch.setitem(__import__("sys").modules, "triton", None)
+    try:
+        with asrec.use_backend("triton"), pytest.raises(ValueError, match="pip install triton"):
+            asrec.ops.frequency_filter(*FILTER_ARGS)
+        with asrec.use_backend("auto"):  # auto runs the reference and says so in describe()
+            asrec.ops.frequency_filter(*FILTER_ARGS)
+            assert "triton: absent" in backends.describe()
+    finally:
+        backends.triton_missing_reason.cache_clear()
 
 
 def test_context_manager_nests_and_restores(monkeypatch):
@@ -24,25 +60,33 @@ def test_context_manager_nests_and_restores(monkeypatch):
 
 
 def test_environment_variable(monkeypatch):
-    monkeypatch.setenv(backends.ENV_VAR, "reference")
-    assert backends.selected_backend() == "reference"
     monkeypatch.setenv(backends.ENV_VAR, "triton")
-    with pytest.raises(ValueError, match=r"ASREC_BACKEND: unknown asrec backend 'triton'; this build has reference, auto"):
+    assert backends.selected_backend() == "triton"
+    monkeypatch.setenv(backends.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match=r"ASREC_BACKEND: unknown asrec backend 'fast'; this build has "
+                                         r"reference, triton, auto"):
         backends.selected_backend()
 
 
-@pytest.mark.parametrize("name", ["triton", "cuda", "fast", 3])
-def test_absent_backends_say_which_exist(name):
-    with pytest.raises(ValueError, match="this build has reference, auto"):
+def test_cuda_backend_is_absent_and_says_so():
+    with pytest.raises(ValueError, match=r"'cuda' is absent: the CUDA extension \(csrc/\) is not part of this build"):
+        with asrec.use_backend("cuda"):
+            pass
+
+
+@pytest.mark.parametrize("name", ["fast", 3])
+def test_unknown_backends_say_which_exist(name):
+    with pytest.raises(ValueError, match="this build has reference, triton, auto"):
         with asrec.use_backend(name):
             pass
 
 
-def test_describe_lists_every_op():
+def test_describe_lists_every_op_and_the_unfused_ones():
     text = backends.describe()
     for op in OPS:
         assert f"{op}" in text
-    assert "not in this build" in text
+    assert "dynamic_branch       cuda  -> reference  (no triton kernel for this op yet)" in text
+    assert "cuda: absent" in text
 
 
 def test_model_runs_under_explicit_reference():

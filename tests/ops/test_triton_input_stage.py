@@ -1,0 +1,102 @@
+"""Triton input stage (gather + LayerNorm + dropout + smoothing) against the reference."""
+
+import sys
+
+import pytest
+import torch
+
+import asrec
+from asrec.ops import input_stage
+
+from ..triton_support import DEVICE, assert_low_precision_close
+
+EPS = 1e-12
+
+
+def _tables(n_items, seq_len, hidden, dtype=torch.float32):
+    def leaf(*shape, scale=1.0, shift=0.0):
+        return (shift + scale * torch.randn(*shape, device=DEVICE)).to(dtype).requires_grad_()
+    return dict(item_weight=leaf(n_items, hidden), position_weight=leaf(seq_len, hidden),
+                norm_weight=leaf(hidden, scale=0.1, shift=1.0), norm_bias=leaf(hidden, scale=0.1),
+                smoothing_logit=leaf(1, scale=0.5), init_level=leaf(1, 1, hidden, scale=0.5),
+                smoothed_scale=leaf(1, 1, hidden, scale=0.5, shift=1.0))
+
+
+def _padded_ids(batch, seq_len, n_items):
+    ids = torch.randint(1, n_items, (batch, seq_len), device=DEVICE)
+    lengths = torch.randint(1, seq_len + 1, (batch,), device=DEVICE)
+    lengths[0] = 1
+    lengths[-1] = seq_len
+    return torch.where(torch.arange(seq_len, device=DEVICE) < lengths[:, None], ids, 0)
+
+
+def _run(backend, ids, tables, mix, grad, dropout_p=0.0, training=False):
+    t = tables
+    with asrec.use_backend(backend):
+        out = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS,
+                          dropout_p, training, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], mix)
+    return (out, *torch.autograd.grad(out, list(tables.values()), grad))
+
+
+NAMES = ("out", "item_weight", "position_weight", "norm_weight", "norm_bias", "smoothing_logit", "init_level",
+         "smoothed_scale")
+
+
+@pytest.mark.parametrize("seq_len", [1, 7, 12, 50])
+@pytest.mark.parametrize("hidden", [8, 24, 64])
+@pytest.mark.parametrize("mix", [1.0, 0.4])
+def test_forward_and_gradients_match_reference(seq_len, hidden, mix):
+    ids = _padded_ids(4, seq_len, 30)
+    tables = _tables(30, seq_len, hidden)
+    grad = torch.randn(4, seq_len, hidden, device=DEVICE)
+    ours = _run("triton", ids, tables, mix, grad)
+    for name, a, b in zip(NAMES, ours, _run("reference", ids, tables, mix, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+    assert ours[1][0].abs().max() == 0, "the padding item's row must get no gradient"
+
+
+def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
+    """With p > 0: the reference computed on the kernels' own dropout factors gives the same
+    output and gradients (the mask is regenerated in backward, not stored)."""
+    from asrec.kernels._common import _dropout_mask
+    from asrec.reference.fsm import fourier_smoothing_ref
+
+    monkeypatch.setattr(sys.modules["asrec.ops.input_stage"], "dropout_seed", lambda: 77)
+    ids = _padded_ids(3, 12, 20)
+    tables = _tables(20, 12, 24)
+    grad = torch.randn(3, 12, 24, device=DEVICE)
+    ours = _run("triton", ids, tables, 0.4, grad, dropout_p=0.3, training=True)
+    factors = _dropout_mask(ids.numel() * 24, 77, 0.3, DEVICE).view(3, 12, 24)
+    t = tables
+    embedded = torch.nn.functional.embedding(ids, t["item_weight"], padding_idx=0) + t["position_weight"]
+    normed = torch.nn.functional.layer_norm(embedded, (24,), t["norm_weight"], t["norm_bias"], EPS)
+    out = fourier_smoothing_ref(normed * factors, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], 0.4)
+    expected = (out, *torch.autograd.grad(out, list(tables.values()), grad))
+    for name, a, b in zip(NAMES, ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_dropout_mask_rate_scale_and_seed():
+    from asrec.kernels._common import _dropout_mask
+
+    factors = _dropout_mask(200_000, 5, 0.3, DEVICE)
+    values = torch.unique(factors)
+    assert values.tolist() == [0.0, pytest.approx(1 / 0.7)]
+    kept = (factors > 0).double().mean().item()
+    assert abs(kept - 0.7) < 4 * (0.7 * 0.3 / 200_000) ** 0.5
+    assert torch.equal(factors, _dropout_mask(200_000, 5, 0.3, DEVICE))
+    assert not torch.equal(factors, _dropout_mask(200_000, 6, 0.3, DEVICE))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seq_len,hidden", [(50, 256), (200, 64)])
+def test_published_shapes_on_gpu(seq_len, hidden):
+    ids = _padded_ids(256, seq_len, 5000)
+    tables = _tables(5000, seq_len, hidden)
+    grad = torch.randn(256, seq_len, hidden, device=DEVICE)
+    ours = _run("triton", ids, tables, 0.4, grad)
+    exact = _run("reference", ids, {k: v.detach().double().requires_grad_() for k, v in tables.items()}, 0.4,
+                 grad.double())
+    low = _run("reference", ids, tables, 0.4, grad)
+    for a, b, c in zip(ours, exact, low):
+        assert_low_precision_close(a, b, c)
