@@ -7,8 +7,12 @@ Implementations:
   published code (its FFT smoothing, full-FFT filter, separate convolutions).
 - ``reference``: ``asrec`` on the reference backend, the library's CPU path.
 - ``reference+compile``: ``torch.compile`` of the reference.
-- ``triton``, ``cuda``: the fused backends, listed as absent with the reason when this
-  build does not have them.
+- ``triton``: ``asrec`` on the Triton backend (fused input stage, smoothing and frequency
+  filter; the reference for the rest, see ``asrec.backends.describe()``), CUDA only.
+- ``cuda``: the CUDA extension, absent from this build.
+
+Every ``asrec`` row runs under an explicit ``use_backend``, so ``auto`` never decides
+what a row measures.
 """
 
 from dataclasses import dataclass, field
@@ -19,10 +23,32 @@ import asrec
 from asrec.baselines import PublishedASRec
 
 IMPLEMENTATIONS = ("published", "reference", "reference+compile", "triton", "cuda")
-ABSENT_BACKENDS = {
-    "triton": "no Triton kernels in this build of asrec (fused frequency ops and attention are not built yet)",
-    "cuda": "no CUDA extension in this build of asrec (csrc/ is not built yet)",
-}
+BACKEND_OF = {"reference": "reference", "reference+compile": "reference", "triton": "triton"}
+
+
+def absent_reason(name: str, device: torch.device):
+    """Why implementation ``name`` cannot be measured on ``device`` (None if it can)."""
+    if name == "cuda":
+        return "no CUDA extension in this build of asrec (csrc/ is not built yet)"
+    if name == "triton":
+        missing = asrec.backends.triton_missing_reason()
+        if missing is not None:
+            return missing
+        if device.type != "cuda":
+            return "the Triton kernels run on CUDA devices (the CPU interpreter is for tests, not timing)"
+    return None
+
+
+def _on_backend(name: str, fn):
+    """fn wrapped to run under the backend that implementation ``name`` stands for."""
+    backend = BACKEND_OF.get(name)
+    if backend is None:
+        return fn
+
+    def run(*args, **kwargs):
+        with asrec.use_backend(backend):
+            return fn(*args, **kwargs)
+    return run
 
 
 @dataclass
@@ -113,6 +139,10 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
         owners["reference+compile"] = model
         score_fns["reference+compile"] = torch.compile(model.full_sort_scores)
         loss_fns["reference+compile"] = torch.compile(model.loss)
+    if absent_reason("triton", device) is None:
+        owners["triton"], score_fns["triton"], loss_fns["triton"] = model, model.full_sort_scores, model.loss
+    score_fns = {name: _on_backend(name, fn) for name, fn in score_fns.items()}
+    loss_fns = {name: _on_backend(name, fn) for name, fn in loss_fns.items()}
     evaluate = Case(setting, "model", "eval", batch)
     train = Case(setting, "model", "train-step", batch)
     for name, owner in owners.items():
@@ -141,7 +171,26 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
         return asrec.reference.frequency_filter.frequency_filter_groups_ref(
             list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
 
+    def filter_triton(*ys):
+        return asrec.ops.frequency_filter.frequency_filter_groups_triton(
+            list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
+
+    items, _, _ = random_batch(batch, n, config["n_items"], device, torch.Generator().manual_seed(1))
+    norm = model.input_norm
+
+    def input_stage(item_weight):
+        return ops.input_stage(items, item_weight, model.position_embedding.weight, norm.weight, norm.bias, norm.eps,
+                               0.0, False, fsm.smoothing_logit, fsm.init_level, fsm.smoothed_scale, fsm.mix)
+
+    def published_input_stage(item_weight):
+        embedded = torch.nn.functional.embedding(items, item_weight) + published.position_embedding.weight
+        return published.FSM(published.LayerNorm(embedded))
+
+    # bytes for the input stage: ids + gathered rows + output (the tables' other rows are not read)
+    input_bytes = items.numel() * 8 + x.numel() * 4 + x.numel() * 4
     forward_fns = {
+        "input_stage": ({"published": published_input_stage, "reference": input_stage},
+                        [model.item_embedding.weight.detach()], input_bytes),
         "fourier_smoothing": ({"published": published.FSM,
                                "reference": lambda t: ops.fourier_smoothing(t, fsm.smoothing_logit, fsm.init_level,
                                                                              fsm.smoothed_scale, fsm.mix)},
@@ -155,9 +204,13 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
     }
     modules = [model, published]
     cases = []
+    triton = absent_reason("triton", device) is None
     for op, (fns, inputs, moved) in forward_fns.items():
         if compile_reference:
             fns = dict(fns, **{"reference+compile": torch.compile(fns["reference"])})
+        if triton:
+            fns = dict(fns, triton=filter_triton if op == "frequency_filter" else fns["reference"])
+        fns = {name: _on_backend(name, fn) for name, fn in fns.items()}
         cases.append(Case(setting, op, "forward", batch, moved, _op_runs(fns, inputs, False, modules)))
         cases.append(Case(setting, op, "forward+backward", batch, 0, _op_runs(fns, inputs, True, modules)))
     return cases

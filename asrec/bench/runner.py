@@ -40,8 +40,8 @@ def run_benchmark(settings: list, batch: int, dtype: torch.dtype, device: torch.
                         gbs = case.bytes_moved / (timing.median_ms * 1e-3) / 1e9
                         row.update(gb_per_s=gbs, copy_bandwidth_fraction=gbs / bandwidth)
                 else:
-                    reason = case_lib.ABSENT_BACKENDS.get(name) or compile_skip_reason
-                    row.update(status="absent" if name in case_lib.ABSENT_BACKENDS else "skipped", reason=reason)
+                    absent = case_lib.absent_reason(name, device)
+                    row.update(status="absent" if absent else "skipped", reason=absent or compile_skip_reason)
                 rows.append(row)
     return {**describe(device), "dtype": str(dtype).replace("torch.", ""), "batch": batch, "repeats": repeats,
             "settings": {s: SETTINGS[s] for s in settings}, "copy_bandwidth_gb_per_s": bandwidth, "rows": rows}

@@ -58,7 +58,8 @@ def _check(x, smoothing_logit, init_level, smoothed_scale):
         raise ValueError(f"fourier_smoothing: x must be (batch, seq_len, hidden), got shape {tuple(x.shape)}")
     hidden = x.shape[-1]
     if smoothing_logit.numel() != 1:
-        raise ValueError(f"fourier_smoothing: smoothing_logit must have one element, got {tuple(smoothing_logit.shape)}")
+        raise ValueError("fourier_smoothing: smoothing_logit must have one element, "
+                         f"got shape {tuple(smoothing_logit.shape)}")
     for name, tensor in (("init_level", init_level), ("smoothed_scale", smoothed_scale)):
         if tensor.shape != (1, 1, hidden):
             raise ValueError(f"fourier_smoothing: {name} must be (1, 1, {hidden}), got {tuple(tensor.shape)}")

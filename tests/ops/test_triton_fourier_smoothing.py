@@ -5,7 +5,6 @@ import torch
 
 import asrec
 from asrec.ops import fourier_smoothing
-from asrec.reference import fourier_smoothing_ref
 
 from ..triton_support import DEVICE, assert_low_precision_close
 

@@ -1,4 +1,4 @@
-"""Triton kernels of asrec (installed as ``asrec.kernels``).
+"""Triton kernels of asrec (``asrec.kernels``).
 
 One file per op: ``@triton.jit`` kernels ``_<op>_fwd_kernel`` / ``_<op>_bwd_kernel`` and the
 launchers ``_<op>_fwd`` / ``_<op>_bwd`` that check nothing, allocate and launch. Argument

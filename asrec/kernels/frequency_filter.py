@@ -184,7 +184,9 @@ def _frequency_filter_bwd_kernel(
                           - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
         dsummed = tl.where(in_bounds, dsummed, 0.0)
         tl.store(dy_ptr + offsets, dsummed, mask=in_bounds)
-        dfiltered = dsummed * drop if TRAINING else dsummed
+        dfiltered = dsummed
+        if TRAINING:
+            dfiltered = dsummed * drop
         # (BLOCK_K, BLOCK_M) transposed inverse basis: icos[rows, k] read as [k, rows]
         basis_offsets = rows.trans() * bins + bin_row
         basis_mask = (rows.trans() < seq_len) & (bin_row < bins)
@@ -206,7 +208,8 @@ def _frequency_filter_bwd_kernel(
         cos_t = tl.load(cos_ptr + basis_offsets, mask=basis_mask, other=0.0)
         sin_t = tl.load(sin_ptr + basis_offsets, mask=basis_mask, other=0.0)
         dy = tl.load(dy_ptr + offsets, mask=in_bounds, other=0.0)
-        dy += tl.dot(cos_t, grad_real, input_precision="ieee") + tl.dot(sin_t, grad_imag, input_precision="ieee")
+        dy += tl.dot(cos_t, grad_real, input_precision="ieee")
+        dy += tl.dot(sin_t, grad_imag, input_precision="ieee")
         tl.store(dy_ptr + offsets, dy, mask=in_bounds)
     part = sequence * hidden + cols
     tl.store(dweight_part_ptr + part, dweight, mask=col_ok)
@@ -244,7 +247,8 @@ def _frequency_filter_fwd(y, keep, weight, bias, eps: float, seed: int, dropout_
     inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
     _frequency_filter_fwd_kernel[(sequences,)](
         y, keep, cos, sin, icos, isin, weight, bias, out, eps, seed, dropout_p, inverse_keep,
-        seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden), num_warps=8)
+        seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden),
+        num_warps=8)
     return out
 
 
