@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import asrec
 from asrec import ASRecModel
 
 from .helpers import item_batch, perturb
@@ -32,13 +33,20 @@ def test_cuda_reference_matches_cpu_in_float64(config):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_cuda_autocast_runs_and_stays_close(dtype):
+def test_cuda_autocast_on_triton_is_as_close_as_the_reference(dtype):
+    """Under autocast the hard frequency threshold may flip bins (the error against float32 is
+    the dtype's, not the backend's): the Triton backend's error stays within twice the
+    reference backend's under the same autocast."""
     config = dict(n_items=200, max_seq_length=50, hidden_size=64, n_heads=2, inner_size=64)
     model = ASRecModel(**config).cuda().eval()
     items, lengths, _ = item_batch(64, 50, 200)
     items, lengths = items.cuda(), lengths.cuda()
-    exact = model.full_sort_scores(items, lengths)
-    with torch.autocast("cuda", dtype=dtype):
-        low = model.full_sort_scores(items, lengths).float()
-    assert torch.isfinite(low).all()
-    assert (low - exact).abs().max() < 0.05 * exact.abs().max()
+    with asrec.use_backend("reference"):
+        exact = model.full_sort_scores(items, lengths)
+    errors = {}
+    for backend in ("reference", "triton"):
+        with asrec.use_backend(backend), torch.autocast("cuda", dtype=dtype):
+            low = model.full_sort_scores(items, lengths).float()
+        assert torch.isfinite(low).all()
+        errors[backend] = (low - exact).abs().max().item()
+    assert errors["triton"] <= 2 * errors["reference"] + 1e-3 * exact.abs().max().item(), errors

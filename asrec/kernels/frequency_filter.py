@@ -259,8 +259,11 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, seed: int, dropout_
     dy = torch.empty(y.shape, device=y.device, dtype=torch.float32)
     parts = torch.empty((2, sequences, hidden), device=y.device, dtype=torch.float32)
     inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
+    # four (bins, hidden) float32 tiles live at once here; software pipelining of the basis
+    # loads (num_stages > 1) would overflow shared memory at the published shapes
+    blocks = dict(filter_blocks(seq_len, hidden), BLOCK_M=16)
     _frequency_filter_bwd_kernel[(sequences,)](
         y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, seed, dropout_p,
         inverse_keep, seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
-        **filter_blocks(seq_len, hidden), num_warps=8)
+        **blocks, num_warps=8, num_stages=1)
     return dy, parts[0], parts[1]
