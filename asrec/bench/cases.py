@@ -155,6 +155,7 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
 
 def _op_cases(setting, config, batch, device, dtype, model, published, compile_reference) -> list:
     from asrec import ops
+    from asrec.ops.frequency_filter import frequency_filter_groups_triton
 
     n, hidden = config["max_seq_length"], config["hidden_size"]
     element = torch.tensor([], dtype=dtype).element_size()
@@ -172,7 +173,7 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
             list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
 
     def filter_triton(*ys):
-        return asrec.ops.frequency_filter.frequency_filter_groups_triton(
+        return frequency_filter_groups_triton(
             list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
 
     items, _, _ = random_batch(batch, n, config["n_items"], device, torch.Generator().manual_seed(1))
