@@ -77,6 +77,13 @@ def _autocast(device, dtype):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _under_autocast(fn, device, dtype):
+    def run(*args):
+        with _autocast(device, dtype):
+            return fn(*args)
+    return run
+
+
 def _eval_step(owner, score_fn, items, lengths, device, dtype):
     def step():
         owner.eval()
@@ -95,14 +102,16 @@ def _train_step(owner, loss_fn, items, lengths, targets, device, dtype):
     return step
 
 
-def _op_runs(forward_fns: dict, inputs: list, backward: bool, modules: list) -> dict:
+def _op_runs(forward_fns: dict, inputs: list, backward: bool, modules: list, device, dtype) -> dict:
     """forward_fns: impl -> f(*inputs) returning a tensor or a list of tensors.
 
     modules: put in eval mode before every run (the model's train-step case shares them),
-    so op rows always measure the deterministic, dropout-free op.
+    so op rows always measure the deterministic, dropout-free op. Low-precision runs are
+    under autocast, as the model's are (the published modules keep float32 weights).
     """
     runs = {}
     for name, forward in forward_fns.items():
+        forward = _under_autocast(forward, device, dtype)
         if not backward:
             def run(forward=forward):
                 for module in modules:
@@ -212,6 +221,7 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
         if triton:
             fns = dict(fns, triton=filter_triton if op == "frequency_filter" else fns["reference"])
         fns = {name: _on_backend(name, fn) for name, fn in fns.items()}
-        cases.append(Case(setting, op, "forward", batch, moved, _op_runs(fns, inputs, False, modules)))
-        cases.append(Case(setting, op, "forward+backward", batch, 0, _op_runs(fns, inputs, True, modules)))
+        for mode, backward, moved_bytes in (("forward", False, moved), ("forward+backward", True, 0)):
+            runs = _op_runs(fns, inputs, backward, modules, device, dtype)
+            cases.append(Case(setting, op, mode, batch, moved_bytes, runs))
     return cases

@@ -29,6 +29,11 @@ import triton.language as tl
 from ._common import _dropout_scale
 
 MAX_SPECTRUM_TILE = 8192  # BLOCK_K * BLOCK_H: the register budget for one (bins, hidden) tile
+# float32 DFT products on tensor cores with the 3xTF32 split (a = hi + lo, three TF32 products):
+# about float32 accuracy (relative error ~1e-6 on these length <= 200 sums) at tensor-core speed;
+# plain TF32 (~1e-3) would move bins across the keep threshold. The Triton interpreter computes
+# these in IEEE float32.
+DOT_PRECISION: tl.constexpr = tl.constexpr("tf32x3")
 
 
 def filter_blocks(seq_len: int, hidden: int) -> dict:
@@ -67,8 +72,8 @@ def _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.co
         basis_mask = (bin_idx < bins) & (positions[None, :] < seq_len)
         cos = tl.load(cos_ptr + basis_offsets, mask=basis_mask, other=0.0)
         sin = tl.load(sin_ptr + basis_offsets, mask=basis_mask, other=0.0)
-        real += tl.dot(cos, y, input_precision="ieee")
-        imag += tl.dot(sin, y, input_precision="ieee")
+        real += tl.dot(cos, y, input_precision=DOT_PRECISION)
+        imag += tl.dot(sin, y, input_precision=DOT_PRECISION)
     return real, imag
 
 
@@ -93,7 +98,7 @@ def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, b
     basis_mask = (rows < seq_len) & (bin_idx < bins)
     icos = tl.load(icos_ptr + rows * bins + bin_idx, mask=basis_mask, other=0.0)
     isin = tl.load(isin_ptr + rows * bins + bin_idx, mask=basis_mask, other=0.0)
-    return tl.dot(icos, real, input_precision="ieee") + tl.dot(isin, imag, input_precision="ieee")
+    return tl.dot(icos, real, input_precision=DOT_PRECISION) + tl.dot(isin, imag, input_precision=DOT_PRECISION)
 
 
 @triton.jit
@@ -192,8 +197,8 @@ def _frequency_filter_bwd_kernel(
         basis_mask = (rows.trans() < seq_len) & (bin_row < bins)
         icos_t = tl.load(icos_ptr + basis_offsets, mask=basis_mask, other=0.0)
         isin_t = tl.load(isin_ptr + basis_offsets, mask=basis_mask, other=0.0)
-        grad_real += tl.dot(icos_t, dfiltered, input_precision="ieee")
-        grad_imag += tl.dot(isin_t, dfiltered, input_precision="ieee")
+        grad_real += tl.dot(icos_t, dfiltered, input_precision=DOT_PRECISION)
+        grad_imag += tl.dot(isin_t, dfiltered, input_precision=DOT_PRECISION)
     keep = tl.load(keep_seq_ptr + bin_row, mask=bin_row < bins, other=0.0)
     grad_real = grad_real * keep
     grad_imag = grad_imag * keep
@@ -208,8 +213,8 @@ def _frequency_filter_bwd_kernel(
         cos_t = tl.load(cos_ptr + basis_offsets, mask=basis_mask, other=0.0)
         sin_t = tl.load(sin_ptr + basis_offsets, mask=basis_mask, other=0.0)
         dy = tl.load(dy_ptr + offsets, mask=in_bounds, other=0.0)
-        dy += tl.dot(cos_t, grad_real, input_precision="ieee")
-        dy += tl.dot(sin_t, grad_imag, input_precision="ieee")
+        dy += tl.dot(cos_t, grad_real, input_precision=DOT_PRECISION)
+        dy += tl.dot(sin_t, grad_imag, input_precision=DOT_PRECISION)
         tl.store(dy_ptr + offsets, dy, mask=in_bounds)
     part = sequence * hidden + cols
     tl.store(dweight_part_ptr + part, dweight, mask=col_ok)
