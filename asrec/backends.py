@@ -23,6 +23,8 @@ import contextvars
 import functools
 import os
 
+import torch
+
 ENV_VAR = "ASREC_BACKEND"
 BACKENDS = ("reference", "triton")
 CHOICES = BACKENDS + ("auto",)
@@ -40,8 +42,13 @@ def _check(name: str, source: str) -> str:
     return name
 
 
+@torch.compiler.assume_constant_result
 def selected_backend() -> str:
-    """The backend name in force here (may be ``"auto"``)."""
+    """The backend name in force here (may be ``"auto"``).
+
+    Under ``torch.compile`` the selection is read once, when the function is traced, and
+    becomes part of the compiled graph: select the backend before compiling.
+    """
     name = _selected.get()
     if name is not None:
         return name
@@ -59,9 +66,14 @@ def use_backend(name: str):
         _selected.reset(token)
 
 
-@functools.lru_cache(maxsize=1)
+@torch.compiler.assume_constant_result
 def triton_missing_reason():
     """None when the Triton kernels import, else why not (with how to get them)."""
+    return _triton_missing_reason()
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_missing_reason():
     try:
         import triton  # noqa: F401
 
@@ -71,6 +83,7 @@ def triton_missing_reason():
     return None
 
 
+@torch.compiler.assume_constant_result
 def interpreting() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -37,7 +37,7 @@ def test_explicit_triton_on_cpu_outside_the_interpreter_says_why(monkeypatch):
 
 
 def test_explicit_triton_without_triton_says_how_to_get_it(monkeypatch):
-    backends.triton_missing_reason.cache_clear()
+    backends._triton_missing_reason.cache_clear()
     monkeypatch.setitem(__import__("sys").modules, "triton", None)
     try:
         with asrec.use_backend("triton"), pytest.raises(ValueError, match="pip install triton"):
@@ -46,7 +46,7 @@ def test_explicit_triton_without_triton_says_how_to_get_it(monkeypatch):
             asrec.ops.frequency_filter(*FILTER_ARGS)
             assert "triton: absent" in backends.describe()
     finally:
-        backends.triton_missing_reason.cache_clear()
+        backends._triton_missing_reason.cache_clear()
 
 
 def test_context_manager_nests_and_restores(monkeypatch):

@@ -19,7 +19,13 @@ def unsupported_tensors(**tensors: torch.Tensor):
     return None
 
 
-def dropout_seed() -> int:
-    """A fresh seed for a kernel's counter-based dropout, drawn from torch's CPU generator
-    (reproducible under ``torch.manual_seed``, no device sync)."""
-    return int(torch.randint(0, 2**31 - 1, (1,)).item())
+def dropout_seed() -> torch.Tensor:
+    """A fresh seed for a kernel's counter-based dropout: a (1,) int64 CPU tensor drawn from
+    torch's CPU generator (reproducible under ``torch.manual_seed``; no device sync; under
+    ``torch.compile`` a traced random op, drawn anew on every call)."""
+    return torch.randint(0, 2**31 - 1, (1,))
+
+
+def no_seed() -> torch.Tensor:
+    """The seed argument of a call without dropout (its value is never read)."""
+    return torch.zeros(1, dtype=torch.int64)

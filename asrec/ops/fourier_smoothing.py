@@ -1,46 +1,33 @@
 """Fourier smoothing (SPEC section 2): the public op, its autograd Function on Triton."""
 
-import math
-
 import torch
 
-from ..reference import fourier_smoothing_ref, next_fast_len
+from ..reference import fourier_smoothing_ref
+from . import _library
 from ._triton_checks import unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
-def smoothing_norm(seq_len: int) -> float:
-    """The model's ``1/sqrt(L)`` factor, ``L = next_fast_len(2N - 1)``."""
-    return 1.0 / math.sqrt(next_fast_len(2 * seq_len - 1))
-
-
 class FourierSmoothingFn(torch.autograd.Function):
-    """Triton forward/backward of ``fourier_smoothing_ref`` (one scan per sequence and channel block)."""
+    """Triton forward/backward of ``fourier_smoothing_ref`` (one scan per sequence and channel
+    block), through the ``asrec::fourier_smoothing_fwd/bwd`` custom ops."""
 
     @staticmethod
     def forward(ctx, x, smoothing_logit, init_level, smoothed_scale, mix: float):
-        from ..kernels.fourier_smoothing import _fourier_smoothing_fwd
-
         x = x.contiguous()
         params = [p.contiguous() for p in (smoothing_logit, init_level, smoothed_scale)]
-        norm = smoothing_norm(x.shape[1])
-        out = _fourier_smoothing_fwd(x, *params, float(mix), norm)
+        out = _library.fourier_smoothing_fwd(x, *params, float(mix))
         ctx.save_for_backward(x, *params)
-        ctx.mix, ctx.norm = float(mix), norm
+        ctx.mix = float(mix)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        from ..kernels.fourier_smoothing import _fourier_smoothing_bwd
-
         x, smoothing_logit, init_level, smoothed_scale = ctx.saved_tensors
-        dx, dalpha, dlevel, dscale = _fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit, init_level,
-                                                            smoothed_scale, ctx.mix, ctx.norm)
-        alpha = torch.sigmoid(smoothing_logit.float())
-        dlogit = dalpha.sum() * alpha * (1.0 - alpha)
-        return (dx.to(x.dtype), dlogit.to(smoothing_logit.dtype),
-                dlevel.sum(0).view_as(init_level).to(init_level.dtype),
-                dscale.sum(0).view_as(smoothed_scale).to(smoothed_scale.dtype), None)
+        dx, dlogit, dlevel, dscale = _library.fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit,
+                                                                    init_level, smoothed_scale, ctx.mix)
+        return (dx.to(x.dtype), dlogit.to(smoothing_logit.dtype), dlevel.to(init_level.dtype),
+                dscale.to(smoothed_scale.dtype), None)
 
 
 def fourier_smoothing_unsupported(x, smoothing_logit, init_level, smoothed_scale, mix):

@@ -2,13 +2,15 @@
 
 import torch
 
-from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_ref, frequency_keep_mask
-from ._triton_checks import dropout_seed, unsupported_tensors
+from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_ref
+from . import _library
+from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
 class FrequencyFilterFn(torch.autograd.Function):
-    """Triton forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden) input.
+    """Triton forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden)
+    input, through the ``asrec::frequency_filter_fwd/bwd`` custom ops.
 
     Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
     strict ``>``; the reference's own mask code on the kernel's energies) -> fused
@@ -19,30 +21,24 @@ class FrequencyFilterFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
                 scope: str):
-        from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
-
-        batch, groups, seq_len, hidden = y.shape
-        flat = y.contiguous().view(batch * groups, seq_len, hidden)
+        y = y.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-        energy = _frequency_energy(flat).view(batch, groups, -1)
-        keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
         dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else 0
-        out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, seed, dropout_p, dropping)
-        ctx.save_for_backward(flat, keep, norm_weight)
-        ctx.eps, ctx.seed, ctx.dropout_p, ctx.dropping = eps, seed, dropout_p, dropping
+        seed = dropout_seed() if dropping else no_seed()
+        out, keep = _library.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p,
+                                                  dropping, scope)
+        ctx.save_for_backward(y, keep, norm_weight, seed)
+        ctx.settings = (eps, dropout_p, dropping)
         ctx.bias_dtype = norm_bias.dtype
-        return out.view(y.shape)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        from ..kernels.frequency_filter import _frequency_filter_bwd
-
-        flat, keep, norm_weight = ctx.saved_tensors
-        dy, dweight, dbias = _frequency_filter_bwd(flat, grad.contiguous().view(flat.shape), keep, norm_weight,
-                                                   ctx.eps, ctx.seed, ctx.dropout_p, ctx.dropping)
-        return (dy.view(grad.shape).to(flat.dtype), None, dweight.sum(0).to(norm_weight.dtype),
-                dbias.sum(0).to(ctx.bias_dtype), None, None, None, None)
+        y, keep, norm_weight, seed = ctx.saved_tensors
+        dy, dweight, dbias = _library.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, seed,
+                                                           *ctx.settings)
+        return (dy.to(y.dtype), None, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype),
+                None, None, None, None)
 
 
 def _as_groups(y):

@@ -3,43 +3,39 @@
 import torch
 
 from ..reference import input_stage_ref
-from ._triton_checks import dropout_seed, unsupported_tensors
-from .fourier_smoothing import smoothing_norm
+from . import _library
+from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
 class InputStageFn(torch.autograd.Function):
-    """Triton forward/backward of ``input_stage_ref``: one kernel gathers, normalises, drops
-    out and smooths each sequence; backward returns the item table's gradient through
-    PyTorch's embedding backward (row 0, the padding item, gets none)."""
+    """Triton forward/backward of ``input_stage_ref`` through the ``asrec::input_stage_fwd/bwd``
+    custom ops: one kernel gathers, normalises, drops out and smooths each sequence; backward
+    returns the item table's gradient through PyTorch's embedding backward (row 0, the
+    padding item, gets none)."""
 
     @staticmethod
     def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
                 smoothing_logit, init_level, smoothed_scale, mix):
-        from ..kernels.input_stage import _input_stage_fwd
-
         tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                              smoothing_logit, init_level, smoothed_scale)]
         dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else 0
-        norm = smoothing_norm(item_seq.shape[1])
-        out = _input_stage_fwd(*tensors, eps, seed, dropout_p, dropping, norm, float(mix))
-        ctx.save_for_backward(*tensors)
-        ctx.settings = (eps, seed, dropout_p, dropping, norm, float(mix))
+        seed = dropout_seed() if dropping else no_seed()
+        out = _library.input_stage_fwd(*tensors, seed, eps, dropout_p, dropping, float(mix))
+        ctx.save_for_backward(*tensors, seed)
+        ctx.settings = (eps, dropout_p, dropping, float(mix))
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        from ..kernels.input_stage import _input_stage_bwd
-
-        tensors = ctx.saved_tensors
+        *tensors, seed = ctx.saved_tensors
         item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
-        dembedded, parts = _input_stage_bwd(*tensors, grad.contiguous(), *ctx.settings)
+        dembedded, sums, dposition_rows = _library.input_stage_bwd(*tensors, grad.contiguous(), seed, *ctx.settings)
         ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
-        dposition = torch.zeros(position_weight.shape, device=grad.device, dtype=torch.float32)
-        dposition[: item_seq.shape[1]] = dembedded.sum(0)
+        unused_rows = position_weight.shape[0] - dposition_rows.shape[0]
+        dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, unused_rows))
         alpha = torch.sigmoid(logit.float())
-        dalpha, dlevel, dscale, dnorm_weight, dnorm_bias = parts.sum(1)
+        dalpha, dlevel, dscale, dnorm_weight, dnorm_bias = sums
         return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
                 dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
                 (dalpha.sum() * alpha * (1.0 - alpha)).to(logit.dtype),

@@ -30,6 +30,11 @@ def next_fast_len(target: int) -> int:
         candidate += 1
 
 
+def smoothing_norm(seq_len: int) -> float:
+    """The model's ``1/sqrt(L)`` factor, ``L = next_fast_len(2N - 1)``."""
+    return 1.0 / math.sqrt(next_fast_len(2 * seq_len - 1))
+
+
 def smoothing_matrix(alpha: torch.Tensor, seq_len: int) -> torch.Tensor:
     """The (N, N) causal EMA operator ``T[n, k] = (1 - a) a^(n-k) / sqrt(L)`` for ``k <= n``, else 0.
 
@@ -41,7 +46,7 @@ def smoothing_matrix(alpha: torch.Tensor, seq_len: int) -> torch.Tensor:
     causal = lag >= 0
     # clamp keeps the masked (future) entries finite so their zero gradient stays zero
     powers = alpha ** lag.clamp(min=0)
-    scale = (1.0 - alpha) / math.sqrt(next_fast_len(2 * seq_len - 1))
+    scale = (1.0 - alpha) * smoothing_norm(seq_len)
     return torch.where(causal, powers * scale, torch.zeros((), dtype=dtype, device=powers.device))
 
 

@@ -1,0 +1,134 @@
+"""The Triton launchers registered as ``torch.library`` custom ops (namespace ``asrec``).
+
+Each launcher of ``asrec.kernels`` becomes an opaque op with a fake (shape-only)
+implementation, so ``torch.compile`` traces the autograd Functions of ``asrec.ops``
+into one graph without breaking at a kernel launch, and ``torch.library.opcheck`` can
+test the registrations. The ops take tensors and scalars only: the dropout seed travels
+as a one-element int64 CPU tensor drawn by the caller (a traced random op under
+``torch.compile``, never a constant baked into the graph).
+
+Registering needs Triton (the implementations import the kernels), so this module is
+imported only once Triton is known to import.
+"""
+
+import torch
+
+from ..reference.frequency_filter import frequency_keep_mask
+from ..reference.fsm import smoothing_norm
+
+
+@torch.library.custom_op("asrec::fourier_smoothing_fwd", mutates_args=())
+def fourier_smoothing_fwd(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level: torch.Tensor,
+                          smoothed_scale: torch.Tensor, mix: float) -> torch.Tensor:
+    from ..kernels.fourier_smoothing import _fourier_smoothing_fwd
+
+    return _fourier_smoothing_fwd(x, smoothing_logit, init_level, smoothed_scale, mix, smoothing_norm(x.shape[1]))
+
+
+@fourier_smoothing_fwd.register_fake
+def _(x, smoothing_logit, init_level, smoothed_scale, mix):
+    return x.new_empty(x.shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("asrec::fourier_smoothing_bwd", mutates_args=())
+def fourier_smoothing_bwd(x: torch.Tensor, grad: torch.Tensor, smoothing_logit: torch.Tensor,
+                          init_level: torch.Tensor, smoothed_scale: torch.Tensor,
+                          mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (float32), and float32 gradients of smoothing_logit, init_level, smoothed_scale."""
+    from ..kernels.fourier_smoothing import _fourier_smoothing_bwd
+
+    dx, dalpha, dlevel, dscale = _fourier_smoothing_bwd(x, grad, smoothing_logit, init_level, smoothed_scale, mix,
+                                                        smoothing_norm(x.shape[1]))
+    alpha = torch.sigmoid(smoothing_logit.float())
+    dlogit = (dalpha.sum() * alpha * (1.0 - alpha)).reshape(smoothing_logit.shape)
+    return dx, dlogit, dlevel.sum(0).view(init_level.shape), dscale.sum(0).view(smoothed_scale.shape)
+
+
+@fourier_smoothing_bwd.register_fake
+def _(x, grad, smoothing_logit, init_level, smoothed_scale, mix):
+    def like(t):
+        return t.new_empty(t.shape, dtype=torch.float32)
+    return like(x), like(smoothing_logit), like(init_level), like(smoothed_scale)
+
+
+@torch.library.custom_op("asrec::input_stage_fwd", mutates_args=())
+def input_stage_fwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
+                    norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, seed: torch.Tensor, eps: float,
+                    dropout_p: float, dropping: bool, mix: float) -> torch.Tensor:
+    from ..kernels.input_stage import _input_stage_fwd
+
+    return _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
+                            init_level, smoothed_scale, eps, int(seed.item()), dropout_p, dropping,
+                            smoothing_norm(item_seq.shape[1]), mix)
+
+
+@input_stage_fwd.register_fake
+def _(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
+      seed, eps, dropout_p, dropping, mix):
+    return item_weight.new_empty((*item_seq.shape, item_weight.shape[1]), dtype=torch.float32)
+
+
+@torch.library.custom_op("asrec::input_stage_bwd", mutates_args=())
+def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
+                    norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor,
+                    eps: float, dropout_p: float, dropping: bool,
+                    mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> d(embedding sum) (B, N, H) float32 and (5, H) float32 gradients of alpha, init_level,
+    smoothed_scale, the LayerNorm weight and bias (alpha's not yet through the sigmoid)."""
+    from ..kernels.input_stage import _input_stage_bwd
+
+    dembedded, parts = _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
+                                        smoothing_logit, init_level, smoothed_scale, grad, eps, int(seed.item()),
+                                        dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+    sums = parts.sum(1)
+    return dembedded, sums, dembedded.sum(0)
+
+
+@input_stage_bwd.register_fake
+def _(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
+      grad, seed, eps, dropout_p, dropping, mix):
+    hidden = item_weight.shape[1]
+    return (grad.new_empty(grad.shape, dtype=torch.float32), grad.new_empty((5, hidden), dtype=torch.float32),
+            grad.new_empty((item_seq.shape[1], hidden), dtype=torch.float32))
+
+
+@torch.library.custom_op("asrec::frequency_filter_fwd", mutates_args=())
+def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
+                         norm_bias: torch.Tensor, seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                         scope: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """y: (B, G, N, H) -> (out (B, G, N, H) in y's dtype, keep (B, G, N//2 + 1) float32 0/1)."""
+    from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
+
+    batch, groups, seq_len, hidden = y.shape
+    flat = y.view(batch * groups, seq_len, hidden)
+    energy = _frequency_energy(flat).view(batch, groups, -1)
+    keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
+    out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping)
+    return out.view(y.shape), keep
+
+
+@frequency_filter_fwd.register_fake
+def _(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p, dropping, scope):
+    return torch.empty_like(y), y.new_empty((*y.shape[:2], y.shape[2] // 2 + 1), dtype=torch.float32)
+
+
+@torch.library.custom_op("asrec::frequency_filter_bwd", mutates_args=())
+def frequency_filter_bwd(y: torch.Tensor, grad: torch.Tensor, keep: torch.Tensor, norm_weight: torch.Tensor,
+                         seed: torch.Tensor, eps: float, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients (H,)."""
+    from ..kernels.frequency_filter import _frequency_filter_bwd
+
+    batch, groups, seq_len, hidden = y.shape
+    dy, dweight, dbias = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
+                                               keep, norm_weight, eps, int(seed.item()), dropout_p, dropping)
+    return dy.view(y.shape), dweight.sum(0), dbias.sum(0)
+
+
+@frequency_filter_bwd.register_fake
+def _(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
+    hidden = y.shape[-1]
+    return (y.new_empty(y.shape, dtype=torch.float32), y.new_empty((hidden,), dtype=torch.float32),
+            y.new_empty((hidden,), dtype=torch.float32))

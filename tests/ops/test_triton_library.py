@@ -1,0 +1,77 @@
+"""The Triton launchers as torch.library custom ops: registrations (opcheck) and a
+torch.compile capture of the public ops, forward and backward, without graph breaks."""
+
+import pytest
+import torch
+
+import asrec
+from asrec.ops import fourier_smoothing, frequency_filter, input_stage
+
+from ..triton_support import DEVICE
+
+OPS = torch.ops.asrec
+
+
+def _smoothing_args(hidden=8):
+    return (torch.tensor([0.3], device=DEVICE), 0.5 * torch.randn(1, 1, hidden, device=DEVICE),
+            1 + 0.5 * torch.randn(1, 1, hidden, device=DEVICE))
+
+
+def _input_args(seq_len=7, hidden=8, n_items=20):
+    ids = torch.randint(0, n_items, (3, seq_len), device=DEVICE)
+    return (ids, torch.randn(n_items, hidden, device=DEVICE), torch.randn(seq_len, hidden, device=DEVICE),
+            1 + 0.1 * torch.randn(hidden, device=DEVICE), 0.1 * torch.randn(hidden, device=DEVICE),
+            *_smoothing_args(hidden))
+
+
+SEED = torch.tensor([5])
+
+
+def test_opcheck_fourier_smoothing():
+    x = torch.randn(3, 7, 8, device=DEVICE)
+    torch.library.opcheck(OPS.fourier_smoothing_fwd.default, (x, *_smoothing_args(), 0.4))
+    torch.library.opcheck(OPS.fourier_smoothing_bwd.default, (x, torch.randn_like(x), *_smoothing_args(), 0.4))
+
+
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_input_stage(dropping):
+    args = _input_args()
+    torch.library.opcheck(OPS.input_stage_fwd.default, (*args, SEED, 1e-12, 0.3, dropping, 0.4))
+    grad = torch.randn(3, 7, 8, device=DEVICE)
+    torch.library.opcheck(OPS.input_stage_bwd.default, (*args, grad, SEED, 1e-12, 0.3, dropping, 0.4))
+
+
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_frequency_filter(dropping):
+    y = torch.randn(2, 3, 12, 8, device=DEVICE)
+    weight, bias = 1 + 0.1 * torch.randn(8, device=DEVICE), 0.1 * torch.randn(8, device=DEVICE)
+    threshold = torch.tensor(0.8, device=DEVICE)
+    torch.library.opcheck(OPS.frequency_filter_fwd.default,
+                          (y, threshold, weight, bias, SEED, 1e-12, 0.5, dropping, "batch"))
+    _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, SEED, 1e-12, 0.5, dropping, "batch")
+    torch.library.opcheck(OPS.frequency_filter_bwd.default,
+                          (y, torch.randn_like(y), keep, weight, SEED, 1e-12, 0.5, dropping))
+
+
+def test_compile_captures_the_triton_ops_in_one_graph():
+    """fullgraph=True: dispatch, the autograd Functions and the custom ops trace without a
+    break; forward and gradients equal eager."""
+    args = [t.requires_grad_() if t.is_floating_point() else t for t in _input_args(12, 8)]
+    weight, bias = 1 + 0.1 * torch.randn(8, device=DEVICE), 0.1 * torch.randn(8, device=DEVICE)
+    threshold = torch.tensor(0.8, device=DEVICE)
+
+    def stage_and_filter(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale):
+        smoothed = input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, 1e-12, 0.0, False,
+                               logit, level, scale, 0.4)
+        smoothed = fourier_smoothing(smoothed, logit, level, scale, 1.0)
+        return frequency_filter(smoothed, threshold, weight, bias, 1e-12)
+
+    compiled = torch.compile(stage_and_filter, backend="aot_eager", fullgraph=True)
+    with asrec.use_backend("triton"):
+        eager = stage_and_filter(*args)
+        eager_grads = torch.autograd.grad(eager.square().sum(), args[1:])
+        out = compiled(*args)
+        grads = torch.autograd.grad(out.square().sum(), args[1:])
+    torch.testing.assert_close(out, eager)
+    for a, b in zip(grads, eager_grads):
+        torch.testing.assert_close(a, b)
