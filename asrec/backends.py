@@ -5,8 +5,9 @@ dtype) and ``"triton"`` (fused Triton kernels: CUDA tensors, or CPU tensors unde
 Triton interpreter ``TRITON_INTERPRET=1``; float32, bfloat16 and float16 inputs).
 
 - ``"auto"`` (the default) runs an op on Triton when the tensors are on a CUDA device,
-  Triton is installed, the op has a Triton implementation and that implementation takes
-  the call (dtype, shape); otherwise the reference. ``describe()`` says what runs where.
+  Triton is installed, the op has a Triton implementation that has been verified on a GPU
+  (tests and benchmark run compiled on a card) and that takes the call (dtype, shape);
+  otherwise the reference. ``describe()`` says what runs where.
 - ``"triton"`` asks for the Triton implementation of every op that has one and raises a
   ``ValueError`` saying why when a call cannot run on it (Triton missing, a CPU tensor
   outside the interpreter, float64, a shape the kernels do not take). Ops with no Triton
@@ -91,7 +92,7 @@ def interpreting() -> bool:
 
 def describe() -> str:
     """A table of what runs where under the current selection."""
-    from .ops import OPS
+    from .ops import COMPOSITES, OPS
 
     selection = selected_backend()
     missing = triton_missing_reason()
@@ -107,9 +108,13 @@ def describe() -> str:
                 runs = "reference" if selection == "auto" else "error: triton needs CUDA tensors or TRITON_INTERPRET=1"
             elif missing is not None:
                 runs = "reference" if selection == "auto" else "error: triton absent"
+            elif selection == "auto" and not implementations["triton"].gpu_verified:
+                runs = "reference  (its triton kernel has not run on a GPU yet: ask for 'triton' by name)"
             else:
                 runs = "triton" + ("  (reference for calls the kernels do not take)" if selection == "auto" else "")
-            lines.append(f"  {op:<20} {device_type:<5} -> {runs}")
+            lines.append(f"  {op:<24} {device_type:<5} -> {runs}")
+    for op in COMPOSITES:
+        lines.append(f"  {op:<24} all   -> the reference composition; each leaf op above runs on its own backend")
     for name, reason in ABSENT.items():
         lines.append(f"  {name}: absent ({reason})")
     return "\n".join(lines)

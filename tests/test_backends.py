@@ -13,7 +13,8 @@ def test_default_is_auto_and_auto_runs_the_reference_on_cpu(monkeypatch):
     monkeypatch.delenv(backends.ENV_VAR, raising=False)
     assert backends.selected_backend() == "auto"
     assert implementation("frequency_filter", X.device, *FILTER_ARGS) is asrec.reference.frequency_filter_ref
-    assert implementation("dynamic_branch", torch.device("cuda")) is asrec.reference.dynamic_branch_ref
+    assert implementation("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
+        is asrec.reference.residual_norm_ref
 
 
 def test_auto_on_cuda_takes_triton_only_for_calls_the_kernels_take(monkeypatch):
@@ -26,6 +27,19 @@ def test_auto_on_cuda_takes_triton_only_for_calls_the_kernels_take(monkeypatch):
     assert implementation("frequency_filter", cuda, *too_wide) is asrec.reference.frequency_filter_ref
     as_double = tuple(a.double() if torch.is_tensor(a) else a for a in FILTER_ARGS)
     assert implementation("frequency_filter", cuda, *as_double) is asrec.reference.frequency_filter_ref
+
+
+def test_auto_leaves_kernels_not_yet_run_on_a_gpu_to_explicit_requests():
+    if backends.triton_missing_reason() is not None:
+        pytest.skip("needs triton")
+    x = torch.zeros(2, 7, 8)
+    args = (x, x, torch.ones(8), torch.zeros(8), 1e-5)
+    assert not OPS["residual_norm"]["triton"].gpu_verified
+    assert implementation("residual_norm", torch.device("cuda"), *args) is asrec.reference.residual_norm_ref
+    with asrec.use_backend("triton"):
+        assert implementation("residual_norm", torch.device("cuda"), *args) is OPS["residual_norm"]["triton"].run
+    assert "residual_norm            cuda  -> reference  (its triton kernel has not run on a GPU yet" \
+        in backends.describe()
 
 
 def test_explicit_triton_on_cpu_outside_the_interpreter_says_why(monkeypatch):
@@ -81,11 +95,13 @@ def test_unknown_backends_say_which_exist(name):
             pass
 
 
-def test_describe_lists_every_op_and_the_unfused_ones():
+def test_describe_lists_every_op_and_the_compositions():
+    from asrec.ops import COMPOSITES
+
     text = backends.describe()
-    for op in OPS:
+    for op in list(OPS) + list(COMPOSITES):
         assert f"{op}" in text
-    assert "dynamic_branch       cuda  -> reference  (no triton kernel for this op yet)" in text
+    assert "hybrid_layer             all   -> the reference composition" in text
     assert "cuda: absent" in text
 
 

@@ -132,3 +132,37 @@ def _(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
     hidden = y.shape[-1]
     return (y.new_empty(y.shape, dtype=torch.float32), y.new_empty((hidden,), dtype=torch.float32),
             y.new_empty((hidden,), dtype=torch.float32))
+
+
+@torch.library.custom_op("asrec::residual_norm_fwd", mutates_args=())
+def residual_norm_fwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                      seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                      out_dtype: torch.dtype) -> torch.Tensor:
+    from ..kernels.residual_norm import _residual_norm_fwd
+
+    return _residual_norm_fwd(x, residual, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping,
+                              out_dtype)
+
+
+@residual_norm_fwd.register_fake
+def _(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping, out_dtype):
+    return x.new_empty(x.shape, dtype=out_dtype)
+
+
+@torch.library.custom_op("asrec::residual_norm_bwd", mutates_args=())
+def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, grad: torch.Tensor,
+                      seed: torch.Tensor, eps: float, dropout_p: float,
+                      dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (x's dtype), dresidual (residual's dtype), float32 LayerNorm weight and bias gradients (H,)."""
+    from ..kernels.residual_norm import _residual_norm_bwd
+
+    dx, dresidual, dweight, dbias = _residual_norm_bwd(x, residual, norm_weight, grad, eps, int(seed.item()),
+                                                       dropout_p, dropping)
+    return dx, dresidual, dweight.sum(0), dbias.sum(0)
+
+
+@residual_norm_bwd.register_fake
+def _(x, residual, norm_weight, grad, seed, eps, dropout_p, dropping):
+    hidden = x.shape[-1]
+    return (torch.empty_like(x), torch.empty_like(residual), x.new_empty((hidden,), dtype=torch.float32),
+            x.new_empty((hidden,), dtype=torch.float32))

@@ -1,8 +1,9 @@
 """Public ops for the two attention branches on their own (SPEC sections 4 and 5).
 
-The seasonal branch's Triton implementation runs the fused frequency filter (all three
-filters in one launch per kernel) inside the reference composition; the attention, the
-convolutions, the contrast and the norms are the reference's until their kernels land.
+Both are compositions: the reference math over the dispatching leaf ops (the three
+frequency filters in one call, the residual norms), so on the Triton backend those leaves
+run fused while attention, convolutions and the contrast are the reference's until their
+kernels land.
 """
 
 import functools
@@ -11,16 +12,8 @@ import torch
 
 from ..reference import dynamic_branch_ref, seasonal_branch_ref
 from ..reference.weights import DynamicWeights, SeasonalWeights
-from ._triton_checks import unsupported_tensors
-from .frequency_filter import frequency_filter_groups_triton
-from .registry import TritonImplementation, implementation, register
-
-
-def seasonal_filters_unsupported(x, *args, **kwargs):
-    """Whether the seasonal branch's filters (input shaped like x) can run on Triton."""
-    from ..kernels.frequency_filter import unsupported_shape
-
-    return unsupported_tensors(x=x) or unsupported_shape(x.shape[-2], x.shape[-1])
+from .composites import DISPATCHED_PIECES
+from .registry import implementation, register_composite
 
 
 def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
@@ -39,7 +32,5 @@ def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeig
     return implementation("dynamic_branch", x.device, *args)(*args)
 
 
-register("seasonal_branch", seasonal_branch_ref,
-         TritonImplementation(functools.partial(seasonal_branch_ref, filter_groups=frequency_filter_groups_triton),
-                              seasonal_filters_unsupported))
-register("dynamic_branch", dynamic_branch_ref)
+register_composite("seasonal_branch", functools.partial(seasonal_branch_ref, pieces=DISPATCHED_PIECES))
+register_composite("dynamic_branch", functools.partial(dynamic_branch_ref, pieces=DISPATCHED_PIECES))

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_ref
+from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_groups_ref, frequency_filter_ref
 from . import _library
 from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
@@ -43,6 +43,12 @@ class FrequencyFilterFn(torch.autograd.Function):
 
 def _as_groups(y):
     return y if y.dim() == 4 else y.unsqueeze(1)
+
+
+def frequency_filter_groups_unsupported(groups, *args):
+    if any(g.shape != groups[0].shape for g in groups):
+        return "the groups must share one shape"
+    return frequency_filter_unsupported(groups[0], *args)
 
 
 def frequency_filter_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
@@ -96,3 +102,16 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
 
 register("frequency_filter", frequency_filter_ref,
          TritonImplementation(frequency_filter_triton, frequency_filter_unsupported))
+
+
+def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch") -> list:
+    """The filters of a seasonal branch: G (batch, seq_len, hidden) inputs, a quantile each; see
+    ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
+    _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
+    args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+    return implementation("frequency_filter_groups", groups[0].device, *args)(*args)
+
+
+register("frequency_filter_groups", frequency_filter_groups_ref,
+         TritonImplementation(frequency_filter_groups_triton, frequency_filter_groups_unsupported))

@@ -1,5 +1,5 @@
-"""Public hybrid layer op (SPEC section 6). Its Triton implementation is the reference
-composition with the fused frequency filter (see ``branches``)."""
+"""Public hybrid layer op (SPEC section 6): the reference composition over the dispatching
+leaf ops (see ``branches``)."""
 
 import functools
 
@@ -7,9 +7,8 @@ import torch
 
 from ..reference import hybrid_layer_ref
 from ..reference.weights import HybridLayerWeights
-from .branches import seasonal_filters_unsupported
-from .frequency_filter import frequency_filter_groups_triton
-from .registry import TritonImplementation, implementation, register
+from .composites import DISPATCHED_PIECES
+from .registry import implementation, register_composite
 
 
 def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
@@ -20,6 +19,4 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     return implementation("hybrid_layer", x.device, *args)(*args)
 
 
-register("hybrid_layer", hybrid_layer_ref,
-         TritonImplementation(functools.partial(hybrid_layer_ref, filter_groups=frequency_filter_groups_triton),
-                              seasonal_filters_unsupported))
+register_composite("hybrid_layer", functools.partial(hybrid_layer_ref, pieces=DISPATCHED_PIECES))

@@ -10,6 +10,7 @@ from .frequency_filter import frequency_filter_ref, frequency_keep_mask
 from .fsm import fourier_smoothing_ref, next_fast_len
 from .input_stage import input_stage_ref
 from .layer import ACTIVATIONS, feed_forward_ref, hybrid_layer_ref
+from .residual_norm import residual_norm_ref
 from .seasonal import multiscale_conv_ref, oversmoothing_contrast_ref, seasonal_branch_ref
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "multiscale_conv_ref",
     "next_fast_len",
     "oversmoothing_contrast_ref",
+    "residual_norm_ref",
     "seasonal_branch_ref",
     "seasonal_gate_ref",
 ]

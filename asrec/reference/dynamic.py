@@ -4,28 +4,30 @@ import torch
 import torch.nn.functional as F
 
 from .attention import attention_context_ref, merge_heads, split_heads, take_rows
+from .pieces import REFERENCE_PIECES, Pieces
 from .weights import DynamicWeights
 
 
 def dynamic_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights,
-                     dropout_p: float, training: bool) -> torch.Tensor:
+                     dropout_p: float, training: bool, pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """``LN(drop(dense(context)) + x)``. context, residual: (batch, seq_len, hidden)."""
-    out = F.dropout(F.linear(context, *weights.dense), dropout_p, training)
-    return F.layer_norm(out + residual, (residual.shape[-1],), weights.norm.weight, weights.norm.bias,
-                        weights.norm.eps)
+    norm = weights.norm
+    return pieces.residual_norm(F.linear(context, *weights.dense), residual, norm.weight, norm.bias, norm.eps,
+                                dropout_p, training)
 
 
 def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,
                        hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0,
-                       training: bool = False, output_rows=None) -> torch.Tensor:
+                       training: bool = False, output_rows=None, pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """SPEC section 5. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len).
 
     output_rows: optional (batch,) positions; then only those query rows are computed and
     the result is (batch, 1, hidden) (attention rows are independent of each other).
+    pieces: the residual-norm implementation (see ``asrec.reference.pieces``).
     """
     queries = take_rows(x, output_rows)
     q = split_heads(F.linear(queries, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
     context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
-    return dynamic_tail_ref(merge_heads(context), queries, weights, hidden_dropout_p, training)
+    return dynamic_tail_ref(merge_heads(context), queries, weights, hidden_dropout_p, training, pieces)

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from .dynamic import dynamic_branch_ref
-from .frequency_filter import frequency_filter_groups_ref
+from .pieces import REFERENCE_PIECES, Pieces
 from .seasonal import seasonal_branch_ref
 from .weights import FeedForwardWeights, HybridLayerWeights
 
@@ -18,17 +18,18 @@ ACTIVATIONS = {
 
 
 def feed_forward_ref(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
-                     training: bool = False) -> torch.Tensor:
+                     training: bool = False, pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """``LN(drop(dense_out(act(dense_in(x)))) + x)``. x: (batch, seq_len, hidden)."""
     inner = ACTIVATIONS[weights.activation](F.linear(x, *weights.dense_in))
-    out = F.dropout(F.linear(inner, *weights.dense_out), dropout_p, training)
-    return F.layer_norm(out + x, (x.shape[-1],), weights.norm.weight, weights.norm.bias, weights.norm.eps)
+    norm = weights.norm
+    return pieces.residual_norm(F.linear(inner, *weights.dense_out), x, norm.weight, norm.bias, norm.eps, dropout_p,
+                                training)
 
 
 def hybrid_layer_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
                      hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                      filter_scope: str = "batch", output_rows=None,
-                     filter_groups=frequency_filter_groups_ref) -> torch.Tensor:
+                     pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """``FFN(v3 * dynamic(x) + (1 - v3) * seasonal(x))``.
 
     x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len). Returns x's shape, or
@@ -37,11 +38,11 @@ def hybrid_layer_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLay
     the model's last layer skips the rows it never reads: same values, less work.)
     The branches project separately: on the CPU one stacked (H, 6H) projection was slower,
     its (batch, seq_len, 6H) output being a fresh, page-faulting allocation on every call.
-    ``filter_groups``: see ``seasonal_tail_ref``.
+    ``pieces``: the leaf implementations (``asrec.reference.pieces``).
     """
     seasonal = seasonal_branch_ref(x, key_bias, weights.seasonal, n_heads, hidden_dropout_p, attn_dropout_p,
-                                   training, filter_scope, output_rows, filter_groups)
+                                   training, filter_scope, output_rows, pieces)
     dynamic = dynamic_branch_ref(x, key_bias, weights.dynamic, n_heads, hidden_dropout_p, attn_dropout_p, training,
-                                 output_rows)
+                                 output_rows, pieces)
     return feed_forward_ref(torch.lerp(seasonal, dynamic, weights.branch_mix), weights.feed_forward,
-                            hidden_dropout_p, training)
+                            hidden_dropout_p, training, pieces)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import attention_context_ref, merge_heads, seasonal_gate_ref, split_heads, take_rows
-from .frequency_filter import frequency_filter_groups_ref
+from .pieces import REFERENCE_PIECES, Pieces
 from .weights import SeasonalWeights
 
 CONV_KERNEL_SIZES = (3, 5, 7)
@@ -40,7 +40,7 @@ def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor
 
 def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights,
                       dropout_p: float, training: bool, filter_scope: str = "batch", output_rows=None,
-                      filter_groups=frequency_filter_groups_ref) -> torch.Tensor:
+                      pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
 
     context: (batch, seq_len, hidden) merged gated context; residual: the branch input x.
@@ -51,26 +51,26 @@ def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: Se
     """
     scales = multiscale_conv_ref(context, weights.conv_weights, weights.conv_biases)
     ff = weights.frequency_filter
-    filtered = filter_groups(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
+    filtered = pieces.filter_groups(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
                                            0.5, training, filter_scope)
     combined = sum(scale * (f + s) for scale, f, s in zip(weights.position_scales, filtered, scales))
     contrasted = take_rows(oversmoothing_contrast_ref(combined, weights.origin_scale, weights.contrast_scale),
                            output_rows)
     residual = take_rows(residual, output_rows)
-    out = F.dropout(F.linear(F.gelu(contrasted), *weights.dense), dropout_p, training)
-    return F.layer_norm(out + residual, (residual.shape[-1],), weights.norm.weight, weights.norm.bias,
-                        weights.norm.eps)
+    norm = weights.norm
+    return pieces.residual_norm(F.linear(F.gelu(contrasted), *weights.dense), residual, norm.weight, norm.bias,
+                                norm.eps, dropout_p, training)
 
 
 def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
                         hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                         filter_scope: str = "batch", output_rows=None,
-                        filter_groups=frequency_filter_groups_ref) -> torch.Tensor:
+                        pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
-    output_rows, filter_groups: see ``seasonal_tail_ref``."""
+    output_rows, pieces: see ``seasonal_tail_ref``."""
     q = split_heads(F.linear(x, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
     context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
     gated = merge_heads(seasonal_gate_ref(context, v, *weights.gate))
-    return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope, output_rows, filter_groups)
+    return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope, output_rows, pieces)

@@ -53,6 +53,16 @@ def test_opcheck_frequency_filter(dropping):
                           (y, torch.randn_like(y), keep, weight, SEED, 1e-12, 0.5, dropping))
 
 
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_residual_norm(dropping):
+    x, residual = torch.randn(3, 7, 24, device=DEVICE), torch.randn(3, 7, 24, device=DEVICE)
+    weight, bias = 1 + 0.1 * torch.randn(24, device=DEVICE), 0.1 * torch.randn(24, device=DEVICE)
+    torch.library.opcheck(OPS.residual_norm_fwd.default,
+                          (x, residual, weight, bias, SEED, 1e-12, 0.3, dropping, torch.float32))
+    torch.library.opcheck(OPS.residual_norm_bwd.default,
+                          (x, residual, weight, torch.randn_like(x), SEED, 1e-12, 0.3, dropping))
+
+
 def test_compile_captures_the_triton_ops_in_one_graph():
     """fullgraph=True: dispatch, the autograd Functions and the custom ops trace without a
     break; forward and gradients equal eager."""

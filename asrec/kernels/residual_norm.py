@@ -1,0 +1,115 @@
+"""Dropout + residual + LayerNorm (SPEC sections 4-6: the norm after each dense projection),
+one Triton kernel forward and one backward.
+
+    out = LN(drop(p)(x) + residual)        over the hidden axis
+
+One program normalises BLOCK_R whole rows. Forward reads x and the residual once and
+writes the output once; backward recomputes the sum and its statistics from x and the
+residual (regenerating the dropout mask from its seed) instead of storing them, and writes
+the gradients of x and of the residual; the LayerNorm weight and bias gradients are
+per-program partial sums reduced on the host (deterministic).
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import _dropout_scale
+
+MAX_ROW_TILE = 8192  # BLOCK_R * BLOCK_H elements per program
+
+
+def row_blocks(hidden: int) -> dict:
+    block_h = max(16, triton.next_power_of_2(hidden))
+    return dict(BLOCK_R=max(1, min(16, MAX_ROW_TILE // block_h)), BLOCK_H=block_h)
+
+
+def unsupported_shape(hidden: int):
+    if triton.next_power_of_2(hidden) > MAX_ROW_TILE:
+        return f"the Triton residual norm holds whole rows: hidden must be <= {MAX_ROW_TILE}, got {hidden}"
+    return None
+
+
+@triton.jit
+def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p, inverse_keep,
+                    TRAINING: tl.constexpr):
+    """(normalised rows, rstd, dropout factors or None) of ``drop(x) + residual``."""
+    x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    drop = 1.0
+    if TRAINING:
+        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+    summed = x * drop + tl.load(residual_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    mean = tl.sum(summed, axis=1)[:, None] / hidden
+    centred = tl.where(col_ok, summed - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
+    return centred * rstd, rstd, drop
+
+
+@triton.jit
+def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr, rows, hidden, eps, seed,
+                              dropout_p, inverse_keep, TRAINING: tl.constexpr, BLOCK_R: tl.constexpr,
+                              BLOCK_H: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    in_bounds = (row < rows) & col_ok
+    offsets = row * hidden + cols
+    normed, _, _ = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p,
+                                   inverse_keep, TRAINING)
+    weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offsets, (normed * weight + bias).to(out_ptr.dtype.element_ty), mask=in_bounds)
+
+
+@triton.jit
+def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr, dresidual_ptr, dweight_part_ptr,
+                              dbias_part_ptr, rows, hidden, eps, seed, dropout_p, inverse_keep,
+                              TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
+    program = tl.program_id(0).to(tl.int64)
+    row = program * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    in_bounds = (row < rows) & col_ok
+    offsets = row * hidden + cols
+    normed, rstd, drop = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed,
+                                         dropout_p, inverse_keep, TRAINING)
+    weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    dnormed = grad * weight
+    dsummed = rstd * (dnormed - tl.sum(dnormed, axis=1)[:, None] / hidden
+                      - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
+    tl.store(dresidual_ptr + offsets, dsummed.to(dresidual_ptr.dtype.element_ty), mask=in_bounds)
+    tl.store(dx_ptr + offsets, (dsummed * drop).to(dx_ptr.dtype.element_ty), mask=in_bounds)
+    tl.store(dweight_part_ptr + program * hidden + cols, tl.sum(grad * normed, axis=0)[None, :], mask=col_ok)
+    tl.store(dbias_part_ptr + program * hidden + cols, tl.sum(grad, axis=0)[None, :], mask=col_ok)
+
+
+def _residual_norm_fwd(x, residual, weight, bias, eps: float, seed: int, dropout_p: float, dropping: bool,
+                       out_dtype: torch.dtype):
+    """x, residual: (..., H) contiguous, same shape -> LN(drop(x) + residual) in out_dtype."""
+    hidden = x.shape[-1]
+    rows = x.numel() // hidden
+    out = torch.empty(x.shape, device=x.device, dtype=out_dtype)
+    blocks = row_blocks(hidden)
+    inverse_keep = 1.0 / (1.0 - dropout_p) if dropping else 1.0
+    _residual_norm_fwd_kernel[(triton.cdiv(rows, blocks["BLOCK_R"]),)](
+        x, residual, weight, bias, out, rows, hidden, eps, seed, dropout_p, inverse_keep, TRAINING=dropping,
+        **blocks, num_warps=4)
+    return out
+
+
+def _residual_norm_bwd(x, residual, weight, grad, eps: float, seed: int, dropout_p: float, dropping: bool):
+    """-> dx (x's dtype), dresidual (residual's dtype), and (programs, H) float32 partial sums of
+    the LayerNorm weight and bias gradients."""
+    hidden = x.shape[-1]
+    rows = x.numel() // hidden
+    blocks = row_blocks(hidden)
+    programs = triton.cdiv(rows, blocks["BLOCK_R"])
+    dx = torch.empty_like(x)
+    dresidual = torch.empty_like(residual)
+    parts = torch.empty((2, programs, hidden), device=x.device, dtype=torch.float32)
+    inverse_keep = 1.0 / (1.0 - dropout_p) if dropping else 1.0
+    _residual_norm_bwd_kernel[(programs,)](
+        x, residual, weight, grad, dx, dresidual, parts[0], parts[1], rows, hidden, eps, seed, dropout_p,
+        inverse_keep, TRAINING=dropping, **blocks, num_warps=4)
+    return dx, dresidual, parts[0], parts[1]

@@ -1,0 +1,20 @@
+"""The leaf implementations the composite reference ops are built from.
+
+A branch or a layer is a composition of leaf ops; a fused backend runs the same
+composition with its own leaves (``asrec.ops`` passes the Triton ones), so the math of
+the composition is written once, here in the reference.
+"""
+
+from typing import Callable, NamedTuple
+
+from .frequency_filter import frequency_filter_groups_ref
+from .residual_norm import residual_norm_ref
+
+
+class Pieces(NamedTuple):
+    """filter_groups: as ``frequency_filter_groups_ref``; residual_norm: as ``residual_norm_ref``."""
+    filter_groups: Callable
+    residual_norm: Callable
+
+
+REFERENCE_PIECES = Pieces(filter_groups=frequency_filter_groups_ref, residual_norm=residual_norm_ref)

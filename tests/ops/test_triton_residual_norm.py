@@ -1,0 +1,73 @@
+"""Triton dropout + residual + LayerNorm against the reference: forward and every gradient."""
+
+import sys
+
+import pytest
+import torch
+
+import asrec
+from asrec.ops import residual_norm
+
+from ..triton_support import DEVICE, assert_low_precision_close
+
+EPS = 1e-12
+
+
+def _inputs(shape, dtype=torch.float32, residual_dtype=torch.float32):
+    hidden = shape[-1]
+    x = torch.randn(shape, device=DEVICE).to(dtype).requires_grad_()
+    residual = torch.randn(shape, device=DEVICE).to(residual_dtype).requires_grad_()
+    weight = (1 + 0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_()
+    bias = (0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_()
+    return x, residual, weight, bias
+
+
+def _run(backend, inputs, grad, dropout_p=0.0, training=False):
+    with asrec.use_backend(backend):
+        out = residual_norm(*inputs, EPS, dropout_p, training)
+    return (out, *torch.autograd.grad(out, inputs, grad))
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 8), (2, 12, 24), (4, 1, 64), (2, 5, 100), (1, 50, 256)])
+def test_forward_and_gradients_match_reference(shape):
+    inputs = _inputs(shape)
+    grad = torch.randn(shape, device=DEVICE)
+    ours, expected = _run("triton", inputs, grad), _run("reference", inputs, grad)
+    for name, a, b in zip(("out", "x", "residual", "weight", "bias"), ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
+    from asrec.kernels._common import _dropout_mask
+
+    monkeypatch.setattr(sys.modules["asrec.ops.residual_norm"], "dropout_seed", lambda: torch.tensor([99]))
+    shape = (3, 12, 24)
+    inputs = _inputs(shape)
+    grad = torch.randn(shape, device=DEVICE)
+    ours = _run("triton", inputs, grad, dropout_p=0.4, training=True)
+    factors = _dropout_mask(3 * 12 * 24, 99, 0.4, DEVICE).view(shape)
+    x, residual, weight, bias = inputs
+    out = torch.nn.functional.layer_norm(x * factors + residual, (24,), weight, bias, EPS)
+    expected = (out, *torch.autograd.grad(out, inputs, grad))
+    for name, a, b in zip(("out", "x", "residual", "weight", "bias"), ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_mismatched_shapes_are_refused():
+    x, residual, weight, bias = _inputs((2, 3, 8))
+    with pytest.raises(ValueError, match=r"x \(2, 3, 8\) and residual \(2, 1, 8\) must match"):
+        residual_norm(x, residual[:, :1], weight, bias, EPS)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_projection_output_on_gpu(dtype):
+    """The autocast case: a low-precision dense output plus a float32 residual."""
+    shape = (256, 200, 64)
+    inputs = _inputs(shape, dtype=dtype)
+    grad = torch.randn(shape, device=DEVICE)
+    ours = _run("triton", inputs, grad)
+    low = _run("reference", inputs, grad)
+    exact = _run("reference", [t.detach().double().requires_grad_() for t in inputs], grad.double())
+    for a, b, c in zip(ours, exact, low):
+        assert_low_precision_close(a, b, c)
