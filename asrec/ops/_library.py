@@ -166,3 +166,43 @@ def _(x, residual, norm_weight, grad, seed, eps, dropout_p, dropping):
     hidden = x.shape[-1]
     return (torch.empty_like(x), torch.empty_like(residual), x.new_empty((hidden,), dtype=torch.float32),
             x.new_empty((hidden,), dtype=torch.float32))
+
+
+@torch.library.custom_op("asrec::contrast_gelu_fwd", mutates_args=())
+def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
+                      conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
+                      position_scales: torch.Tensor, origin_scale: torch.Tensor,
+                      contrast_scale: torch.Tensor) -> torch.Tensor:
+    from ..kernels.contrast_gelu import _contrast_gelu_fwd
+
+    return _contrast_gelu_fwd([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
+                              position_scales, origin_scale, contrast_scale)
+
+
+@contrast_gelu_fwd.register_fake
+def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, position_scales,
+      origin_scale, contrast_scale):
+    return conv_small.new_empty(conv_small.shape, dtype=torch.float32)
+
+
+@torch.library.custom_op("asrec::contrast_gelu_bwd", mutates_args=())
+def contrast_gelu_bwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
+                      conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
+                      position_scales: torch.Tensor, origin_scale: torch.Tensor, contrast_scale: torch.Tensor,
+                      grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> d(pair) (3, B, N, H), d position_scales (3, N), d origin_scale, d contrast_scale (scalars), float32."""
+    from ..kernels.contrast_gelu import _contrast_gelu_bwd
+
+    dpair, dscale, dscalars = _contrast_gelu_bwd([filtered_small, filtered_middle, filtered_large],
+                                                 [conv_small, conv_middle, conv_large], position_scales, origin_scale,
+                                                 contrast_scale, grad)
+    return dpair, dscale.sum(0), dscalars[:, 0].sum(), dscalars[:, 1].sum()
+
+
+@contrast_gelu_bwd.register_fake
+def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, position_scales,
+      origin_scale, contrast_scale, grad):
+    batch, seq_len, hidden = conv_small.shape
+    return (grad.new_empty((3, batch, seq_len, hidden), dtype=torch.float32),
+            grad.new_empty((3, seq_len), dtype=torch.float32), grad.new_empty((), dtype=torch.float32),
+            grad.new_empty((), dtype=torch.float32))

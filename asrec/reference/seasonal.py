@@ -26,18 +26,6 @@ def multiscale_conv_ref(context: torch.Tensor, conv_weights: tuple, conv_biases:
             for weight, bias in zip(conv_weights, conv_biases)]
 
 
-def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor,
-                               contrast_scale: torch.Tensor) -> torch.Tensor:
-    """``origin * ctx - contrast * (sim * ctx)`` with ``sim = softmax_H(xn^2) + softmax_N(xn^2)``.
-
-    ``xn = ctx / max(||ctx||_2 over hidden, 1e-12)``; the softmax over positions includes
-    padded rows, as published. context: (batch, seq_len, hidden) -> same shape.
-    """
-    squared = F.normalize(context, dim=2).square()
-    similarity = torch.softmax(squared, dim=2) + torch.softmax(squared, dim=1)
-    return origin_scale * context - contrast_scale * (similarity * context)
-
-
 def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights,
                       dropout_p: float, training: bool, filter_scope: str = "batch", output_rows=None,
                       pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
@@ -51,15 +39,14 @@ def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: Se
     """
     scales = multiscale_conv_ref(context, weights.conv_weights, weights.conv_biases)
     ff = weights.frequency_filter
-    filtered = pieces.filter_groups(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
-                                           0.5, training, filter_scope)
-    combined = sum(scale * (f + s) for scale, f, s in zip(weights.position_scales, filtered, scales))
-    contrasted = take_rows(oversmoothing_contrast_ref(combined, weights.origin_scale, weights.contrast_scale),
-                           output_rows)
+    filtered = pieces.filter_groups(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps, 0.5, training,
+                                    filter_scope)
+    activated = pieces.contrast_gelu(filtered, scales, weights.position_scales, weights.origin_scale,
+                                     weights.contrast_scale, output_rows)
     residual = take_rows(residual, output_rows)
     norm = weights.norm
-    return pieces.residual_norm(F.linear(F.gelu(contrasted), *weights.dense), residual, norm.weight, norm.bias,
-                                norm.eps, dropout_p, training)
+    return pieces.residual_norm(F.linear(activated, *weights.dense), residual, norm.weight, norm.bias, norm.eps,
+                                dropout_p, training)
 
 
 def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,

@@ -63,6 +63,13 @@ def test_opcheck_residual_norm(dropping):
                           (x, residual, weight, torch.randn_like(x), SEED, 1e-12, 0.3, dropping))
 
 
+def test_opcheck_contrast_gelu():
+    tensors = [torch.randn(2, 7, 8, device=DEVICE) for _ in range(6)]
+    scalars = (torch.randn(3, 7, device=DEVICE), torch.tensor([1.2], device=DEVICE), torch.tensor([0.7], device=DEVICE))
+    torch.library.opcheck(OPS.contrast_gelu_fwd.default, (*tensors, *scalars))
+    torch.library.opcheck(OPS.contrast_gelu_bwd.default, (*tensors, *scalars, torch.randn(2, 7, 8, device=DEVICE)))
+
+
 def test_compile_captures_the_triton_ops_in_one_graph():
     """fullgraph=True: dispatch, the autograd Functions and the custom ops trace without a
     break; forward and gradients equal eager."""

@@ -1,0 +1,30 @@
+"""The over-smoothing contrast of the seasonal branch (SPEC section 4) and its activation."""
+
+import torch
+import torch.nn.functional as F
+
+from .attention import take_rows
+
+
+def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor,
+                               contrast_scale: torch.Tensor) -> torch.Tensor:
+    """``origin * ctx - contrast * (sim * ctx)`` with ``sim = softmax_H(xn^2) + softmax_N(xn^2)``.
+
+    ``xn = ctx / max(||ctx||_2 over hidden, 1e-12)``; the softmax over positions includes
+    padded rows, as published. context: (batch, seq_len, hidden) -> same shape.
+    """
+    squared = F.normalize(context, dim=2).square()
+    similarity = torch.softmax(squared, dim=2) + torch.softmax(squared, dim=1)
+    return origin_scale * context - contrast_scale * (similarity * context)
+
+
+def contrast_gelu_ref(filtered: list, scales: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
+                      contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
+    """``gelu(contrast(sum_i position_scales[i] * (filtered[i] + scales[i])))`` (SPEC section 4).
+
+    filtered, scales: three (batch, seq_len, hidden) tensors each (small, middle, large);
+    position_scales: (3, seq_len, 1); origin_scale, contrast_scale: scalars (1,). With
+    ``output_rows`` (batch,) only those rows are activated: (batch, 1, hidden).
+    """
+    combined = sum(scale * (f + s) for scale, f, s in zip(position_scales, filtered, scales))
+    return F.gelu(take_rows(oversmoothing_contrast_ref(combined, origin_scale, contrast_scale), output_rows))

@@ -1,0 +1,74 @@
+"""Triton scale combination + over-smoothing contrast + gelu against the reference."""
+
+import pytest
+import torch
+
+import asrec
+from asrec.ops import contrast_gelu
+
+from ..triton_support import DEVICE, assert_low_precision_close
+
+
+def _inputs(batch, seq_len, hidden, dtype=torch.float32, stacked_filtered=False):
+    if stacked_filtered:  # the Triton filter's output: views of one (batch, 3, N, H) tensor
+        base = torch.randn(batch, 3, seq_len, hidden, device=DEVICE).to(dtype).requires_grad_()
+        filtered = list(base.unbind(1))
+        leaves = [base]
+    else:
+        filtered = [torch.randn(batch, seq_len, hidden, device=DEVICE).to(dtype).requires_grad_() for _ in range(3)]
+        leaves = list(filtered)
+    convs = [torch.randn(batch, seq_len, hidden, device=DEVICE).to(dtype).requires_grad_() for _ in range(3)]
+    scales = (torch.randn(3, seq_len, 1, device=DEVICE) * 0.5).requires_grad_()
+    origin = torch.tensor([1.2], device=DEVICE, requires_grad=True)
+    contrast = torch.tensor([0.7], device=DEVICE, requires_grad=True)
+    return filtered, convs, scales, origin, contrast, leaves + convs + [scales, origin, contrast]
+
+
+def _run(backend, inputs, grad, output_rows=None):
+    filtered, convs, scales, origin, contrast, leaves = inputs
+    with asrec.use_backend(backend):
+        out = contrast_gelu(filtered, convs, scales, origin, contrast, output_rows)
+    return (out, *torch.autograd.grad(out, leaves, grad))
+
+
+@pytest.mark.parametrize("seq_len", [1, 7, 12, 50])
+@pytest.mark.parametrize("hidden", [8, 24, 64])
+def test_forward_and_gradients_match_reference(seq_len, hidden):
+    inputs = _inputs(3, seq_len, hidden)
+    grad = torch.randn(3, seq_len, hidden, device=DEVICE)
+    for a, b in zip(_run("triton", inputs, grad), _run("reference", inputs, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_strided_filter_views_and_output_rows():
+    inputs = _inputs(4, 12, 24, stacked_filtered=True)
+    rows = torch.tensor([0, 11, 5, 3], device=DEVICE)
+    grad = torch.randn(4, 1, 24, device=DEVICE)
+    for a, b in zip(_run("triton", inputs, grad, rows), _run("reference", inputs, grad, rows)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_zero_rows_take_the_normalisation_floor():
+    """A row of zeros (norm below 1e-12) follows F.normalize's clamp, forward and backward."""
+    inputs = _inputs(2, 7, 8)
+    with torch.no_grad():
+        for tensor in inputs[0] + inputs[1]:
+            tensor[:, 3] = 0
+    grad = torch.randn(2, 7, 8, device=DEVICE)
+    for a, b in zip(_run("triton", inputs, grad), _run("reference", inputs, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seq_len,hidden", [(50, 256), (200, 64)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_published_shapes_on_gpu(seq_len, hidden, dtype):
+    inputs = _inputs(256, seq_len, hidden, dtype)
+    grad = torch.randn(256, seq_len, hidden, device=DEVICE)
+    ours = _run("triton", inputs, grad)
+    low = _run("reference", inputs, grad)
+    filtered, convs, scales, origin, contrast, _ = inputs
+    exact_leaves = [t.detach().double().requires_grad_() for t in filtered + convs + [scales, origin, contrast]]
+    exact = _run("reference", (exact_leaves[:3], exact_leaves[3:6], *exact_leaves[6:], exact_leaves), grad.double())
+    for a, b, c in zip(ours, exact, low):
+        assert_low_precision_close(a, b, c)
