@@ -3,6 +3,7 @@
 Importing an op module registers it (order here is the order ``describe()`` lists).
 """
 
+from .attention import attention, gated_attention
 from .branches import dynamic_branch, seasonal_branch
 from .contrast_gelu import contrast_gelu
 from .fourier_smoothing import fourier_smoothing
@@ -12,5 +13,6 @@ from .input_stage import input_stage
 from .registry import COMPOSITES, OPS
 from .residual_norm import residual_norm
 
-__all__ = ["COMPOSITES", "OPS", "contrast_gelu", "dynamic_branch", "fourier_smoothing", "frequency_filter",
-           "frequency_filter_groups", "hybrid_layer", "input_stage", "residual_norm", "seasonal_branch"]
+__all__ = ["COMPOSITES", "OPS", "attention", "contrast_gelu", "dynamic_branch", "fourier_smoothing",
+           "frequency_filter", "frequency_filter_groups", "gated_attention", "hybrid_layer", "input_stage",
+           "residual_norm", "seasonal_branch"]

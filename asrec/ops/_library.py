@@ -7,9 +7,10 @@ test the registrations. The ops take tensors and scalars only: the dropout seed 
 as a one-element int64 CPU tensor drawn by the caller (a traced random op under
 ``torch.compile``, never a constant baked into the graph).
 
-Registering needs Triton (the implementations import the kernels), so this module is
-imported only once Triton is known to import.
+Registering needs no Triton: each implementation imports its kernels when first called.
 """
+
+import typing
 
 import torch
 
@@ -206,3 +207,45 @@ def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, 
     return (grad.new_empty((3, batch, seq_len, hidden), dtype=torch.float32),
             grad.new_empty((3, seq_len), dtype=torch.float32), grad.new_empty((), dtype=torch.float32),
             grad.new_empty((), dtype=torch.float32))
+
+
+@torch.library.custom_op("asrec::attention_fwd", mutates_args=())
+def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                  gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
+                  seed: torch.Tensor, dropout_p: float,
+                  dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> out (q's dtype), ungated context (float32), row log-sum-exp (B*h, Nq) float32."""
+    from ..kernels.gated_attention import _attention_fwd
+
+    return _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, int(seed.item()), dropout_p, dropping)
+
+
+@attention_fwd.register_fake
+def _(q, k, v, key_bias, gate_weight, gate_bias, seed, dropout_p, dropping):
+    batch, heads, q_len, _ = q.shape
+    return (torch.empty_like(q), q.new_empty(q.shape, dtype=torch.float32),
+            q.new_empty((batch * heads, q_len), dtype=torch.float32))
+
+
+@torch.library.custom_op("asrec::attention_bwd", mutates_args=())
+def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                  gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
+                  context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor, dropout_p: float,
+                  dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dq, dk, dv (float32), dW, db (float32; zero-sized without the gate)."""
+    from ..kernels.gated_attention import _attention_bwd
+
+    dq, dk, dv, dw, db = _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad,
+                                        int(seed.item()), dropout_p, dropping)
+    if dw is None:
+        dw, db = q.new_zeros((0,), dtype=torch.float32), q.new_zeros((0,), dtype=torch.float32)
+    return dq, dk, dv, dw, db
+
+
+@attention_bwd.register_fake
+def _(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, seed, dropout_p, dropping):
+    def f32(shape):
+        return q.new_empty(shape, dtype=torch.float32)
+    gate = gate_weight is not None
+    return (f32(q.shape), f32(k.shape), f32(v.shape), f32(gate_weight.shape if gate else (0,)),
+            f32(gate_bias.shape if gate else (0,)))

@@ -40,6 +40,16 @@ def seasonal_gate_ref(context: torch.Tensor, value: torch.Tensor, gate_weight: t
     return torch.lerp(context, candidate, update)
 
 
+def gated_attention_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                        gate_weight: torch.Tensor, gate_bias: torch.Tensor, dropout_p: float = 0.0,
+                        training: bool = False) -> torch.Tensor:
+    """The seasonal branch's attention: ``seasonal_gate_ref(attention_context_ref(...), v, ...)``.
+
+    q, k, v: (batch, heads, seq_len, head_dim) -> (batch, heads, seq_len, head_dim).
+    """
+    return seasonal_gate_ref(attention_context_ref(q, k, v, key_bias, dropout_p, training), v, gate_weight, gate_bias)
+
+
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(batch, seq_len, hidden) -> (batch, heads, seq_len, hidden // heads), head-major along hidden."""
     batch, seq_len, hidden = x.shape

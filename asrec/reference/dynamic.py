@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_context_ref, merge_heads, split_heads, take_rows
+from .attention import merge_heads, split_heads, take_rows
 from .pieces import REFERENCE_PIECES, Pieces
 from .weights import DynamicWeights
 
@@ -29,5 +29,5 @@ def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Dynamic
     q = split_heads(F.linear(queries, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
-    context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
+    context = pieces.attention(q, k, v, key_bias, attn_dropout_p, training)
     return dynamic_tail_ref(merge_heads(context), queries, weights, hidden_dropout_p, training, pieces)

@@ -4,7 +4,7 @@ three adaptive frequency filters and the over-smoothing contrast."""
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_context_ref, merge_heads, seasonal_gate_ref, split_heads, take_rows
+from .attention import merge_heads, split_heads, take_rows
 from .pieces import REFERENCE_PIECES, Pieces
 from .weights import SeasonalWeights
 
@@ -58,6 +58,5 @@ def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Season
     q = split_heads(F.linear(x, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
-    context = attention_context_ref(q, k, v, key_bias, attn_dropout_p, training)
-    gated = merge_heads(seasonal_gate_ref(context, v, *weights.gate))
+    gated = merge_heads(pieces.gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
     return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope, output_rows, pieces)

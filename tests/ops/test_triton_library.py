@@ -70,6 +70,18 @@ def test_opcheck_contrast_gelu():
     torch.library.opcheck(OPS.contrast_gelu_bwd.default, (*tensors, *scalars, torch.randn(2, 7, 8, device=DEVICE)))
 
 
+@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_attention(gated, dropping):
+    q, k, v = (torch.randn(2, 2, 7, 8, device=DEVICE) for _ in range(3))
+    key_bias = torch.zeros(2, 7, device=DEVICE)
+    gate = (torch.randn(16, 16, device=DEVICE) * 0.2, torch.randn(16, device=DEVICE) * 0.2) if gated else (None, None)
+    torch.library.opcheck(OPS.attention_fwd.default, (q, k, v, key_bias, *gate, SEED, 0.2, dropping))
+    _, context, lse = OPS.attention_fwd(q, k, v, key_bias, *gate, SEED, 0.2, dropping)
+    torch.library.opcheck(OPS.attention_bwd.default,
+                          (q, k, v, key_bias, *gate, context, lse, torch.randn_like(q), SEED, 0.2, dropping))
+
+
 def test_compile_captures_the_triton_ops_in_one_graph():
     """fullgraph=True: dispatch, the autograd Functions and the custom ops trace without a
     break; forward and gradients equal eager."""

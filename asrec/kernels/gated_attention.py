@@ -1,0 +1,317 @@
+"""Masked attention with the seasonal gate in its epilogue (SPEC sections 4-5), flash style,
+forward and backward in Triton.
+
+    c   = drop(softmax(q k^T / sqrt(d) + key_bias)) v        (bidirectional, additive padding bias)
+    out = (1 - sig(i)) c + sig(i) gelu(c + sig(r) v)   with  [r, i] = [v, c] W^T + b   (GATE only)
+
+Forward: one program per (query block, batch*head) streams the keys in blocks with an
+online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
+ungated context c (the gate's backward needs it) and the row log-sum-exp.
+Backward, deterministic (no atomics): a preprocessing kernel runs the gate backward per
+query block (writing dc, the gate's contribution to dv, per-program partial sums for W and
+b, and delta = rowsum(dc * c)); one kernel per key block accumulates dk and dv over the
+query blocks; one per query block accumulates dq over the key blocks. Attention dropout is
+counter-based on the (batch*head, query, key) index, regenerated in backward.
+All products are IEEE float32 ``tl.dot``.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import _dropout_scale
+
+SQRT_HALF = 0.7071067811865476
+INV_SQRT_2PI = 0.3989422804014327
+
+
+def attention_blocks(head_dim: int) -> dict:
+    return dict(BLOCK_M=32, BLOCK_N=32, BLOCK_D=max(16, triton.next_power_of_2(head_dim)))
+
+
+def unsupported_shape(head_dim: int):
+    if head_dim > 128:
+        return f"the Triton attention takes head_dim <= 128, got {head_dim}"
+    return None
+
+
+@triton.jit
+def _scores(q, k_t, bias_ptr, keys, k_len: tl.constexpr, scale):
+    """(BLOCK_M, BLOCK_N) scores of q (BLOCK_M, BLOCK_D) against k_t (BLOCK_D, BLOCK_N), -inf past k_len."""
+    key_ok = keys < k_len
+    s = tl.dot(q, k_t, input_precision="ieee") * scale + tl.load(bias_ptr + keys, mask=key_ok, other=0.0)
+    return tl.where(key_ok, s, float("-inf"))
+
+
+@triton.jit
+def _gate_weights(w_ptr, head_dim: tl.constexpr, TRANSPOSED: tl.constexpr, BLOCK_D: tl.constexpr):
+    """The four (d, d) blocks of W (2d, 2d): W_rv, W_rc, W_iv, W_ic (rows: r/i outputs; columns:
+    v/c inputs), each loaded as [out, in] or, TRANSPOSED, as [in, out]."""
+    a = tl.arange(0, BLOCK_D)[:, None]
+    b = tl.arange(0, BLOCK_D)[None, :]
+    ok = (a < head_dim) & (b < head_dim)
+    if TRANSPOSED:
+        out_idx, in_idx = b, a
+    else:
+        out_idx, in_idx = a, b
+    width = 2 * head_dim
+    w_rv = tl.load(w_ptr + out_idx * width + in_idx, mask=ok, other=0.0).to(tl.float32)
+    w_rc = tl.load(w_ptr + out_idx * width + head_dim + in_idx, mask=ok, other=0.0).to(tl.float32)
+    w_iv = tl.load(w_ptr + (head_dim + out_idx) * width + in_idx, mask=ok, other=0.0).to(tl.float32)
+    w_ic = tl.load(w_ptr + (head_dim + out_idx) * width + head_dim + in_idx, mask=ok, other=0.0).to(tl.float32)
+    return w_rv, w_rc, w_iv, w_ic
+
+
+@triton.jit
+def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, BLOCK_D: tl.constexpr):
+    w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, True, BLOCK_D)
+    cols = tl.arange(0, BLOCK_D)[None, :]
+    col_ok = cols < head_dim
+    reset = (tl.dot(value, w_rv, input_precision="ieee") + tl.dot(context, w_rc, input_precision="ieee")
+             + tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32))
+    update = (tl.dot(value, w_iv, input_precision="ieee") + tl.dot(context, w_ic, input_precision="ieee")
+              + tl.load(b_ptr + head_dim + cols, mask=col_ok, other=0.0).to(tl.float32))
+    return reset, update
+
+
+@triton.jit
+def _attention_fwd_kernel(
+    q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
+    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
+    heads, scale, seed, dropout_p, inverse_keep,
+    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    bh = tl.program_id(1).to(tl.int64)
+    batch, head = bh // heads, bh % heads
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    dcols = tl.arange(0, BLOCK_D)[None, :]
+    drows = tl.arange(0, BLOCK_D)[:, None]
+    row_ok, d_ok = rows < q_len, dcols < head_dim
+    q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
+    q = q.to(tl.float32)
+    k_base = k_ptr + batch * k_sb + head * k_sh
+    v_base = v_ptr + batch * v_sb + head * v_sh
+    bias_base = bias_ptr + batch * k_len
+    m_i = tl.full((BLOCK_M, 1), float("-inf"), tl.float32)
+    l_i = tl.zeros((BLOCK_M, 1), tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
+    for start in range(0, k_len, BLOCK_N):
+        keys = start + tl.arange(0, BLOCK_N)[None, :]
+        k_t = tl.load(k_base + keys * k_sn + drows, mask=(keys < k_len) & (drows < head_dim), other=0.0)
+        s = _scores(q, k_t.to(tl.float32), bias_base, keys, k_len, scale)
+        m_new = tl.maximum(m_i, tl.max(s, axis=1)[:, None])
+        rescale = tl.exp(m_i - m_new)
+        p = tl.exp(s - m_new)
+        l_i = l_i * rescale + tl.sum(p, axis=1)[:, None]
+        if DROPOUT:
+            p = p * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+        key_rows = start + tl.arange(0, BLOCK_N)[:, None]
+        v = tl.load(v_base + key_rows * v_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
+        acc = acc * rescale + tl.dot(p, v, input_precision="ieee")
+        m_i = m_new
+    context = acc / l_i
+    out_offsets = (bh * q_len + rows) * head_dim + dcols
+    tl.store(lse_ptr + bh * q_len + rows, m_i + tl.log(l_i), mask=row_ok)
+    tl.store(context_ptr + out_offsets, context, mask=row_ok & d_ok)
+    out = context
+    if GATE:
+        value = tl.load(v_base + rows * v_sn + dcols, mask=row_ok & d_ok, other=0.0).to(tl.float32)
+        reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+        candidate = context + tl.sigmoid(reset) * value
+        candidate = 0.5 * candidate * (1.0 + tl.erf(candidate * SQRT_HALF))
+        out = context + tl.sigmoid(update) * (candidate - context)
+    tl.store(out_ptr + out_offsets, out.to(out_ptr.dtype.element_ty), mask=row_ok & d_ok)
+
+
+@triton.jit
+def _attention_bwd_preprocess_kernel(
+    v_ptr, w_ptr, b_ptr, context_ptr, grad_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dw_part_ptr, db_part_ptr,
+    v_sb, v_sh, v_sn, heads,
+    q_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    bh = tl.program_id(1).to(tl.int64)
+    batch, head = bh // heads, bh % heads
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    dcols = tl.arange(0, BLOCK_D)[None, :]
+    row_ok, d_ok = rows < q_len, dcols < head_dim
+    in_bounds = row_ok & d_ok
+    offsets = (bh * q_len + rows) * head_dim + dcols
+    context = tl.load(context_ptr + offsets, mask=in_bounds, other=0.0)
+    grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    dcontext = grad
+    if GATE:
+        value = tl.load(v_ptr + batch * v_sb + head * v_sh + rows * v_sn + dcols, mask=in_bounds, other=0.0)
+        value = value.to(tl.float32)
+        reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+        s_reset, s_update = tl.sigmoid(reset), tl.sigmoid(update)
+        pre = context + s_reset * value
+        activated = 0.5 * pre * (1.0 + tl.erf(pre * SQRT_HALF))
+        slope = 0.5 * (1.0 + tl.erf(pre * SQRT_HALF)) + pre * INV_SQRT_2PI * tl.exp(-0.5 * pre * pre)
+        dpre = grad * s_update * slope
+        dreset = tl.where(in_bounds, dpre * value * s_reset * (1.0 - s_reset), 0.0)
+        dupdate = tl.where(in_bounds, grad * (activated - context) * s_update * (1.0 - s_update), 0.0)
+        w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, False, BLOCK_D)
+        dcontext = (grad * (1.0 - s_update) + dpre + tl.dot(dreset, w_rc, input_precision="ieee")
+                    + tl.dot(dupdate, w_ic, input_precision="ieee"))
+        dvalue = (dpre * s_reset + tl.dot(dreset, w_rv, input_precision="ieee")
+                  + tl.dot(dupdate, w_iv, input_precision="ieee"))
+        tl.store(dvalue_ptr + offsets, dvalue, mask=in_bounds)
+        # per-program partials of dW (2d, 2d) = dz^T [v, c] and db = sum dz
+        program = bh * tl.num_programs(0) + tl.program_id(0)
+        a = tl.arange(0, BLOCK_D)[:, None]
+        width = 2 * head_dim
+        w_ok = (a < head_dim) & d_ok
+        base = dw_part_ptr + program * width * width
+        tl.store(base + a * width + dcols, tl.dot(tl.trans(dreset), value, input_precision="ieee"), mask=w_ok)
+        tl.store(base + a * width + head_dim + dcols, tl.dot(tl.trans(dreset), context, input_precision="ieee"),
+                 mask=w_ok)
+        tl.store(base + (head_dim + a) * width + dcols, tl.dot(tl.trans(dupdate), value, input_precision="ieee"),
+                 mask=w_ok)
+        tl.store(base + (head_dim + a) * width + head_dim + dcols,
+                 tl.dot(tl.trans(dupdate), context, input_precision="ieee"), mask=w_ok)
+        tl.store(db_part_ptr + program * width + dcols, tl.sum(dreset, axis=0)[None, :], mask=d_ok)
+        tl.store(db_part_ptr + program * width + head_dim + dcols, tl.sum(dupdate, axis=0)[None, :], mask=d_ok)
+    dcontext = tl.where(in_bounds, dcontext, 0.0)
+    tl.store(dcontext_ptr + offsets, dcontext, mask=in_bounds)
+    tl.store(delta_ptr + bh * q_len + rows, tl.sum(dcontext * context, axis=1)[:, None], mask=row_ok)
+
+
+@triton.jit
+def _attention_bwd_dkdv_kernel(
+    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
+    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
+    heads, scale, seed, dropout_p, inverse_keep,
+    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    bh = tl.program_id(1).to(tl.int64)
+    batch, head = bh // heads, bh % heads
+    key_rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
+    keys = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    dcols = tl.arange(0, BLOCK_D)[None, :]
+    drows = tl.arange(0, BLOCK_D)[:, None]
+    d_ok = dcols < head_dim
+    k_t = tl.load(k_ptr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=(keys < k_len) & (drows < head_dim),
+                  other=0.0).to(tl.float32)
+    v_t = tl.load(v_ptr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=(keys < k_len) & (drows < head_dim),
+                  other=0.0).to(tl.float32)
+    dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    dv = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    for start in range(0, q_len, BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)[:, None]
+        row_ok = rows < q_len
+        q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
+        q = q.to(tl.float32)
+        dcontext = tl.load(dcontext_ptr + (bh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
+        lse = tl.load(lse_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+        delta = tl.load(delta_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+        s = _scores(q, k_t, bias_ptr + batch * k_len, keys, k_len, scale)
+        p = tl.where(row_ok, tl.exp(s - lse), 0.0)
+        dp = tl.dot(dcontext, v_t, input_precision="ieee")
+        if DROPOUT:
+            drop = _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+            dv += tl.dot(tl.trans(p * drop), dcontext, input_precision="ieee")
+            dp = dp * drop
+        else:
+            dv += tl.dot(tl.trans(p), dcontext, input_precision="ieee")
+        ds = p * (dp - delta)
+        dk += tl.dot(tl.trans(ds), q, input_precision="ieee") * scale
+    out = (bh * k_len + key_rows) * head_dim + dcols
+    tl.store(dk_ptr + out, dk, mask=(key_rows < k_len) & d_ok)
+    tl.store(dv_ptr + out, dv, mask=(key_rows < k_len) & d_ok)
+
+
+@triton.jit
+def _attention_bwd_dq_kernel(
+    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dq_ptr,
+    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
+    heads, scale, seed, dropout_p, inverse_keep,
+    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    bh = tl.program_id(1).to(tl.int64)
+    batch, head = bh // heads, bh % heads
+    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    dcols = tl.arange(0, BLOCK_D)[None, :]
+    drows = tl.arange(0, BLOCK_D)[:, None]
+    row_ok, d_ok = rows < q_len, dcols < head_dim
+    q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
+    q = q.to(tl.float32)
+    dcontext = tl.load(dcontext_ptr + (bh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
+    lse = tl.load(lse_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+    delta = tl.load(delta_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+    dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
+    for start in range(0, k_len, BLOCK_N):
+        keys = start + tl.arange(0, BLOCK_N)[None, :]
+        key_rows = start + tl.arange(0, BLOCK_N)[:, None]
+        key_mask = (keys < k_len) & (drows < head_dim)
+        k_t = tl.load(k_ptr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=key_mask, other=0.0)
+        v_t = tl.load(v_ptr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=key_mask, other=0.0)
+        s = _scores(q, k_t.to(tl.float32), bias_ptr + batch * k_len, keys, k_len, scale)
+        p = tl.where(row_ok, tl.exp(s - lse), 0.0)
+        dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision="ieee")
+        if DROPOUT:
+            dp = dp * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+        ds = p * (dp - delta)
+        k = tl.load(k_ptr + batch * k_sb + head * k_sh + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok,
+                    other=0.0).to(tl.float32)
+        dq += tl.dot(ds, k, input_precision="ieee") * scale
+    tl.store(dq_ptr + (bh * q_len + rows) * head_dim + dcols, dq, mask=row_ok & d_ok)
+
+
+def _strides(t):
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout_p: float, dropping: bool):
+    """q: (B, h, Nq, d), k, v: (B, h, Nk, d), last dim contiguous; key_bias: (B, Nk) float32;
+    gate_weight (2d, 2d) / gate_bias (2d,) or None. -> out (q's dtype), context and lse (float32)."""
+    batch, heads, q_len, head_dim = q.shape
+    k_len = k.shape[2]
+    out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
+    context = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+    lse = torch.empty((batch * heads, q_len), device=q.device, dtype=torch.float32)
+    gate = gate_weight is not None
+    blocks = attention_blocks(head_dim)
+    grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads)
+    _attention_fwd_kernel[grid](
+        q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
+        *_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p,
+        1.0 / (1.0 - dropout_p) if dropping else 1.0, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate,
+        DROPOUT=dropping, **blocks, num_warps=4)
+    return out, context, lse
+
+
+def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, seed: int, dropout_p: float,
+                   dropping: bool):
+    """-> dq, dk, dv (float32, contiguous (B, h, N, d)) and, with the gate, dW (2d, 2d), db (2d,)."""
+    batch, heads, q_len, head_dim = q.shape
+    k_len = k.shape[2]
+    blocks = attention_blocks(head_dim)
+    gate = gate_weight is not None
+    device = q.device
+    dcontext = torch.empty(q.shape, device=device, dtype=torch.float32)
+    delta = torch.empty((batch * heads, q_len), device=device, dtype=torch.float32)
+    q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
+    programs = q_blocks * batch * heads
+    dvalue_gate = torch.empty(q.shape, device=device, dtype=torch.float32) if gate else dcontext
+    dw_part = torch.empty((programs if gate else 1, 2 * head_dim, 2 * head_dim), device=device, dtype=torch.float32)
+    db_part = torch.empty((programs if gate else 1, 2 * head_dim), device=device, dtype=torch.float32)
+    _attention_bwd_preprocess_kernel[(q_blocks, batch * heads)](
+        v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dw_part,
+        db_part, *_strides(v), heads, q_len=q_len, head_dim=head_dim, GATE=gate, BLOCK_M=blocks["BLOCK_M"],
+        BLOCK_D=blocks["BLOCK_D"], num_warps=4)
+    common = (*_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p,
+              1.0 / (1.0 - dropout_p) if dropping else 1.0)
+    sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim)
+    dk = torch.empty((batch, heads, k_len, head_dim), device=device, dtype=torch.float32)
+    dv = torch.empty_like(dk)
+    _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads)](
+        q, k, v, key_bias, dcontext, lse, delta, dk, dv, *common, **sizes, DROPOUT=dropping, **blocks, num_warps=4)
+    dq = torch.empty(q.shape, device=device, dtype=torch.float32)
+    _attention_bwd_dq_kernel[(q_blocks, batch * heads)](
+        q, k, v, key_bias, dcontext, lse, delta, dq, *common, **sizes, DROPOUT=dropping, **blocks, num_warps=4)
+    if not gate:
+        return dq, dk, dv, None, None
+    return dq, dk, dv + dvalue_gate, dw_part.sum(0), db_part.sum(0)
