@@ -26,6 +26,16 @@ def _ema_scan(values, alpha, REVERSE: tl.constexpr):
 
 
 @triton.jit
+def _layer_norm_rows(x, col_ok, hidden, eps):
+    """LayerNorm statistics over axis 1 of a (rows, BLOCK_H) float32 tile whose columns past
+    ``hidden`` are masked by col_ok: (normalised x, zero in masked columns; rstd (rows, 1))."""
+    mean = tl.sum(tl.where(col_ok, x, 0.0), axis=1)[:, None] / hidden
+    centred = tl.where(col_ok, x - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
+    return centred * rstd, rstd
+
+
+@triton.jit
 def _dropout_scale(seed, offsets, p, inverse_keep):
     """Inverted-dropout factor per element: ``1/(1-p)`` where kept, 0 where dropped."""
     keep = tl.rand(seed, offsets) >= p
@@ -48,3 +58,17 @@ def _dropout_mask(numel: int, seed: int, p: float, device) -> "torch.Tensor":  #
     block = 1024
     _dropout_mask_kernel[(triton.cdiv(numel, block),)](out, numel, seed, p, 1.0 / (1.0 - p), BLOCK=block)
     return out
+
+
+def whole_sequence_blocks(seq_len: int, hidden: int) -> dict:
+    """(BLOCK_N, BLOCK_H) covering one whole (seq_len, hidden) sequence."""
+    return dict(BLOCK_N=max(16, triton.next_power_of_2(seq_len)), BLOCK_H=max(16, triton.next_power_of_2(hidden)))
+
+
+def whole_sequence_unsupported(seq_len: int, hidden: int, limit: int, what: str):
+    """None if one sequence fits a ``limit``-element register tile, else the reason."""
+    blocks = whole_sequence_blocks(seq_len, hidden)
+    if blocks["BLOCK_N"] * blocks["BLOCK_H"] > limit:
+        return (f"the Triton {what} holds one whole sequence in registers: next_pow2(seq_len) * next_pow2(hidden) "
+                f"must be <= {limit}, got seq_len={seq_len}, hidden={hidden}")
+    return None

@@ -22,6 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import whole_sequence_blocks, whole_sequence_unsupported
+
 MAX_SEQUENCE_TILE = 16384
 
 SQRT_HALF = 0.7071067811865476
@@ -29,15 +31,11 @@ INV_SQRT_2PI = 0.3989422804014327
 
 
 def contrast_blocks(seq_len: int, hidden: int) -> dict:
-    return dict(BLOCK_N=max(16, triton.next_power_of_2(seq_len)), BLOCK_H=max(16, triton.next_power_of_2(hidden)))
+    return whole_sequence_blocks(seq_len, hidden)
 
 
 def unsupported_shape(seq_len: int, hidden: int):
-    blocks = contrast_blocks(seq_len, hidden)
-    if blocks["BLOCK_N"] * blocks["BLOCK_H"] > MAX_SEQUENCE_TILE:
-        return (f"the Triton contrast holds one whole sequence in registers: next_pow2(seq_len) * next_pow2(hidden) "
-                f"must be <= {MAX_SEQUENCE_TILE}, got seq_len={seq_len}, hidden={hidden}")
-    return None
+    return whole_sequence_unsupported(seq_len, hidden, MAX_SEQUENCE_TILE, "contrast")
 
 
 @triton.jit
@@ -46,6 +44,18 @@ def _branch_sum(filtered_ptr, conv_ptr, scale_ptr, rows, inner, in_bounds, seq_l
     pair = (tl.load(filtered_ptr + inner, mask=in_bounds, other=0.0).to(tl.float32)
             + tl.load(conv_ptr + inner, mask=in_bounds, other=0.0).to(tl.float32))
     return pair, tl.load(scale_ptr + rows, mask=rows < seq_len, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, inner, in_bounds,
+                 seq_len):
+    """The three (filtered + conv) tiles of one sequence and their (BLOCK_N, 1) position scales."""
+    pair0, scale0 = _branch_sum(f0_ptr + f_base, c0_ptr + c_base, scale_ptr, rows, inner, in_bounds, seq_len)
+    pair1, scale1 = _branch_sum(f1_ptr + f_base, c1_ptr + c_base, scale_ptr + seq_len, rows, inner, in_bounds,
+                                seq_len)
+    pair2, scale2 = _branch_sum(f2_ptr + f_base, c2_ptr + c_base, scale_ptr + 2 * seq_len, rows, inner, in_bounds,
+                                seq_len)
+    return pair0, pair1, pair2, scale0, scale1, scale2
 
 
 @triton.jit
@@ -75,14 +85,10 @@ def _contrast_gelu_fwd_kernel(
     row_ok, col_ok = rows < seq_len, cols < hidden
     in_bounds = row_ok & col_ok
     inner = rows * hidden + cols
-    f_base, c_base = seq * f_stride, seq * c_stride
-    pair, scale = _branch_sum(f0_ptr + f_base, c0_ptr + c_base, scale_ptr, rows, inner, in_bounds, seq_len)
-    c = scale * pair
-    pair, scale = _branch_sum(f1_ptr + f_base, c1_ptr + c_base, scale_ptr + seq_len, rows, inner, in_bounds, seq_len)
-    c += scale * pair
-    pair, scale = _branch_sum(f2_ptr + f_base, c2_ptr + c_base, scale_ptr + 2 * seq_len, rows, inner, in_bounds,
-                              seq_len)
-    c += scale * pair
+    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
+        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
+        in_bounds, seq_len)
+    c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
     origin = tl.load(origin_ptr).to(tl.float32)
     contrast = tl.load(contrast_ptr).to(tl.float32)
     _, _, _, _, value = _contrast_forward(c, row_ok, col_ok, origin, contrast)
@@ -102,12 +108,9 @@ def _contrast_gelu_bwd_kernel(
     row_ok, col_ok = rows < seq_len, cols < hidden
     in_bounds = row_ok & col_ok
     inner = rows * hidden + cols
-    f_base, c_base = seq * f_stride, seq * c_stride
-    pair0, scale0 = _branch_sum(f0_ptr + f_base, c0_ptr + c_base, scale_ptr, rows, inner, in_bounds, seq_len)
-    pair1, scale1 = _branch_sum(f1_ptr + f_base, c1_ptr + c_base, scale_ptr + seq_len, rows, inner, in_bounds,
-                                seq_len)
-    pair2, scale2 = _branch_sum(f2_ptr + f_base, c2_ptr + c_base, scale_ptr + 2 * seq_len, rows, inner, in_bounds,
-                                seq_len)
+    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
+        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
+        in_bounds, seq_len)
     c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
     origin = tl.load(origin_ptr).to(tl.float32)
     contrast = tl.load(contrast_ptr).to(tl.float32)

@@ -79,6 +79,24 @@ def _smoothing_bwd_tile(x, grad, grad_next, rows, alpha, level, scale, inv_sqrt_
 
 
 @triton.jit
+def _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden):
+    """alpha = sigmoid(logit) and the (1, BLOCK_H) init level and smoothed scale, float32."""
+    col_ok = cols < hidden
+    alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
+    level = tl.load(level_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    scale = tl.load(scale_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    return alpha, level, scale
+
+
+@triton.jit
+def _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden):
+    """The output gradient of a tile and the same shifted up one row (zero past the end)."""
+    grad = tl.load(grad_ptr + offsets, mask=(rows < seq_len) & col_ok, other=0.0).to(tl.float32)
+    grad_next = tl.load(grad_ptr + offsets + hidden, mask=(rows + 1 < seq_len) & col_ok, other=0.0).to(tl.float32)
+    return grad, grad_next
+
+
+@triton.jit
 def _fourier_smoothing_fwd_kernel(
     x_ptr, logit_ptr, level_ptr, scale_ptr, out_ptr,
     seq_len, hidden, inv_sqrt_len, mix,
@@ -90,9 +108,7 @@ def _fourier_smoothing_fwd_kernel(
     in_bounds = (rows < seq_len) & (cols < hidden)
     offsets = seq * seq_len * hidden + rows * hidden + cols
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
-    level = tl.load(level_ptr + cols, mask=cols < hidden, other=0.0).to(tl.float32)
-    scale = tl.load(scale_ptr + cols, mask=cols < hidden, other=0.0).to(tl.float32)
+    alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
     out = _smoothing_fwd_tile(x, rows, alpha, level, scale, inv_sqrt_len, mix)
     tl.store(out_ptr + offsets, out, mask=in_bounds)
 
@@ -111,11 +127,8 @@ def _fourier_smoothing_bwd_kernel(
     in_bounds = (rows < seq_len) & col_ok
     offsets = seq * seq_len * hidden + rows * hidden + cols
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    grad_next = tl.load(grad_ptr + offsets + hidden, mask=(rows + 1 < seq_len) & col_ok, other=0.0).to(tl.float32)
-    alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
-    level = tl.load(level_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    scale = tl.load(scale_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
+    alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
     dx, dalpha, dlevel, dscale = _smoothing_bwd_tile(x, grad, grad_next, rows, alpha, level, scale,
                                                      inv_sqrt_len, mix)
     tl.store(dx_ptr + offsets, dx, mask=in_bounds)

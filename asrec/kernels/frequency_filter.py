@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale
+from ._common import _dropout_scale, _layer_norm_rows
 
 MAX_SPECTRUM_TILE = 8192  # BLOCK_K * BLOCK_H: the register budget for one (bins, hidden) tile
 # DFT products in IEEE float32. Measured on an H200 (commit 6291883): the 3xTF32 tensor-core
@@ -102,6 +102,25 @@ def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, b
 
 
 @triton.jit
+def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, seed, dropout_p, inverse_keep,
+                   seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr, TRAINING: tl.constexpr,
+                   BLOCK_K: tl.constexpr):
+    """Rows of ``drop(irfft(masked spectrum)) + y`` normalised over hidden: (normalised rows, rstd,
+    dropout factors, in_bounds, element offsets)."""
+    col_ok = cols < hidden
+    in_bounds = (rows < seq_len) & col_ok
+    offsets = base + rows * hidden + cols
+    filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
+    drop = tl.full(filtered.shape, 1.0, tl.float32)  # a tensor either way: one return type
+    if TRAINING:
+        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+        filtered = filtered * drop
+    summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
+    return normed, rstd, drop, in_bounds, offsets
+
+
+@triton.jit
 def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
                              seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
                              BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
@@ -131,16 +150,10 @@ def _frequency_filter_fwd_kernel(
     bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
-        in_bounds = (rows < seq_len) & col_ok
-        offsets = base + rows * hidden + cols
-        filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
-        if TRAINING:
-            filtered = filtered * _dropout_scale(seed, offsets, dropout_p, inverse_keep)
-        summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-        mean = tl.sum(summed, axis=1)[:, None] / hidden
-        centred = tl.where(col_ok, summed - mean, 0.0)
-        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
-        out = centred * rstd * weight + bias
+        normed, _, _, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base,
+                                                          eps, seed, dropout_p, inverse_keep, seq_len, hidden, bins,
+                                                          TRAINING, BLOCK_K)
+        out = normed * weight + bias
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
 
 
@@ -170,17 +183,9 @@ def _frequency_filter_bwd_kernel(
     # pass A: LayerNorm backward row block by row block, and the spectrum of d(filtered)
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
-        in_bounds = (rows < seq_len) & col_ok
-        offsets = base + rows * hidden + cols
-        filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
-        if TRAINING:
-            drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
-            filtered = filtered * drop
-        summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-        mean = tl.sum(summed, axis=1)[:, None] / hidden
-        centred = tl.where(col_ok, summed - mean, 0.0)
-        rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
-        normed = centred * rstd
+        normed, rstd, drop, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols,
+                                                                base, eps, seed, dropout_p, inverse_keep, seq_len,
+                                                                hidden, bins, TRAINING, BLOCK_K)
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         dweight += tl.sum(grad * normed, axis=0)[None, :]
         dbias += tl.sum(grad, axis=0)[None, :]
@@ -189,9 +194,7 @@ def _frequency_filter_bwd_kernel(
                           - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
         dsummed = tl.where(in_bounds, dsummed, 0.0)
         tl.store(dy_ptr + offsets, dsummed, mask=in_bounds)
-        dfiltered = dsummed
-        if TRAINING:
-            dfiltered = dsummed * drop
+        dfiltered = dsummed * drop
         # (BLOCK_K, BLOCK_M) transposed inverse basis: icos[rows, k] read as [k, rows]
         basis_offsets = rows.trans() * bins + bin_row
         basis_mask = (rows.trans() < seq_len) & (bin_row < bins)

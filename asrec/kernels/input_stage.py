@@ -19,23 +19,19 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale
-from .fourier_smoothing import _smoothing_bwd_tile, _smoothing_fwd_tile
+from ._common import _dropout_scale, _layer_norm_rows, whole_sequence_blocks, whole_sequence_unsupported
+from .fourier_smoothing import _grad_and_next, _smoothing_bwd_tile, _smoothing_fwd_tile, _smoothing_params
 
 MAX_SEQUENCE_TILE = 16384  # BLOCK_N * BLOCK_H: one whole sequence in registers
 
 
 def input_blocks(seq_len: int, hidden: int) -> dict:
-    return dict(BLOCK_N=max(16, triton.next_power_of_2(seq_len)), BLOCK_H=max(16, triton.next_power_of_2(hidden)))
+    return whole_sequence_blocks(seq_len, hidden)
 
 
 def unsupported_shape(seq_len: int, hidden: int):
     """None if the kernels take a (seq_len, hidden) sequence, else the reason."""
-    blocks = input_blocks(seq_len, hidden)
-    if blocks["BLOCK_N"] * blocks["BLOCK_H"] > MAX_SEQUENCE_TILE:
-        return (f"the Triton input stage holds one whole sequence in registers: next_pow2(seq_len) * "
-                f"next_pow2(hidden) must be <= {MAX_SEQUENCE_TILE}, got seq_len={seq_len}, hidden={hidden}")
-    return None
+    return whole_sequence_unsupported(seq_len, hidden, MAX_SEQUENCE_TILE, "input stage")
 
 
 @triton.jit
@@ -45,10 +41,27 @@ def _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows
     ids = tl.load(item_seq_ptr + seq * seq_len + rows, mask=rows < seq_len, other=0).to(tl.int64)
     embedded = (tl.load(item_weight_ptr + ids * hidden + cols, mask=in_bounds, other=0.0).to(tl.float32)
                 + tl.load(position_weight_ptr + rows * hidden + cols, mask=in_bounds, other=0.0).to(tl.float32))
-    mean = tl.sum(embedded, axis=1)[:, None] / hidden
-    centred = tl.where(in_bounds, embedded - mean, 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
-    return centred * rstd, rstd, in_bounds
+    normed, rstd = _layer_norm_rows(embedded, cols < hidden, hidden, eps)
+    return tl.where(in_bounds, normed, 0.0), rstd, in_bounds
+
+
+@triton.jit
+def _smoothing_input(item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows,
+                     cols, seq_len, hidden, eps, seed, dropout_p, inverse_keep, TRAINING: tl.constexpr):
+    """The smoothing's input ``y = drop(LN(e))`` for one sequence, with what backward reuses:
+    (y, normalised e, rstd, dropout factors, LN weight, in_bounds, element offsets)."""
+    normed, rstd, in_bounds = _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols,
+                                             seq_len, hidden, eps)
+    offsets = seq * seq_len * hidden + rows * hidden + cols
+    col_ok = cols < hidden
+    norm_weight = tl.load(norm_weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    norm_bias = tl.load(norm_bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    y = tl.where(in_bounds, normed * norm_weight + norm_bias, 0.0)
+    drop = tl.full(y.shape, 1.0, tl.float32)  # a tensor either way: one return type
+    if TRAINING:
+        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+        y = y * drop
+    return y, normed, rstd, drop, norm_weight, in_bounds, offsets
 
 
 @triton.jit
@@ -61,18 +74,10 @@ def _input_stage_fwd_kernel(
     seq = tl.program_id(0).to(tl.int64)
     rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.arange(0, BLOCK_H)[None, :]
-    col_ok = cols < hidden
-    normed, rstd, in_bounds = _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols,
-                                             seq_len, hidden, eps)
-    offsets = seq * seq_len * hidden + rows * hidden + cols
-    norm_weight = tl.load(norm_weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    norm_bias = tl.load(norm_bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    y = tl.where(in_bounds, normed * norm_weight + norm_bias, 0.0)
-    if TRAINING:
-        y = y * _dropout_scale(seed, offsets, dropout_p, inverse_keep)
-    alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
-    level = tl.load(level_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    scale = tl.load(scale_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
+    y, _, _, _, _, in_bounds, offsets = _smoothing_input(
+        item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
+        seq_len, hidden, eps, seed, dropout_p, inverse_keep, TRAINING)
+    alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
     out = _smoothing_fwd_tile(y, rows, alpha, level, scale, inv_sqrt_len, mix)
     tl.store(out_ptr + offsets, out, mask=in_bounds)
 
@@ -89,24 +94,14 @@ def _input_stage_bwd_kernel(
     rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.arange(0, BLOCK_H)[None, :]
     col_ok = cols < hidden
-    normed, rstd, in_bounds = _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols,
-                                             seq_len, hidden, eps)
-    offsets = seq * seq_len * hidden + rows * hidden + cols
-    norm_weight = tl.load(norm_weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    norm_bias = tl.load(norm_bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    y = tl.where(in_bounds, normed * norm_weight + norm_bias, 0.0)
-    if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
-        y = y * drop
-    alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
-    level = tl.load(level_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    scale = tl.load(scale_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    grad_next = tl.load(grad_ptr + offsets + hidden, mask=(rows + 1 < seq_len) & col_ok, other=0.0).to(tl.float32)
+    y, normed, rstd, drop, norm_weight, in_bounds, offsets = _smoothing_input(
+        item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
+        seq_len, hidden, eps, seed, dropout_p, inverse_keep, TRAINING)
+    alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
+    grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
     dy, dalpha, dlevel, dscale = _smoothing_bwd_tile(y, grad, grad_next, rows, alpha, level, scale,
                                                      inv_sqrt_len, mix)
-    if TRAINING:
-        dy = dy * drop
+    dy = dy * drop
     dy = tl.where(in_bounds, dy, 0.0)
     dnormed = dy * norm_weight
     dembedded = rstd * (dnormed - tl.sum(dnormed, axis=1)[:, None] / hidden

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale
+from ._common import _dropout_scale, _layer_norm_rows
 
 MAX_ROW_TILE = 8192  # BLOCK_R * BLOCK_H elements per program
 
@@ -35,14 +35,12 @@ def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps
                     TRAINING: tl.constexpr):
     """(normalised rows, rstd, dropout factors or None) of ``drop(x) + residual``."""
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    drop = 1.0
+    drop = tl.full(x.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
         drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
     summed = x * drop + tl.load(residual_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    mean = tl.sum(summed, axis=1)[:, None] / hidden
-    centred = tl.where(col_ok, summed - mean, 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
-    return centred * rstd, rstd, drop
+    normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
+    return normed, rstd, drop
 
 
 @triton.jit
