@@ -27,5 +27,5 @@ def dropout_seed() -> torch.Tensor:
 
 
 def no_seed() -> torch.Tensor:
-    """The seed argument of a call without dropout (its value is never read)."""
+    """The seed argument of a call without dropout (passed through; the kernels do not use it)."""
     return torch.zeros(1, dtype=torch.int64)
