@@ -140,7 +140,7 @@ def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: 
 
 @frequency_filter_fwd.register_fake
 def _(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p, dropping, scope):
-    return torch.empty_like(y), y.new_empty((*y.shape[:2], y.shape[2] // 2 + 1), dtype=torch.float32)
+    return y.new_empty(y.shape), y.new_empty((*y.shape[:2], y.shape[2] // 2 + 1), dtype=torch.float32)
 
 
 @_custom_op("asrec::frequency_filter_bwd")
@@ -193,7 +193,7 @@ def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torc
 @residual_norm_bwd.register_fake
 def _(x, residual, norm_weight, grad, seed, eps, dropout_p, dropping):
     hidden = x.shape[-1]
-    return (torch.empty_like(x), torch.empty_like(residual), x.new_empty((hidden,), dtype=torch.float32),
+    return (x.new_empty(x.shape), residual.new_empty(residual.shape), x.new_empty((hidden,), dtype=torch.float32),
             x.new_empty((hidden,), dtype=torch.float32))
 
 
@@ -251,7 +251,7 @@ def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
 @attention_fwd.register_fake
 def _(q, k, v, key_bias, gate_weight, gate_bias, seed, dropout_p, dropping):
     batch, heads, q_len, _ = q.shape
-    return (torch.empty_like(q), q.new_empty(q.shape, dtype=torch.float32),
+    return (q.new_empty(q.shape), q.new_empty(q.shape, dtype=torch.float32),
             q.new_empty((batch * heads, q_len), dtype=torch.float32))
 
 

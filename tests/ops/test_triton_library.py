@@ -104,3 +104,17 @@ def test_compile_captures_the_triton_ops_in_one_graph():
     torch.testing.assert_close(out, eager)
     for a, b in zip(grads, eager_grads):
         torch.testing.assert_close(a, b)
+
+
+def test_compile_captures_the_whole_encoder_on_triton():
+    """Every Triton op of the encoder (input smoothing, attention + gate, filters, contrast, norms) in one
+    graph with fullgraph=True; the fakes' strides match the kernels' outputs (head views are strided)."""
+    encoder = asrec.ASRec(hidden_size=24, max_seq_length=12, n_heads=2, inner_size=32, fsm_mix=0.4).eval()
+    encoder = encoder.to(DEVICE)
+    x = torch.randn(3, 12, 24, device=DEVICE, requires_grad=True)
+    valid = torch.arange(12, device=DEVICE)[None, :] < torch.tensor([[3], [12], [7]], device=DEVICE)
+    with asrec.use_backend("triton"):
+        eager = encoder(x, valid)
+        compiled = torch.compile(encoder, backend="aot_eager", fullgraph=True)(x, valid)
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(torch.autograd.grad(compiled.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0])
