@@ -7,8 +7,8 @@ Implementations:
   published code (its FFT smoothing, full-FFT filter, separate convolutions).
 - ``reference``: ``asrec`` on the reference backend, the library's CPU path.
 - ``reference+compile``: ``torch.compile`` of the reference.
-- ``triton``: ``asrec`` on the Triton backend (fused input stage, smoothing and frequency
-  filter; the reference for the rest, see ``asrec.backends.describe()``), CUDA only.
+- ``triton``: ``asrec`` on the Triton backend (every op with a Triton kernel, see
+  ``asrec.backends.describe()``), CUDA only.
 - ``cuda``: the CUDA extension, absent from this build.
 
 Every ``asrec`` row runs under an explicit ``use_backend``, so ``auto`` never decides
@@ -164,7 +164,6 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
 
 def _op_cases(setting, config, batch, device, dtype, model, published, compile_reference) -> list:
     from asrec import ops
-    from asrec.ops.frequency_filter import frequency_filter_groups_triton
 
     n, hidden = config["max_seq_length"], config["hidden_size"]
     element = torch.tensor([], dtype=dtype).element_size()
@@ -177,13 +176,8 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
     key_bias = asrec.reference.key_padding_bias(torch.ones(batch, n, dtype=torch.bool, device=device), torch.float32)
     groups = [torch.randn(batch, n, hidden, device=device).to(dtype) for _ in range(3)]
 
-    def filter_reference(*ys):
-        return asrec.reference.frequency_filter.frequency_filter_groups_ref(
-            list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
-
-    def filter_triton(*ys):
-        return frequency_filter_groups_triton(
-            list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
+    def filter_groups(*ys):  # the dispatching op: each row's backend decides what runs
+        return ops.frequency_filter_groups(list(ys), filt.threshold, filt.norm.weight, filt.norm.bias, filt.norm.eps)
 
     items, _, _ = random_batch(batch, n, config["n_items"], device, torch.Generator().manual_seed(1))
     norm = model.input_norm
@@ -206,7 +200,7 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
                                                                              fsm.smoothed_scale, fsm.mix)},
                               [x], 2 * x.numel() * element),
         "frequency_filter": ({"published": lambda *ys: [published_filter(y) for y in ys],
-                              "reference": filter_reference},
+                              "reference": filter_groups},
                              groups, 6 * x.numel() * element),
         "hybrid_layer": ({"published": lambda t: published_layer(t, key_bias),
                           "reference": lambda t: layer(t, key_bias)},
@@ -219,7 +213,7 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
         if compile_reference:
             fns = dict(fns, **{"reference+compile": torch.compile(fns["reference"])})
         if triton:
-            fns = dict(fns, triton=filter_triton if op == "frequency_filter" else fns["reference"])
+            fns = dict(fns, triton=fns["reference"])
         fns = {name: _on_backend(name, fn) for name, fn in fns.items()}
         for mode, backward, moved_bytes in (("forward", False, moved), ("forward+backward", True, 0)):
             runs = _op_runs(fns, inputs, backward, modules, device, dtype)

@@ -36,16 +36,16 @@ def _layer_norm_rows(x, col_ok, hidden, eps):
 
 
 @triton.jit
-def _dropout_scale(seed, offsets, p, inverse_keep):
+def _dropout_scale(seed, offsets, p):
     """Inverted-dropout factor per element: ``1/(1-p)`` where kept, 0 where dropped."""
     keep = tl.rand(seed, offsets) >= p
-    return tl.where(keep, inverse_keep, 0.0)
+    return tl.where(keep, 1.0 / (1.0 - p), 0.0)
 
 
 @triton.jit
-def _dropout_mask_kernel(out_ptr, numel, seed, p, inverse_keep, BLOCK: tl.constexpr):
+def _dropout_mask_kernel(out_ptr, numel, seed, p, BLOCK: tl.constexpr):
     offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    scale = _dropout_scale(seed, offsets, p, inverse_keep)
+    scale = _dropout_scale(seed, offsets, p)
     tl.store(out_ptr + offsets, scale, mask=offsets < numel)
 
 
@@ -56,7 +56,7 @@ def _dropout_mask(numel: int, seed: int, p: float, device) -> "torch.Tensor":  #
 
     out = torch.empty(numel, device=device, dtype=torch.float32)
     block = 1024
-    _dropout_mask_kernel[(triton.cdiv(numel, block),)](out, numel, seed, p, 1.0 / (1.0 - p), BLOCK=block)
+    _dropout_mask_kernel[(triton.cdiv(numel, block),)](out, numel, seed, p, BLOCK=block)
     return out
 
 

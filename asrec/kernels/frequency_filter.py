@@ -102,7 +102,7 @@ def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, b
 
 
 @triton.jit
-def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, seed, dropout_p, inverse_keep,
+def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, seed, dropout_p,
                    seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr, TRAINING: tl.constexpr,
                    BLOCK_K: tl.constexpr):
     """Rows of ``drop(irfft(masked spectrum)) + y`` normalised over hidden: (normalised rows, rstd,
@@ -113,7 +113,7 @@ def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps,
     filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
     drop = tl.full(filtered.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+        drop = _dropout_scale(seed, offsets, dropout_p)
         filtered = filtered * drop
     summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
@@ -135,7 +135,7 @@ def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
 @triton.jit
 def _frequency_filter_fwd_kernel(
     y_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr, bias_ptr, out_ptr,
-    eps, seed, dropout_p, inverse_keep,
+    eps, seed, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -151,7 +151,7 @@ def _frequency_filter_fwd_kernel(
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, _, _, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base,
-                                                          eps, seed, dropout_p, inverse_keep, seq_len, hidden, bins,
+                                                          eps, seed, dropout_p, seq_len, hidden, bins,
                                                           TRAINING, BLOCK_K)
         out = normed * weight + bias
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
@@ -161,7 +161,7 @@ def _frequency_filter_fwd_kernel(
 def _frequency_filter_bwd_kernel(
     y_ptr, grad_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr,
     dy_ptr, dweight_part_ptr, dbias_part_ptr,
-    eps, seed, dropout_p, inverse_keep,
+    eps, seed, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -184,7 +184,7 @@ def _frequency_filter_bwd_kernel(
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, rstd, drop, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols,
-                                                                base, eps, seed, dropout_p, inverse_keep, seq_len,
+                                                                base, eps, seed, dropout_p, seq_len,
                                                                 hidden, bins, TRAINING, BLOCK_K)
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         dweight += tl.sum(grad * normed, axis=0)[None, :]
@@ -252,9 +252,8 @@ def _frequency_filter_fwd(y, keep, weight, bias, eps: float, seed: int, dropout_
     sequences, seq_len, hidden = y.shape
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
     out = torch.empty_like(y)
-    inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
     _frequency_filter_fwd_kernel[(sequences,)](
-        y, keep, cos, sin, icos, isin, weight, bias, out, eps, seed, dropout_p, inverse_keep,
+        y, keep, cos, sin, icos, isin, weight, bias, out, eps, seed, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden),
         num_warps=8)
     return out
@@ -266,12 +265,11 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, seed: int, dropout_
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
     dy = torch.empty(y.shape, device=y.device, dtype=torch.float32)
     parts = torch.empty((2, sequences, hidden), device=y.device, dtype=torch.float32)
-    inverse_keep = 1.0 / (1.0 - dropout_p) if training else 1.0
     # four (bins, hidden) float32 tiles live at once here; software pipelining of the basis
     # loads (num_stages > 1) would overflow shared memory at the published shapes
     blocks = dict(filter_blocks(seq_len, hidden), BLOCK_M=16)
     _frequency_filter_bwd_kernel[(sequences,)](
         y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, seed, dropout_p,
-        inverse_keep, seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
+        seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
         **blocks, num_warps=8, num_stages=1)
     return dy, parts[0], parts[1]

@@ -78,7 +78,7 @@ def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, B
 def _attention_fwd_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
     q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p, inverse_keep,
+    heads, scale, seed, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -105,7 +105,7 @@ def _attention_fwd_kernel(
         p = tl.exp(s - m_new)
         l_i = l_i * rescale + tl.sum(p, axis=1)[:, None]
         if DROPOUT:
-            p = p * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+            p = p * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
         key_rows = start + tl.arange(0, BLOCK_N)[:, None]
         v = tl.load(v_base + key_rows * v_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         acc = acc * rescale + tl.dot(p, v, input_precision="ieee")
@@ -181,7 +181,7 @@ def _attention_bwd_preprocess_kernel(
 def _attention_bwd_dkdv_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
     q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p, inverse_keep,
+    heads, scale, seed, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -210,7 +210,7 @@ def _attention_bwd_dkdv_kernel(
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t, input_precision="ieee")
         if DROPOUT:
-            drop = _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+            drop = _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
             dv += tl.dot(tl.trans(p * drop), dcontext, input_precision="ieee")
             dp = dp * drop
         else:
@@ -226,7 +226,7 @@ def _attention_bwd_dkdv_kernel(
 def _attention_bwd_dq_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dq_ptr,
     q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p, inverse_keep,
+    heads, scale, seed, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -252,7 +252,7 @@ def _attention_bwd_dq_kernel(
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision="ieee")
         if DROPOUT:
-            dp = dp * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p, inverse_keep)
+            dp = dp * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
         ds = p * (dp - delta)
         k = tl.load(k_ptr + batch * k_sb + head * k_sh + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok,
                     other=0.0).to(tl.float32)
@@ -277,9 +277,8 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout
     grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads)
     _attention_fwd_kernel[grid](
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
-        *_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p,
-        1.0 / (1.0 - dropout_p) if dropping else 1.0, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate,
-        DROPOUT=dropping, **blocks, num_warps=4)
+        *_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p, q_len=q_len,
+        k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks, num_warps=4)
     return out, context, lse
 
 
@@ -302,8 +301,7 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
         v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dw_part,
         db_part, *_strides(v), heads, q_len=q_len, head_dim=head_dim, GATE=gate, BLOCK_M=blocks["BLOCK_M"],
         BLOCK_D=blocks["BLOCK_D"], num_warps=4)
-    common = (*_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p,
-              1.0 / (1.0 - dropout_p) if dropping else 1.0)
+    common = (*_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p)
     sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim)
     dk = torch.empty((batch, heads, k_len, head_dim), device=device, dtype=torch.float32)
     dv = torch.empty_like(dk)

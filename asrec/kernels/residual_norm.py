@@ -31,13 +31,13 @@ def unsupported_shape(hidden: int):
 
 
 @triton.jit
-def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p, inverse_keep,
+def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p,
                     TRAINING: tl.constexpr):
     """(normalised rows, rstd, dropout factors or None) of ``drop(x) + residual``."""
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     drop = tl.full(x.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p, inverse_keep)
+        drop = _dropout_scale(seed, offsets, dropout_p)
     summed = x * drop + tl.load(residual_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
     return normed, rstd, drop
@@ -45,7 +45,7 @@ def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps
 
 @triton.jit
 def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr, rows, hidden, eps, seed,
-                              dropout_p, inverse_keep, TRAINING: tl.constexpr, BLOCK_R: tl.constexpr,
+                              dropout_p, TRAINING: tl.constexpr, BLOCK_R: tl.constexpr,
                               BLOCK_H: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
     cols = tl.arange(0, BLOCK_H)[None, :]
@@ -53,7 +53,7 @@ def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr
     in_bounds = (row < rows) & col_ok
     offsets = row * hidden + cols
     normed, _, _ = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p,
-                                   inverse_keep, TRAINING)
+                                   TRAINING)
     weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     tl.store(out_ptr + offsets, (normed * weight + bias).to(out_ptr.dtype.element_ty), mask=in_bounds)
@@ -61,7 +61,7 @@ def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr
 
 @triton.jit
 def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr, dresidual_ptr, dweight_part_ptr,
-                              dbias_part_ptr, rows, hidden, eps, seed, dropout_p, inverse_keep,
+                              dbias_part_ptr, rows, hidden, eps, seed, dropout_p,
                               TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
     program = tl.program_id(0).to(tl.int64)
     row = program * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
@@ -70,7 +70,7 @@ def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr,
     in_bounds = (row < rows) & col_ok
     offsets = row * hidden + cols
     normed, rstd, drop = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed,
-                                         dropout_p, inverse_keep, TRAINING)
+                                         dropout_p, TRAINING)
     weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     dnormed = grad * weight
@@ -89,9 +89,8 @@ def _residual_norm_fwd(x, residual, weight, bias, eps: float, seed: int, dropout
     rows = x.numel() // hidden
     out = torch.empty(x.shape, device=x.device, dtype=out_dtype)
     blocks = row_blocks(hidden)
-    inverse_keep = 1.0 / (1.0 - dropout_p) if dropping else 1.0
     _residual_norm_fwd_kernel[(triton.cdiv(rows, blocks["BLOCK_R"]),)](
-        x, residual, weight, bias, out, rows, hidden, eps, seed, dropout_p, inverse_keep, TRAINING=dropping,
+        x, residual, weight, bias, out, rows, hidden, eps, seed, dropout_p, TRAINING=dropping,
         **blocks, num_warps=4)
     return out
 
@@ -106,8 +105,7 @@ def _residual_norm_bwd(x, residual, weight, grad, eps: float, seed: int, dropout
     dx = torch.empty_like(x)
     dresidual = torch.empty_like(residual)
     parts = torch.empty((2, programs, hidden), device=x.device, dtype=torch.float32)
-    inverse_keep = 1.0 / (1.0 - dropout_p) if dropping else 1.0
     _residual_norm_bwd_kernel[(programs,)](
         x, residual, weight, grad, dx, dresidual, parts[0], parts[1], rows, hidden, eps, seed, dropout_p,
-        inverse_keep, TRAINING=dropping, **blocks, num_warps=4)
+        TRAINING=dropping, **blocks, num_warps=4)
     return dx, dresidual, parts[0], parts[1]

@@ -46,6 +46,12 @@ def _custom_op(name: str):
     return lambda implementation: _Op(name, implementation)
 
 
+def _logit_grad(dalpha_parts: torch.Tensor, smoothing_logit: torch.Tensor) -> torch.Tensor:
+    """The smoothing logit's gradient from partial sums of d/d alpha (alpha = sigmoid(logit)), float32."""
+    alpha = torch.sigmoid(smoothing_logit.float())
+    return (dalpha_parts.sum() * alpha * (1.0 - alpha)).reshape(smoothing_logit.shape)
+
+
 @_custom_op("asrec::fourier_smoothing_fwd")
 def fourier_smoothing_fwd(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level: torch.Tensor,
                           smoothed_scale: torch.Tensor, mix: float) -> torch.Tensor:
@@ -68,9 +74,8 @@ def fourier_smoothing_bwd(x: torch.Tensor, grad: torch.Tensor, smoothing_logit: 
 
     dx, dalpha, dlevel, dscale = _fourier_smoothing_bwd(x, grad, smoothing_logit, init_level, smoothed_scale, mix,
                                                         smoothing_norm(x.shape[1]))
-    alpha = torch.sigmoid(smoothing_logit.float())
-    dlogit = (dalpha.sum() * alpha * (1.0 - alpha)).reshape(smoothing_logit.shape)
-    return dx, dlogit, dlevel.sum(0).view(init_level.shape), dscale.sum(0).view(smoothed_scale.shape)
+    return (dx, _logit_grad(dalpha, smoothing_logit), dlevel.sum(0).view(init_level.shape),
+            dscale.sum(0).view(smoothed_scale.shape))
 
 
 @fourier_smoothing_bwd.register_fake
@@ -103,23 +108,24 @@ def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_
                     norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
                     init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor,
                     eps: float, dropout_p: float, dropping: bool,
-                    mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> d(embedding sum) (B, N, H) float32 and (5, H) float32 gradients of alpha, init_level,
-    smoothed_scale, the LayerNorm weight and bias (alpha's not yet through the sigmoid)."""
+                    mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> d(embedding sum) (B, N, H), the smoothing logit's gradient (1,), (4, H) gradients of
+    init_level, smoothed_scale, the LayerNorm weight and bias, and the used position rows' (N, H);
+    float32."""
     from ..kernels.input_stage import _input_stage_bwd
 
     dembedded, parts = _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                         smoothing_logit, init_level, smoothed_scale, grad, eps, int(seed.item()),
                                         dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
-    sums = parts.sum(1)
-    return dembedded, sums, dembedded.sum(0)
+    return dembedded, _logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
 
 
 @input_stage_bwd.register_fake
 def _(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
       grad, seed, eps, dropout_p, dropping, mix):
     hidden = item_weight.shape[1]
-    return (grad.new_empty(grad.shape, dtype=torch.float32), grad.new_empty((5, hidden), dtype=torch.float32),
+    return (grad.new_empty(grad.shape, dtype=torch.float32), grad.new_empty((1,), dtype=torch.float32),
+            grad.new_empty((4, hidden), dtype=torch.float32),
             grad.new_empty((item_seq.shape[1], hidden), dtype=torch.float32))
 
 

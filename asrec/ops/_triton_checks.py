@@ -26,6 +26,8 @@ def dropout_seed() -> torch.Tensor:
     return torch.randint(0, 2**31 - 1, (1,))
 
 
-def no_seed() -> torch.Tensor:
-    """The seed argument of a call without dropout (passed through; the kernels do not use it)."""
-    return torch.zeros(1, dtype=torch.int64)
+def dropout_plan(dropout_p: float, training: bool) -> tuple:
+    """(dropping, seed) for one call: whether the kernels drop anything, and the seed they use
+    (a fresh one when dropping; a placeholder the kernels do not read otherwise)."""
+    dropping = bool(training) and dropout_p > 0
+    return dropping, dropout_seed() if dropping else torch.zeros(1, dtype=torch.int64)

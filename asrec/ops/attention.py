@@ -6,7 +6,7 @@ import torch
 from ..reference import attention_context_ref
 from ..reference.attention import gated_attention_ref
 from . import _library
-from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
+from ._triton_checks import dropout_plan, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
@@ -22,8 +22,7 @@ class AttentionFn(torch.autograd.Function):
         q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
         bias = key_bias.reshape(q.shape[0], k.shape[2]).to(torch.float32).contiguous()
         gate = [t.contiguous() if t is not None else None for t in (gate_weight, gate_bias)]
-        dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else no_seed()
+        dropping, seed = dropout_plan(dropout_p, training)
         out, context, lse = _library.attention_fwd(q, k, v, bias, *gate, seed, dropout_p, dropping)
         ctx.save_for_backward(q, k, v, bias, *[t if t is not None else torch.empty(0) for t in gate], context, lse,
                               seed)

@@ -4,7 +4,7 @@ import torch
 
 from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_groups_ref, frequency_filter_ref
 from . import _library
-from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
+from ._triton_checks import dropout_plan, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
@@ -23,8 +23,7 @@ class FrequencyFilterFn(torch.autograd.Function):
                 scope: str):
         y = y.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-        dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else no_seed()
+        dropping, seed = dropout_plan(dropout_p, training)
         out, keep = _library.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p,
                                                   dropping, scope)
         ctx.save_for_backward(y, keep, norm_weight, seed)

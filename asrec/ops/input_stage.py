@@ -4,7 +4,7 @@ import torch
 
 from ..reference import input_stage_ref
 from . import _library
-from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
+from ._triton_checks import dropout_plan, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
@@ -19,8 +19,7 @@ class InputStageFn(torch.autograd.Function):
                 smoothing_logit, init_level, smoothed_scale, mix):
         tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                              smoothing_logit, init_level, smoothed_scale)]
-        dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else no_seed()
+        dropping, seed = dropout_plan(dropout_p, training)
         out = _library.input_stage_fwd(*tensors, seed, eps, dropout_p, dropping, float(mix))
         ctx.save_for_backward(*tensors, seed)
         ctx.settings = (eps, dropout_p, dropping, float(mix))
@@ -30,16 +29,15 @@ class InputStageFn(torch.autograd.Function):
     def backward(ctx, grad):
         *tensors, seed = ctx.saved_tensors
         item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
-        dembedded, sums, dposition_rows = _library.input_stage_bwd(*tensors, grad.contiguous(), seed, *ctx.settings)
+        dembedded, dlogit, sums, dposition_rows = _library.input_stage_bwd(*tensors, grad.contiguous(), seed,
+                                                                           *ctx.settings)
         ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
         unused_rows = position_weight.shape[0] - dposition_rows.shape[0]
         dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, unused_rows))
-        alpha = torch.sigmoid(logit.float())
-        dalpha, dlevel, dscale, dnorm_weight, dnorm_bias = sums
+        dlevel, dscale, dnorm_weight, dnorm_bias = sums
         return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
                 dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
-                (dalpha.sum() * alpha * (1.0 - alpha)).to(logit.dtype),
-                dlevel.view_as(init_level).to(init_level.dtype),
+                dlogit.to(logit.dtype), dlevel.view_as(init_level).to(init_level.dtype),
                 dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
 
 

@@ -4,7 +4,7 @@ import torch
 
 from ..reference import residual_norm_ref
 from . import _library
-from ._triton_checks import dropout_seed, no_seed, unsupported_tensors
+from ._triton_checks import dropout_plan, unsupported_tensors
 from .registry import TritonImplementation, implementation, register
 
 
@@ -22,8 +22,7 @@ class ResidualNormFn(torch.autograd.Function):
     def forward(ctx, x, residual, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool):
         x, residual = x.contiguous(), residual.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-        dropping = bool(training) and dropout_p > 0
-        seed = dropout_seed() if dropping else no_seed()
+        dropping, seed = dropout_plan(dropout_p, training)
         out = _library.residual_norm_fwd(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping,
                                          _out_dtype(x, residual))
         ctx.save_for_backward(x, residual, norm_weight, seed)

@@ -23,7 +23,7 @@ def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Dynamic
 
     output_rows: optional (batch,) positions; then only those query rows are computed and
     the result is (batch, 1, hidden) (attention rows are independent of each other).
-    pieces: the residual-norm implementation (see ``asrec.reference.pieces``).
+    pieces: the attention and residual-norm implementations (see ``asrec.reference.pieces``).
     """
     queries = take_rows(x, output_rows)
     q = split_heads(F.linear(queries, *weights.query), n_heads)

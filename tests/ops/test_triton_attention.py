@@ -71,7 +71,7 @@ def test_attention_dropout_forward_and_backward_use_one_mask(monkeypatch):
     from asrec.kernels._common import _dropout_mask
     from asrec.reference.attention import seasonal_gate_ref
 
-    monkeypatch.setattr(sys.modules["asrec.ops.attention"], "dropout_seed", lambda: torch.tensor([3]))
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([3]))
     batch, heads, seq_len, head_dim = 2, 2, 12, 16
     q, k, v = _qkv(batch, heads, seq_len, head_dim)
     weight, bias = _gate(head_dim)

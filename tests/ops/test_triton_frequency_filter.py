@@ -78,7 +78,7 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0 the output and every gradient equal the float64 math with the kernels' mask."""
     from asrec.kernels._common import _dropout_mask
 
-    monkeypatch.setattr(sys.modules["asrec.ops.frequency_filter"], "dropout_seed", lambda: torch.tensor([1234]))
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([1234]))
     y = torch.randn(3, 3, 12, 24, device=DEVICE, requires_grad=True)
     weight, bias = _norm(24)
     grad = torch.randn_like(y)

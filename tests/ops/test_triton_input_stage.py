@@ -61,7 +61,7 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     from asrec.kernels._common import _dropout_mask
     from asrec.reference.fsm import fourier_smoothing_ref
 
-    monkeypatch.setattr(sys.modules["asrec.ops.input_stage"], "dropout_seed", lambda: torch.tensor([77]))
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([77]))
     ids = _padded_ids(3, 12, 20)
     tables = _tables(20, 12, 24)
     grad = torch.randn(3, 12, 24, device=DEVICE)

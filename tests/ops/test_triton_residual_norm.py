@@ -40,7 +40,7 @@ def test_forward_and_gradients_match_reference(shape):
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     from asrec.kernels._common import _dropout_mask
 
-    monkeypatch.setattr(sys.modules["asrec.ops.residual_norm"], "dropout_seed", lambda: torch.tensor([99]))
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([99]))
     shape = (3, 12, 24)
     inputs = _inputs(shape)
     grad = torch.randn(shape, device=DEVICE)
