@@ -1,22 +1,24 @@
 """Which implementation of each op runs: the backend switch.
 
 Backends: ``"reference"`` (the PyTorch math of ``asrec.reference``, every device and
-dtype) and ``"triton"`` (fused Triton kernels: CUDA tensors, or CPU tensors under the
-Triton interpreter ``TRITON_INTERPRET=1``; float32, bfloat16 and float16 inputs).
+dtype), ``"triton"`` (fused Triton kernels: CUDA tensors, or CPU tensors under the Triton
+interpreter ``TRITON_INTERPRET=1``) and ``"cuda"`` (the CUDA C++ extension ``asrec._C``
+built from csrc/ at install time: CUDA tensors). Both fused backends take float32,
+bfloat16 and float16 inputs.
 
-- ``"auto"`` (the default) runs an op on Triton when the tensors are on a CUDA device,
-  Triton is installed, the op has a Triton implementation that has been verified on a GPU
-  (tests and benchmark run compiled on a card) and that takes the call (dtype, shape);
-  otherwise the reference. ``describe()`` says what runs where.
-- ``"triton"`` asks for the Triton implementation of every op that has one and raises a
-  ``ValueError`` saying why when a call cannot run on it (Triton missing, a CPU tensor
-  outside the interpreter, float64, a shape the kernels do not take). Ops with no Triton
-  implementation yet run the reference, and ``describe()`` lists them.
+- ``"auto"`` (the default) runs an op on a fused backend when the tensors are on a CUDA
+  device, the backend is installed, its implementation of the op has been verified on a
+  GPU (tests and benchmark run compiled on a card) and takes the call (dtype, shape);
+  otherwise the reference. Where both fused backends qualify, the one measured faster on
+  that op goes first (``asrec.ops.registry.AUTO_ORDER``). ``describe()`` says what runs where.
+- ``"triton"`` / ``"cuda"`` ask for that backend's implementation of every op that has one
+  and raise a ``ValueError`` saying why when a call cannot run on it (backend missing, a
+  CPU tensor, float64, a shape the kernels do not take). Ops with no implementation on it
+  run the reference, and ``describe()`` lists them.
 - ``"reference"`` runs the reference everywhere.
 
 Selection, innermost first: ``with asrec.use_backend(name):``, then the ``ASREC_BACKEND``
-environment variable, then ``"auto"``. No CUDA extension is part of this build: the
-``"cuda"`` backend is absent and naming it says so.
+environment variable, then ``"auto"``.
 """
 
 import contextlib
@@ -27,17 +29,13 @@ import os
 import torch
 
 ENV_VAR = "ASREC_BACKEND"
-BACKENDS = ("reference", "triton")
+BACKENDS = ("reference", "triton", "cuda")
 CHOICES = BACKENDS + ("auto",)
-ABSENT = {"cuda": "the CUDA extension (csrc/) is not part of this build"}
 
 _selected: contextvars.ContextVar = contextvars.ContextVar("asrec_backend", default=None)
 
 
 def _check(name: str, source: str) -> str:
-    if isinstance(name, str) and name in ABSENT:
-        raise ValueError(f"{source}: asrec backend {name!r} is absent: {ABSENT[name]}; this build has "
-                         f"{', '.join(CHOICES)}")
     if not isinstance(name, str) or name not in CHOICES:
         raise ValueError(f"{source}: unknown asrec backend {name!r}; this build has {', '.join(CHOICES)}")
     return name
@@ -85,9 +83,46 @@ def _triton_missing_reason():
 
 
 @torch.compiler.assume_constant_result
+def cuda_missing_reason():
+    """None when the CUDA extension ``asrec._C`` loads, else why not (with how to build it)."""
+    from .ops import _cuda_library
+
+    return _cuda_library.load()
+
+
+def missing_reason(backend: str):
+    """None when the fused ``backend`` ("triton" or "cuda") is installed, else why not."""
+    return triton_missing_reason() if backend == "triton" else cuda_missing_reason()
+
+
+@torch.compiler.assume_constant_result
 def interpreting() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _runs_on(op: str, implementations: dict, device_type: str, selection: str) -> str:
+    """What runs ``op`` for tensors on ``device_type`` under ``selection``, in words."""
+    from .ops.registry import AUTO_ORDER, AUTO_ORDER_BY_OP, FUSED_BACKENDS
+
+    if selection == "reference":
+        return "reference"
+    if selection != "auto":
+        if selection not in implementations:
+            return f"reference  (no {selection} kernel for this op)"
+        reason = missing_reason(selection)
+        if reason is None and device_type == "cpu" and not (selection == "triton" and interpreting()):
+            reason = f"{selection} needs CUDA tensors" + (" or TRITON_INTERPRET=1" if selection == "triton" else "")
+        return selection if reason is None else f"error: {reason}"
+    if device_type == "cpu":
+        return "reference"
+    order = AUTO_ORDER_BY_OP.get(op, AUTO_ORDER)
+    for backend in order:
+        if backend in implementations and implementations[backend].gpu_verified and missing_reason(backend) is None:
+            return f"{backend}  (reference for calls its kernels do not take)"
+    unverified = [b for b in FUSED_BACKENDS if b in implementations and not implementations[b].gpu_verified]
+    note = f"  ({', '.join(unverified)} kernel not yet run on a GPU: ask for it by name)" if unverified else ""
+    return "reference" + note
 
 
 def describe() -> str:
@@ -95,26 +130,14 @@ def describe() -> str:
     from .ops import COMPOSITES, OPS
 
     selection = selected_backend()
-    missing = triton_missing_reason()
-    lines = [f"asrec backend selection: {selection}  (set with asrec.use_backend or {ENV_VAR})",
-             f"triton: {'available' if missing is None else 'absent: ' + missing}"
-             + ("  [interpreter: TRITON_INTERPRET=1]" if interpreting() else "")]
+    lines = [f"asrec backend selection: {selection}  (set with asrec.use_backend or {ENV_VAR})"]
+    for backend in ("triton", "cuda"):
+        reason = missing_reason(backend)
+        interpreter = "  [interpreter: TRITON_INTERPRET=1]" if backend == "triton" and interpreting() else ""
+        lines.append(f"{backend}: {'available' if reason is None else 'absent: ' + reason}{interpreter}")
     for op, implementations in OPS.items():
-        fused = "triton" in implementations
         for device_type in ("cpu", "cuda"):
-            if selection == "reference" or not fused:
-                runs = "reference" + ("" if fused else "  (no triton kernel for this op yet)")
-            elif device_type == "cpu" and not (selection == "triton" and interpreting()):
-                runs = "reference" if selection == "auto" else "error: triton needs CUDA tensors or TRITON_INTERPRET=1"
-            elif missing is not None:
-                runs = "reference" if selection == "auto" else "error: triton absent"
-            elif selection == "auto" and not implementations["triton"].gpu_verified:
-                runs = "reference  (its triton kernel has not run on a GPU yet: ask for 'triton' by name)"
-            else:
-                runs = "triton" + ("  (reference for calls the kernels do not take)" if selection == "auto" else "")
-            lines.append(f"  {op:<24} {device_type:<5} -> {runs}")
+            lines.append(f"  {op:<24} {device_type:<5} -> {_runs_on(op, implementations, device_type, selection)}")
     for op in COMPOSITES:
         lines.append(f"  {op:<24} all   -> the reference composition; each leaf op above runs on its own backend")
-    for name, reason in ABSENT.items():
-        lines.append(f"  {name}: absent ({reason})")
     return "\n".join(lines)

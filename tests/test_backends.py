@@ -38,7 +38,7 @@ def test_auto_leaves_kernels_not_yet_run_on_a_gpu_to_explicit_requests():
     assert implementation("residual_norm", torch.device("cuda"), *args) is asrec.reference.residual_norm_ref
     with asrec.use_backend("triton"):
         assert implementation("residual_norm", torch.device("cuda"), *args) is OPS["residual_norm"]["triton"].run
-    assert "residual_norm            cuda  -> reference  (its triton kernel has not run on a GPU yet" \
+    assert "residual_norm            cuda  -> reference  (triton kernel not yet run on a GPU: ask for it by name)" \
         in backends.describe()
 
 
@@ -78,19 +78,48 @@ def test_environment_variable(monkeypatch):
     assert backends.selected_backend() == "triton"
     monkeypatch.setenv(backends.ENV_VAR, "fast")
     with pytest.raises(ValueError, match=r"ASREC_BACKEND: unknown asrec backend 'fast'; this build has "
-                                         r"reference, triton, auto"):
+                                         r"reference, triton, cuda, auto"):
         backends.selected_backend()
 
 
-def test_cuda_backend_is_absent_and_says_so():
-    with pytest.raises(ValueError, match=r"'cuda' is absent: the CUDA extension \(csrc/\) is not part of this build"):
-        with asrec.use_backend("cuda"):
-            pass
+def test_cuda_backend_without_the_extension_says_how_to_build_it(monkeypatch):
+    from asrec.ops import _cuda_library
+
+    _cuda_library.load.cache_clear()
+    monkeypatch.setitem(__import__("sys").modules, "asrec._C", None)  # as if not built
+    try:
+        assert "asrec._C is not built" in backends.cuda_missing_reason()
+        with asrec.use_backend("cuda"), pytest.raises(ValueError, match=r"frequency_filter on the 'cuda' backend: "
+                                                                        r"the CUDA extension asrec._C is not built.*"
+                                                                        r"ASREC_FORCE_CUDA_BUILD=1"):
+            asrec.ops.frequency_filter(*FILTER_ARGS)
+        with asrec.use_backend("cuda"):  # ops with no CUDA kernel run the reference
+            assert implementation("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
+                is asrec.reference.residual_norm_ref
+            assert "residual_norm            cpu   -> reference  (no cuda kernel for this op)" in backends.describe()
+        assert "cuda: absent: the CUDA extension asrec._C is not built" in backends.describe()
+    finally:
+        _cuda_library.load.cache_clear()
+
+
+def test_cuda_backend_on_cpu_tensors_says_it_needs_cuda_tensors(monkeypatch):
+    monkeypatch.setattr(backends, "cuda_missing_reason", lambda: None)  # as if built
+    with asrec.use_backend("cuda"), pytest.raises(ValueError, match="the CUDA kernels run CUDA tensors; got cpu"):
+        asrec.ops.frequency_filter(*FILTER_ARGS)
+
+
+def test_auto_leaves_unverified_cuda_kernels_to_explicit_requests(monkeypatch):
+    monkeypatch.setattr(backends, "cuda_missing_reason", lambda: None)
+    monkeypatch.setattr(backends, "triton_missing_reason", lambda: "absent for this test")
+    assert not OPS["frequency_filter"]["cuda"].gpu_verified
+    assert implementation("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is asrec.reference.frequency_filter_ref
+    with asrec.use_backend("cuda"):
+        assert implementation("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is OPS["frequency_filter"]["cuda"].run
 
 
 @pytest.mark.parametrize("name", ["fast", 3])
 def test_unknown_backends_say_which_exist(name):
-    with pytest.raises(ValueError, match="this build has reference, triton, auto"):
+    with pytest.raises(ValueError, match="this build has reference, triton, cuda, auto"):
         with asrec.use_backend(name):
             pass
 
@@ -102,7 +131,7 @@ def test_describe_lists_every_op_and_the_compositions():
     for op in list(OPS) + list(COMPOSITES):
         assert f"{op}" in text
     assert "hybrid_layer             all   -> the reference composition" in text
-    assert "cuda: absent" in text
+    assert ("cuda: available" if backends.cuda_missing_reason() is None else "cuda: absent") in text
 
 
 def test_model_runs_under_explicit_reference():

@@ -1,5 +1,5 @@
-"""Shared argument checks for the Triton implementations (reasons, not exceptions:
-``"auto"`` uses them to choose, ``"triton"`` raises them)."""
+"""Shared argument checks for the fused (Triton and CUDA) implementations, and their dropout
+seeds (reasons, not exceptions: ``"auto"`` uses them to choose, a backend by name raises them)."""
 
 import torch
 
@@ -14,7 +14,7 @@ def unsupported_tensors(**tensors: torch.Tensor):
         return f"tensors must share one device, got {listing}"
     for name, tensor in tensors.items():
         if tensor.dtype not in KERNEL_DTYPES:
-            return (f"{name}: the Triton kernels take float32, bfloat16 or float16, got {tensor.dtype} "
+            return (f"{name}: the fused kernels take float32, bfloat16 or float16, got {tensor.dtype} "
                     f"(use the 'reference' backend for float64)")
     return None
 

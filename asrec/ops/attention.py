@@ -7,7 +7,7 @@ from ..reference import attention_context_ref
 from ..reference.attention import gated_attention_ref
 from . import _library
 from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
 class AttentionFn(torch.autograd.Function):
@@ -96,6 +96,6 @@ def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias:
 
 # not yet run compiled on a GPU: "auto" keeps the reference until they have been
 register("attention", attention_context_ref,
-         TritonImplementation(attention_triton, attention_unsupported, gpu_verified=False))
+         KernelImplementation(attention_triton, attention_unsupported, gpu_verified=False))
 register("gated_attention", gated_attention_ref,
-         TritonImplementation(gated_attention_triton, gated_attention_unsupported, gpu_verified=False))
+         KernelImplementation(gated_attention_triton, gated_attention_unsupported, gpu_verified=False))

@@ -7,7 +7,7 @@ from ..reference import contrast_gelu_ref
 from ..reference.attention import take_rows
 from . import _library
 from ._triton_checks import unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
 def _rows_contiguous(tensors: list) -> list:
@@ -81,4 +81,4 @@ def contrast_gelu(filtered: list, scales: list, position_scales: torch.Tensor, o
 
 # not yet run compiled on a GPU: "auto" keeps the reference until it has been
 register("contrast_gelu", contrast_gelu_ref,
-         TritonImplementation(contrast_gelu_triton, contrast_gelu_unsupported, gpu_verified=False))
+         KernelImplementation(contrast_gelu_triton, contrast_gelu_unsupported, gpu_verified=False))

@@ -5,7 +5,7 @@ import torch
 from ..reference import fourier_smoothing_ref
 from . import _library
 from ._triton_checks import unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
 class FourierSmoothingFn(torch.autograd.Function):
@@ -64,4 +64,4 @@ def fourier_smoothing(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level
 
 
 register("fourier_smoothing", fourier_smoothing_ref,
-         TritonImplementation(fourier_smoothing_triton, fourier_smoothing_unsupported))
+         KernelImplementation(fourier_smoothing_triton, fourier_smoothing_unsupported))

@@ -1,53 +1,64 @@
-"""Adaptive frequency filter (SPEC section 3): the public op, its autograd Function on Triton."""
+"""Adaptive frequency filter (SPEC section 3): the public op, its autograd Functions on Triton
+and on the CUDA extension (one Function body over either backend's kernels)."""
 
 import torch
 
 from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_groups_ref, frequency_filter_ref
-from . import _library
+from . import _cuda_library, _library
 from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
-class FrequencyFilterFn(torch.autograd.Function):
-    """Triton forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden)
-    input, through the ``asrec::frequency_filter_fwd/bwd`` custom ops.
+def _frequency_filter_function(kernels, name: str):
+    """The autograd Function of the filter over ``kernels`` (``_library``: Triton,
+    ``_cuda_library``: CUDA), whose ``frequency_filter_fwd/bwd`` share one signature."""
 
-    Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
-    strict ``>``; the reference's own mask code on the kernel's energies) -> fused
-    inverse + dropout + residual + LayerNorm kernel. Saves the input, the mask and the
-    dropout seed; backward recomputes the rest. ``threshold`` gets no gradient.
-    """
+    class FrequencyFilterFunction(torch.autograd.Function):
+        """Forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden) input.
 
-    @staticmethod
-    def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
-                scope: str):
-        y = y.contiguous()
-        norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-        dropping, seed = dropout_plan(dropout_p, training)
-        out, keep = _library.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p,
-                                                  dropping, scope)
-        ctx.save_for_backward(y, keep, norm_weight, seed)
-        ctx.settings = (eps, dropout_p, dropping)
-        ctx.bias_dtype = norm_bias.dtype
-        return out
+        Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
+        strict ``>``; the reference's own mask code on the kernel's energies) -> fused
+        inverse + dropout + residual + LayerNorm kernel. Saves the input, the mask and the
+        dropout seed; backward recomputes the rest. ``threshold`` gets no gradient.
+        """
 
-    @staticmethod
-    def backward(ctx, grad):
-        y, keep, norm_weight, seed = ctx.saved_tensors
-        dy, dweight, dbias = _library.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, seed,
-                                                           *ctx.settings)
-        return (dy.to(y.dtype), None, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype),
-                None, None, None, None)
+        @staticmethod
+        def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
+                    scope: str):
+            y = y.contiguous()
+            norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
+            dropping, seed = dropout_plan(dropout_p, training)
+            out, keep = kernels.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p,
+                                                     dropping, scope)
+            ctx.save_for_backward(y, keep, norm_weight, seed)
+            ctx.settings = (eps, dropout_p, dropping)
+            ctx.bias_dtype = norm_bias.dtype
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            y, keep, norm_weight, seed = ctx.saved_tensors
+            dy, dweight, dbias = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, seed,
+                                                              *ctx.settings)
+            return (dy.to(y.dtype), None, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype),
+                    None, None, None, None)
+
+    FrequencyFilterFunction.__name__ = FrequencyFilterFunction.__qualname__ = name
+    return FrequencyFilterFunction
+
+
+FrequencyFilterFn = _frequency_filter_function(_library, "FrequencyFilterFn")
+FrequencyFilterCudaFn = _frequency_filter_function(_cuda_library, "FrequencyFilterCudaFn")
 
 
 def _as_groups(y):
     return y if y.dim() == 4 else y.unsqueeze(1)
 
 
-def frequency_filter_groups_unsupported(groups, *args):
+def _unsupported_groups(groups, *args, shape_check):
     if any(g.shape != groups[0].shape for g in groups):
         return "the groups must share one shape"
-    return frequency_filter_unsupported(groups[0], *args)
+    return shape_check(groups[0], *args)
 
 
 def frequency_filter_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
@@ -58,20 +69,53 @@ def frequency_filter_unsupported(y, threshold, norm_weight, norm_bias, eps, drop
             or unsupported_shape(y.shape[-2], y.shape[-1]))
 
 
+def frequency_filter_cuda_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
+                                      scope="batch"):
+    return (unsupported_tensors(y=y, norm_weight=norm_weight, norm_bias=norm_bias)
+            or _cuda_library.frequency_filter_unsupported_shape(y.shape[-2], y.shape[-1], y.device))
+
+
+def frequency_filter_groups_unsupported(groups, *args):
+    return _unsupported_groups(groups, *args, shape_check=frequency_filter_unsupported)
+
+
+def frequency_filter_groups_cuda_unsupported(groups, *args):
+    return _unsupported_groups(groups, *args, shape_check=frequency_filter_cuda_unsupported)
+
+
+def _run(function, y, *args):
+    out = function.apply(_as_groups(y), *args)
+    return out if y.dim() == 4 else out.squeeze(1)
+
+
+def _run_groups(function, groups: list, *args) -> list:
+    # G same-shaped (batch, seq_len, hidden) inputs, each with its own quantile, in one launch
+    # per kernel (stacked into (batch, G, seq_len, hidden))
+    return list(function.apply(torch.stack(groups, dim=1), *args).unbind(1))
+
+
 def frequency_filter_triton(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
                             scope="batch"):
     """Same contract as ``frequency_filter_ref``."""
-    out = FrequencyFilterFn.apply(_as_groups(y), threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-    return out if y.dim() == 4 else out.squeeze(1)
+    return _run(FrequencyFilterFn, y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+
+
+def frequency_filter_cuda(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False, scope="batch"):
+    """Same contract as ``frequency_filter_ref``, on the CUDA extension."""
+    return _run(FrequencyFilterCudaFn, y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
 
 
 def frequency_filter_groups_triton(groups: list, threshold, norm_weight, norm_bias, eps, dropout_p=0.5,
                                    training=False, scope="batch") -> list:
-    """``frequency_filter_groups_ref`` on Triton: G same-shaped (batch, seq_len, hidden) inputs,
-    each with its own quantile, in one launch per kernel (stacked into (batch, G, seq_len, hidden))."""
-    stacked = torch.stack(groups, dim=1)
-    return list(FrequencyFilterFn.apply(stacked, threshold, norm_weight, norm_bias, eps, dropout_p, training,
-                                        scope).unbind(1))
+    """``frequency_filter_groups_ref`` on Triton."""
+    return _run_groups(FrequencyFilterFn, groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
+
+
+def frequency_filter_groups_cuda(groups: list, threshold, norm_weight, norm_bias, eps, dropout_p=0.5,
+                                 training=False, scope="batch") -> list:
+    """``frequency_filter_groups_ref`` on the CUDA extension."""
+    return _run_groups(FrequencyFilterCudaFn, groups, threshold, norm_weight, norm_bias, eps, dropout_p, training,
+                       scope)
 
 
 def _check(y, threshold, norm_weight, norm_bias, dropout_p, scope):
@@ -100,7 +144,8 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
 
 
 register("frequency_filter", frequency_filter_ref,
-         TritonImplementation(frequency_filter_triton, frequency_filter_unsupported))
+         KernelImplementation(frequency_filter_triton, frequency_filter_unsupported),
+         cuda=KernelImplementation(frequency_filter_cuda, frequency_filter_cuda_unsupported, gpu_verified=False))
 
 
 def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
@@ -113,4 +158,6 @@ def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: 
 
 
 register("frequency_filter_groups", frequency_filter_groups_ref,
-         TritonImplementation(frequency_filter_groups_triton, frequency_filter_groups_unsupported))
+         KernelImplementation(frequency_filter_groups_triton, frequency_filter_groups_unsupported),
+         cuda=KernelImplementation(frequency_filter_groups_cuda, frequency_filter_groups_cuda_unsupported,
+                                   gpu_verified=False))

@@ -1,61 +1,87 @@
-"""The model's input stage (SPEC sections 1-2): the public op, its autograd Function on Triton."""
+"""The model's input stage (SPEC sections 1-2): the public op, its autograd Functions on
+Triton and on the CUDA extension (one Function body over either backend's kernels)."""
 
 import torch
 
 from ..reference import input_stage_ref
-from . import _library
+from . import _cuda_library, _library
 from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
-class InputStageFn(torch.autograd.Function):
-    """Triton forward/backward of ``input_stage_ref`` through the ``asrec::input_stage_fwd/bwd``
-    custom ops: one kernel gathers, normalises, drops out and smooths each sequence; backward
-    returns the item table's gradient through PyTorch's embedding backward (row 0, the
-    padding item, gets none)."""
+def _input_stage_function(kernels, name: str):
+    """The autograd Function of the input stage over ``kernels`` (``_library``: Triton,
+    ``_cuda_library``: CUDA), whose ``input_stage_fwd/bwd`` share one signature."""
 
-    @staticmethod
-    def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
-                smoothing_logit, init_level, smoothed_scale, mix):
-        tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
-                                             smoothing_logit, init_level, smoothed_scale)]
-        dropping, seed = dropout_plan(dropout_p, training)
-        out = _library.input_stage_fwd(*tensors, seed, eps, dropout_p, dropping, float(mix))
-        ctx.save_for_backward(*tensors, seed)
-        ctx.settings = (eps, dropout_p, dropping, float(mix))
-        return out
+    class InputStageFunction(torch.autograd.Function):
+        """Forward/backward of ``input_stage_ref`` through ``input_stage_fwd/bwd``: one kernel
+        gathers, normalises, drops out and smooths each sequence; backward returns the item
+        table's gradient through PyTorch's embedding backward (row 0, the padding item, gets none)."""
 
-    @staticmethod
-    def backward(ctx, grad):
-        *tensors, seed = ctx.saved_tensors
-        item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
-        dembedded, dlogit, sums, dposition_rows = _library.input_stage_bwd(*tensors, grad.contiguous(), seed,
-                                                                           *ctx.settings)
-        ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
-        unused_rows = position_weight.shape[0] - dposition_rows.shape[0]
-        dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, unused_rows))
-        dlevel, dscale, dnorm_weight, dnorm_bias = sums
-        return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
-                dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
-                dlogit.to(logit.dtype), dlevel.view_as(init_level).to(init_level.dtype),
-                dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
+        @staticmethod
+        def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                    smoothing_logit, init_level, smoothed_scale, mix):
+            tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
+                                                 smoothing_logit, init_level, smoothed_scale)]
+            dropping, seed = dropout_plan(dropout_p, training)
+            out = kernels.input_stage_fwd(*tensors, seed, eps, dropout_p, dropping, float(mix))
+            ctx.save_for_backward(*tensors, seed)
+            ctx.settings = (eps, dropout_p, dropping, float(mix))
+            return out
+
+        @staticmethod
+        def backward(ctx, grad):
+            *tensors, seed = ctx.saved_tensors
+            item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
+            dembedded, dlogit, sums, dposition_rows = kernels.input_stage_bwd(*tensors, grad.contiguous(), seed,
+                                                                              *ctx.settings)
+            ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
+            unused_rows = position_weight.shape[0] - dposition_rows.shape[0]
+            dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, unused_rows))
+            dlevel, dscale, dnorm_weight, dnorm_bias = sums
+            return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
+                    dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
+                    dlogit.to(logit.dtype), dlevel.view_as(init_level).to(init_level.dtype),
+                    dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
+
+    InputStageFunction.__name__ = InputStageFunction.__qualname__ = name
+    return InputStageFunction
 
 
-def input_stage_unsupported(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p,
-                            training, smoothing_logit, init_level, smoothed_scale, mix):
-    from ..kernels.input_stage import unsupported_shape
+InputStageFn = _input_stage_function(_library, "InputStageFn")
+InputStageCudaFn = _input_stage_function(_cuda_library, "InputStageCudaFn")
 
+
+def _unsupported_tensors(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                         smoothing_logit, init_level, smoothed_scale, mix):
     return (unsupported_tensors(item_weight=item_weight, position_weight=position_weight, norm_weight=norm_weight,
                                 norm_bias=norm_bias, smoothing_logit=smoothing_logit, init_level=init_level,
                                 smoothed_scale=smoothed_scale)
             or (None if item_seq.device == item_weight.device else
-                f"item_seq is on {item_seq.device}, the tables on {item_weight.device}")
+                f"item_seq is on {item_seq.device}, the tables on {item_weight.device}"))
+
+
+def input_stage_unsupported(item_seq, item_weight, *args):
+    from ..kernels.input_stage import unsupported_shape
+
+    return (_unsupported_tensors(item_seq, item_weight, *args)
             or unsupported_shape(item_seq.shape[1], item_weight.shape[1]))
 
 
 def input_stage_triton(*args):
     """Same contract as ``input_stage_ref``; float32 output."""
     return InputStageFn.apply(*args)
+
+
+def input_stage_cuda_unsupported(item_seq, item_weight, *args):
+    return (_unsupported_tensors(item_seq, item_weight, *args)
+            or _cuda_library.input_stage_unsupported_shape(item_seq.shape[1], item_weight.shape[1],
+                                                           item_weight.device))
+
+
+def input_stage_cuda(*args):
+    """Same contract as ``input_stage_ref`` on the CUDA extension; float32 output."""
+    return InputStageCudaFn.apply(*args)
 
 
 def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p):
@@ -90,4 +116,5 @@ def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weig
     return implementation("input_stage", item_weight.device, *args)(*args)
 
 
-register("input_stage", input_stage_ref, TritonImplementation(input_stage_triton, input_stage_unsupported))
+register("input_stage", input_stage_ref, KernelImplementation(input_stage_triton, input_stage_unsupported),
+         cuda=KernelImplementation(input_stage_cuda, input_stage_cuda_unsupported, gpu_verified=False))

@@ -5,7 +5,7 @@ import torch
 from ..reference import residual_norm_ref
 from . import _library
 from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import TritonImplementation, implementation, register
+from .registry import KernelImplementation, implementation, register
 
 
 def _out_dtype(x, residual):
@@ -67,4 +67,4 @@ def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Te
 
 # not yet run compiled on a GPU: "auto" keeps the reference until it has been
 register("residual_norm", residual_norm_ref,
-         TritonImplementation(residual_norm_triton, residual_norm_unsupported, gpu_verified=False))
+         KernelImplementation(residual_norm_triton, residual_norm_unsupported, gpu_verified=False))
