@@ -15,6 +15,10 @@ from ..reference.frequency_filter import frequency_keep_mask
 from ..reference.fsm import smoothing_norm
 from ._library import _logit_grad
 
+# The C++ ops' namespace (resolved at call time; tests swap in the host-emulated kernels of
+# tests/cuda_emulation, which take the same arguments).
+kernel_ops = torch.ops.asrec_cuda
+
 
 @functools.lru_cache(maxsize=1)
 def load():
@@ -60,7 +64,7 @@ def _register_fakes():
 
 def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
                     smoothed_scale, seed, eps, dropout_p, dropping, mix):
-    return torch.ops.asrec_cuda.input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
+    return kernel_ops.input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                                 smoothing_logit, init_level, smoothed_scale, seed, eps, dropout_p,
                                                 dropping, smoothing_norm(item_seq.shape[1]), mix)
 
@@ -68,7 +72,7 @@ def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bi
 def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
                     smoothed_scale, grad, seed, eps, dropout_p, dropping, mix):
     """See ``_library.input_stage_bwd``: the same four float32 results."""
-    dembedded, parts = torch.ops.asrec_cuda.input_stage_bwd(
+    dembedded, parts = kernel_ops.input_stage_bwd(
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
         grad, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
     return dembedded, _logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
@@ -78,9 +82,9 @@ def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropou
     """y: (B, G, N, H) -> (out in y's dtype, keep (B, G, N//2 + 1) float32 0/1); see ``_library``."""
     batch, groups, seq_len, hidden = y.shape
     flat = y.reshape(batch * groups, seq_len, hidden)
-    energy = torch.ops.asrec_cuda.frequency_energy(flat).view(batch, groups, -1)
+    energy = kernel_ops.frequency_energy(flat).view(batch, groups, -1)
     keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
-    out = torch.ops.asrec_cuda.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed,
+    out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed,
                                                     eps, dropout_p, dropping)
     return out.view(y.shape), keep
 
@@ -88,7 +92,7 @@ def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropou
 def frequency_filter_bwd(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
     """-> dy (B, G, N, H) float32 and the float32 LayerNorm weight and bias gradients (H,)."""
     batch, groups, seq_len, hidden = y.shape
-    dy, parts = torch.ops.asrec_cuda.frequency_filter_bwd(
+    dy, parts = kernel_ops.frequency_filter_bwd(
         y.reshape(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden), keep.reshape(batch * groups, -1),
         norm_weight, seed, eps, dropout_p, dropping)
     return dy.view(y.shape), parts[0].sum(0), parts[1].sum(0)

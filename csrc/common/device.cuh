@@ -1,10 +1,15 @@
 // Device helpers shared by the asrec CUDA kernels: loads in float32, warp sums, the
 // layout of one thread block per sequence.
+//
+// The kernel headers include only this file, so that tests/cuda_emulation can compile
+// them for the host, over an emulated thread block, where no GPU exists.
 #pragma once
 
+#if defined(__CUDACC__)
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 #include <cuda_runtime.h>
+#endif
 
 #include "philox.h"
 

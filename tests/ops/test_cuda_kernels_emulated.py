@@ -1,0 +1,201 @@
+"""The CUDA kernels of csrc/, compiled for the host over an emulated thread block
+(tests/cuda_emulation), through the same autograd Functions and op wrappers as on a GPU,
+against float64 math. This checks their indexing, phase order, reductions, dropout bits
+and gradients where there is no GPU; tests/test_gpu_cuda.py runs the built extension."""
+
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asrec.ops import _cuda_library
+from asrec.ops.frequency_filter import FrequencyFilterCudaFn
+from asrec.ops.input_stage import InputStageCudaFn
+from asrec.reference import frequency_keep_mask, input_stage_ref
+
+from ..cuda_emulation import emulated
+
+pytestmark = pytest.mark.skipif(emulated.compiler() is None, reason="needs a C++ compiler (c++ or g++)")
+
+EPS = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def _emulated_kernels(monkeypatch):
+    monkeypatch.setattr(_cuda_library, "kernel_ops", emulated.kernel_ops())
+
+
+def _fixed_seed(monkeypatch, seed):
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([seed]))
+
+
+def _dropout_factors(shape, seed, p):
+    """The kernels' own dropout factors at element offsets 0..numel-1 (from the compiled Philox)."""
+    lib = emulated.library()
+    numel = torch.Size(shape).numel()
+    return torch.tensor([lib.emulated_dropout_factor(seed, i, p) for i in range(numel)]).view(shape)
+
+
+# ---- dropout bits ----
+
+def _philox_first_word(seed, offset):
+    """Philox4x32-10, first word: an independent transcription (Salmon et al. 2011) with
+    Triton's conventions (key = seed lo/hi, counter = offset lo/hi, 0, 0)."""
+    mask = 0xFFFFFFFF
+    c0, c1, c2, c3 = offset & mask, offset >> 32, 0, 0
+    k0, k1 = seed & mask, seed >> 32
+    for _ in range(10):
+        p0, p2 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = ((p2 >> 32) ^ c1 ^ k0) & mask, p2 & mask, ((p0 >> 32) ^ c3 ^ k1) & mask, p0 & mask
+        k0, k1 = (k0 + 0x9E3779B9) & mask, (k1 + 0xBB67AE85) & mask
+    return c0
+
+
+@pytest.mark.parametrize("seed", [0, 77, 2**31 - 2])
+def test_dropout_bits_are_philox_with_tritons_conventions(seed):
+    lib = emulated.library()
+    offsets = list(range(0, 64)) + [2**31 - 1, 2**32 - 1, 2**32, 2**32 + 5, 3 * 2**40 + 17]
+    for offset in offsets:
+        bits = _philox_first_word(seed, offset)
+        folded = bits if bits < 2**31 else 2**32 - 1 - bits  # ~x of the int32 reading
+        uniform = torch.tensor(folded, dtype=torch.float32) * torch.tensor(4.6566127342e-10, dtype=torch.float32)
+        p = torch.tensor(0.3, dtype=torch.float32)
+        expected = (1.0 / (1.0 - p)).item() if uniform >= p else 0.0
+        assert lib.emulated_dropout_factor(seed, offset, 0.3) == expected, (seed, offset)
+
+
+def test_dropout_bits_equal_tritons_mask():
+    pytest.importorskip("triton")
+    from asrec.kernels._common import _dropout_mask
+
+    for seed, p in [(77, 0.5), (1234, 0.3), (2**31 - 2, 0.1)]:
+        torch.testing.assert_close(_dropout_factors((4096,), seed, p), _dropout_mask(4096, seed, p, "cpu"),
+                                   rtol=0, atol=0)
+
+
+# ---- input stage ----
+
+def _tables(n_items, seq_len, hidden):
+    def leaf(*shape, scale=1.0, shift=0.0):
+        return (shift + scale * torch.randn(*shape)).requires_grad_()
+    return dict(item_weight=leaf(n_items, hidden), position_weight=leaf(seq_len + 2, hidden),
+                norm_weight=leaf(hidden, scale=0.1, shift=1.0), norm_bias=leaf(hidden, scale=0.1),
+                smoothing_logit=leaf(1, scale=0.5), init_level=leaf(1, 1, hidden, scale=0.5),
+                smoothed_scale=leaf(1, 1, hidden, scale=0.5, shift=1.0))
+
+
+def _padded_ids(batch, seq_len, n_items):
+    ids = torch.randint(1, n_items, (batch, seq_len))
+    lengths = torch.randint(1, seq_len + 1, (batch,))
+    lengths[0], lengths[-1] = 1, seq_len
+    return torch.where(torch.arange(seq_len) < lengths[:, None], ids, 0)
+
+
+def _stage(run, ids, tables, mix, grad, dropout_p=0.0, training=False):
+    t = tables
+    out = run(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS, dropout_p,
+              training, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], mix)
+    return (out, *torch.autograd.grad(out, list(tables.values()), grad))
+
+
+def _stage_f64(factors=None):
+    """input_stage_ref in float64, the dropout factors (B, N, H) applied after the LayerNorm."""
+    def run(ids, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training, logit, level, scale,
+            mix):
+        from asrec.reference.fsm import fourier_smoothing_ref
+
+        d = [t.double() for t in (item_weight, position_weight, norm_weight, norm_bias, logit, level, scale)]
+        seq_len = ids.shape[1]
+        embedded = F.embedding(ids, d[0], padding_idx=0) + d[1][:seq_len]  # the padding row gets no gradient
+        y = F.layer_norm(embedded, (d[0].shape[1],), d[2], d[3], eps)
+        if factors is not None:
+            y = y * factors.double()
+        return fourier_smoothing_ref(y, d[4], d[5], d[6], mix)
+    return run
+
+
+STAGE_NAMES = ("out", "item_weight", "position_weight", "norm_weight", "norm_bias", "smoothing_logit", "init_level",
+               "smoothed_scale")
+
+
+@pytest.mark.parametrize("seq_len,hidden", [(1, 8), (7, 24), (12, 40), (50, 64)])
+@pytest.mark.parametrize("mix", [1.0, 0.4])
+def test_input_stage_forward_and_gradients(seq_len, hidden, mix):
+    ids = _padded_ids(3, seq_len, 30)
+    tables = _tables(30, seq_len, hidden)
+    grad = torch.randn(3, seq_len, hidden)
+    ours = _stage(InputStageCudaFn.apply, ids, tables, mix, grad)
+    expected = _stage(_stage_f64(), ids, tables, mix, grad.double())
+    for name, a, b in zip(STAGE_NAMES, ours, expected):
+        torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
+    assert ours[1][0].abs().max() == 0, "the padding item's row must get no gradient"
+    torch.testing.assert_close(ours[0], input_stage_ref(ids, *[tables[k] for k in STAGE_NAMES[1:5]], EPS, 0.0, False,
+                                                        *[tables[k] for k in STAGE_NAMES[5:]], mix),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_input_stage_dropout_forward_and_backward_use_one_mask(monkeypatch):
+    _fixed_seed(monkeypatch, 77)
+    ids = _padded_ids(3, 12, 20)
+    tables = _tables(20, 12, 24)
+    grad = torch.randn(3, 12, 24)
+    ours = _stage(InputStageCudaFn.apply, ids, tables, 0.4, grad, dropout_p=0.3, training=True)
+    expected = _stage(_stage_f64(_dropout_factors((3, 12, 24), 77, 0.3)), ids, tables, 0.4, grad.double())
+    for name, a, b in zip(STAGE_NAMES, ours, expected):
+        torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+# ---- frequency filter ----
+
+def _norm(hidden):
+    return (1 + 0.1 * torch.randn(hidden)).requires_grad_(), (0.1 * torch.randn(hidden)).requires_grad_()
+
+
+def _kernel_keep(y, q):
+    batch, groups, seq_len, hidden = y.shape
+    energy = emulated.frequency_energy(y.reshape(-1, seq_len, hidden)).view(batch, groups, -1)
+    return frequency_keep_mask(energy, seq_len, torch.tensor(q)).float()
+
+
+def _filter_f64(y, keep, weight, bias, grad, factors=None):
+    y64, w64, b64 = (t.detach().double().requires_grad_() for t in (y, weight, bias))
+    filtered = torch.fft.irfft(torch.fft.rfft(y64, dim=-2) * keep.double()[..., None], n=y.shape[-2], dim=-2)
+    if factors is not None:
+        filtered = filtered * factors.double()
+    out = F.layer_norm(filtered + y64, (y.shape[-1],), w64, b64, EPS)
+    return (out, *torch.autograd.grad(out, (y64, w64, b64), grad.double()))
+
+
+def _filter(y, weight, bias, grad, q=0.8, dropout_p=0.5, training=False):
+    out = FrequencyFilterCudaFn.apply(y, torch.tensor(q), weight, bias, EPS, dropout_p, training, "batch")
+    return (out, *torch.autograd.grad(out, (y, weight, bias), grad))
+
+
+def test_energies_match_float64_rfft():
+    y = torch.randn(5, 12, 40)
+    exact = torch.fft.rfft(y.double(), dim=1).abs().square().sum(-1)
+    torch.testing.assert_close(emulated.frequency_energy(y).double(), exact, rtol=2e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("seq_len,hidden", [(1, 8), (7, 8), (12, 24), (13, 40), (50, 64)])
+def test_filter_forward_and_gradients(seq_len, hidden):
+    y = torch.randn(3, 3, seq_len, hidden, requires_grad=True)
+    weight, bias = _norm(hidden)
+    grad = torch.randn_like(y)
+    keep = _kernel_keep(y.detach(), 0.8)
+    for name, a, b in zip(("out", "dy", "dweight", "dbias"), _filter(y, weight, bias, grad),
+                          _filter_f64(y, keep, weight, bias, grad)):
+        torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_filter_dropout_forward_and_backward_use_one_mask(monkeypatch):
+    _fixed_seed(monkeypatch, 1234)
+    y = torch.randn(2, 3, 12, 24, requires_grad=True)
+    weight, bias = _norm(24)
+    grad = torch.randn_like(y)
+    keep = _kernel_keep(y.detach(), 0.8)
+    ours = _filter(y, weight, bias, grad, training=True)
+    expected = _filter_f64(y, keep, weight, bias, grad, _dropout_factors(y.shape, 1234, 0.5))
+    for name, a, b in zip(("out", "dy", "dweight", "dbias"), ours, expected):
+        torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
