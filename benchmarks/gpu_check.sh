@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One GPU check, for a GPU machine with no network: install against the machine's torch,
-# run the GPU-relevant tests (compiled Triton kernels, not the interpreter), run the
-# benchmark without torch.compile rows, measure device time per op, print a summary.
-#   bash benchmarks/gpu_check.sh OUTDIR        (about 8 minutes; each phase has its own timeout)
-# A Triton kernel that passes here can be marked gpu_verified=True in asrec/ops/ (then "auto" uses it).
+# One GPU check, for a GPU machine with no network: build the CUDA extension in place
+# against the machine's torch, run the GPU-relevant tests (compiled Triton kernels and the
+# built extension, not the interpreter or the emulator), run the benchmark without
+# torch.compile rows, measure device time per op, print a summary.
+#   bash benchmarks/gpu_check.sh OUTDIR        (about 9 minutes; each phase has its own timeout)
+# A kernel that passes here can be marked gpu_verified=True in asrec/ops/ (then "auto" uses it).
 set -uo pipefail
 out="${1:?usage: benchmarks/gpu_check.sh OUTDIR}"
 mkdir -p "$out"
@@ -16,9 +17,12 @@ export PYTHONUNBUFFERED=1
   $python -c "import torch, triton, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
 } 2>&1 | tee "$out/environment.txt"
 
-timeout 120 $python -m pip install --no-build-isolation --no-deps . > "$out/install.log" 2>&1
-echo "install: exit $?" | tee -a "$out/environment.txt"
-timeout ${TEST_TIMEOUT:-240} $python -m pytest -q -n 8 -p no:cacheprovider \
+# editable: the extension is built into ./asrec, which the tests (run from here) import
+ASREC_FORCE_CUDA_BUILD=1 ASREC_CUDA_ARCHS=${ASREC_CUDA_ARCHS:-90} timeout ${BUILD_TIMEOUT:-300} \
+  $python -m pip install --no-build-isolation --no-deps -e . > "$out/install.log" 2>&1
+echo "install + CUDA build: exit $? ($($python -c 'import asrec._C' 2>&1 && echo 'asrec._C imports'))" \
+  | tee -a "$out/environment.txt"
+ASREC_REQUIRE_CUDA_EXTENSION=1 timeout ${TEST_TIMEOUT:-240} $python -m pytest -q -n 8 -p no:cacheprovider \
   tests/ops tests/model/test_triton_parity.py tests/test_backends.py tests/test_gpu.py > "$out/gpu-tests.log" 2>&1
 echo "gpu tests: exit $? ($(tail -n 1 "$out/gpu-tests.log"))" | tee -a "$out/environment.txt"
 

@@ -9,7 +9,9 @@ Implementations:
 - ``reference+compile``: ``torch.compile`` of the reference.
 - ``triton``: ``asrec`` on the Triton backend (every op with a Triton kernel, see
   ``asrec.backends.describe()``), CUDA only.
-- ``cuda``: the CUDA extension, absent from this build.
+- ``cuda``: ``asrec`` on the CUDA backend (the extension ``asrec._C`` built from csrc/:
+  the input stage and the frequency filter; the other ops run the reference), CUDA only;
+  its op rows cover only the ops with CUDA kernels.
 
 Every ``asrec`` row runs under an explicit ``use_backend``, so ``auto`` never decides
 what a row measures.
@@ -23,13 +25,18 @@ import asrec
 from asrec.baselines import PublishedASRec
 
 IMPLEMENTATIONS = ("published", "reference", "reference+compile", "triton", "cuda")
-BACKEND_OF = {"reference": "reference", "reference+compile": "reference", "triton": "triton"}
+BACKEND_OF = {"reference": "reference", "reference+compile": "reference", "triton": "triton", "cuda": "cuda"}
+CUDA_OP_ROWS = ("input_stage", "frequency_filter")  # the op rows whose ops have CUDA kernels
 
 
 def absent_reason(name: str, device: torch.device):
     """Why implementation ``name`` cannot be measured on ``device`` (None if it can)."""
     if name == "cuda":
-        return "no CUDA extension in this build of asrec (csrc/ is not built yet)"
+        missing = asrec.backends.cuda_missing_reason()
+        if missing is not None:
+            return missing
+        if device.type != "cuda":
+            return "the CUDA kernels run on CUDA devices"
     if name == "triton":
         missing = asrec.backends.triton_missing_reason()
         if missing is not None:
@@ -148,8 +155,9 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
         owners["reference+compile"] = model
         score_fns["reference+compile"] = torch.compile(model.full_sort_scores)
         loss_fns["reference+compile"] = torch.compile(model.loss)
-    if absent_reason("triton", device) is None:
-        owners["triton"], score_fns["triton"], loss_fns["triton"] = model, model.full_sort_scores, model.loss
+    for fused in ("triton", "cuda"):
+        if absent_reason(fused, device) is None:
+            owners[fused], score_fns[fused], loss_fns[fused] = model, model.full_sort_scores, model.loss
     score_fns = {name: _on_backend(name, fn) for name, fn in score_fns.items()}
     loss_fns = {name: _on_backend(name, fn) for name, fn in loss_fns.items()}
     evaluate = Case(setting, "model", "eval", batch)
@@ -209,11 +217,14 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
     modules = [model, published]
     cases = []
     triton = absent_reason("triton", device) is None
+    cuda = absent_reason("cuda", device) is None
     for op, (fns, inputs, moved) in forward_fns.items():
         if compile_reference:
             fns = dict(fns, **{"reference+compile": torch.compile(fns["reference"])})
         if triton:
             fns = dict(fns, triton=fns["reference"])
+        if cuda and op in CUDA_OP_ROWS:
+            fns = dict(fns, cuda=fns["reference"])
         fns = {name: _on_backend(name, fn) for name, fn in fns.items()}
         for mode, backward, moved_bytes in (("forward", False, moved), ("forward+backward", True, 0)):
             runs = _op_runs(fns, inputs, backward, modules, device, dtype)
