@@ -7,7 +7,8 @@ from asrec.reference.frequency_filter import half_spectrum, real_dft_matrices, s
 
 from ..oracle import filter_oracle
 
-SHAPES = [(4, 1, 8), (4, 2, 8), (3, 7, 12), (5, 12, 8), (6, 50, 64), (2, 51, 12)]
+SHAPES = [(4, 1, 8), (4, 2, 8), (3, 7, 12), (5, 12, 8), (6, 50, 64), (2, 51, 12), (3, 100, 8), (2, 201, 12)]
+# (seq_len >= FFT_FROM_SEQ_LEN transforms by FFT, shorter by DFT GEMMs: both are covered)
 
 
 def _norm(hidden, dtype=torch.float64):
@@ -98,12 +99,28 @@ def test_training_dropout_scales_kept_elements():
     assert not torch.allclose(a, frequency_filter_ref(y, q, weight, bias, 1e-12, 0.5, False))
 
 
-@pytest.mark.parametrize("batch,seq_len,hidden,groups", [(3, 7, 4, 1), (2, 6, 3, 3), (4, 1, 3, 1)])
+@pytest.mark.parametrize("batch,seq_len,hidden,groups", [(3, 7, 4, 1), (2, 6, 3, 3), (4, 1, 3, 1), (2, 97, 2, 2)])
 def test_gradcheck(batch, seq_len, hidden, groups):
     y = torch.randn(batch, groups, seq_len, hidden, dtype=torch.float64, requires_grad=True)
     weight, bias = (t.requires_grad_() for t in _norm(hidden))
     q = torch.tensor(0.8, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a, w, b: frequency_filter_ref(a, q, w, b, 1e-12), (y, weight, bias))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_fft_and_dft_transforms_give_one_filter(monkeypatch, training):
+    from asrec.reference import frequency_filter as module
+
+    y = torch.randn(4, 3, 120, 16, dtype=torch.float64, requires_grad=True)
+    weight, bias = _norm(16)
+    q = torch.tensor(0.8, dtype=torch.float64)
+    results = []
+    for threshold in (10**9, 1):  # DFT GEMMs, then FFT
+        monkeypatch.setattr(module, "FFT_FROM_SEQ_LEN", threshold)
+        torch.manual_seed(5)
+        out = frequency_filter_ref(y, q, weight, bias, 1e-12, 0.5, training)
+        results.append((out, torch.autograd.grad(out.square().sum(), y)[0]))
+    torch.testing.assert_close(results[0], results[1])
 
 
 def test_gradient_is_the_fixed_mask_linear_map():
