@@ -15,6 +15,7 @@ from asrec.ops.input_stage import InputStageCudaFn
 from asrec.reference import frequency_keep_mask, input_stage_ref
 
 from ..cuda_emulation import emulated
+from ..input_stage_support import input_tables, padded_ids
 
 pytestmark = pytest.mark.skipif(emulated.compiler() is None, reason="needs a C++ compiler (c++ or g++)")
 
@@ -76,22 +77,6 @@ def test_dropout_bits_equal_tritons_mask():
 
 # ---- input stage ----
 
-def _tables(n_items, seq_len, hidden):
-    def leaf(*shape, scale=1.0, shift=0.0):
-        return (shift + scale * torch.randn(*shape)).requires_grad_()
-    return dict(item_weight=leaf(n_items, hidden), position_weight=leaf(seq_len + 2, hidden),
-                norm_weight=leaf(hidden, scale=0.1, shift=1.0), norm_bias=leaf(hidden, scale=0.1),
-                smoothing_logit=leaf(1, scale=0.5), init_level=leaf(1, 1, hidden, scale=0.5),
-                smoothed_scale=leaf(1, 1, hidden, scale=0.5, shift=1.0))
-
-
-def _padded_ids(batch, seq_len, n_items):
-    ids = torch.randint(1, n_items, (batch, seq_len))
-    lengths = torch.randint(1, seq_len + 1, (batch,))
-    lengths[0], lengths[-1] = 1, seq_len
-    return torch.where(torch.arange(seq_len) < lengths[:, None], ids, 0)
-
-
 def _stage(run, ids, tables, mix, grad, dropout_p=0.0, training=False):
     t = tables
     out = run(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS, dropout_p,
@@ -122,8 +107,8 @@ STAGE_NAMES = ("out", "item_weight", "position_weight", "norm_weight", "norm_bia
 @pytest.mark.parametrize("seq_len,hidden", [(1, 8), (7, 24), (12, 40), (50, 64)])
 @pytest.mark.parametrize("mix", [1.0, 0.4])
 def test_input_stage_forward_and_gradients(seq_len, hidden, mix):
-    ids = _padded_ids(3, seq_len, 30)
-    tables = _tables(30, seq_len, hidden)
+    ids = padded_ids(3, seq_len, 30)
+    tables = input_tables(30, seq_len, hidden, position_rows=seq_len + 2)
     grad = torch.randn(3, seq_len, hidden)
     ours = _stage(InputStageCudaFn.apply, ids, tables, mix, grad)
     expected = _stage(_stage_f64(), ids, tables, mix, grad.double())
@@ -137,8 +122,8 @@ def test_input_stage_forward_and_gradients(seq_len, hidden, mix):
 
 def test_input_stage_dropout_forward_and_backward_use_one_mask(monkeypatch):
     _fixed_seed(monkeypatch, 77)
-    ids = _padded_ids(3, 12, 20)
-    tables = _tables(20, 12, 24)
+    ids = padded_ids(3, 12, 20)
+    tables = input_tables(20, 12, 24, position_rows=14)
     grad = torch.randn(3, 12, 24)
     ours = _stage(InputStageCudaFn.apply, ids, tables, 0.4, grad, dropout_p=0.3, training=True)
     expected = _stage(_stage_f64(_dropout_factors((3, 12, 24), 77, 0.3)), ids, tables, 0.4, grad.double())

@@ -17,6 +17,8 @@ from asrec import backends
 from asrec.ops import frequency_filter, input_stage
 from asrec.reference import frequency_keep_mask
 
+from ..input_stage_support import input_tables, padded_ids
+
 pytestmark = pytest.mark.gpu
 EPS = 1e-12
 DEVICE = "cuda"
@@ -45,19 +47,11 @@ def _low_precision_close(actual, exact, reference_low):
 # ---- input stage ----
 
 def _tables(n_items, seq_len, hidden, dtype=torch.float32):
-    def leaf(*shape, scale=1.0, shift=0.0):
-        return (shift + scale * torch.randn(*shape, device=DEVICE)).to(dtype).requires_grad_()
-    return dict(item_weight=leaf(n_items, hidden), position_weight=leaf(seq_len, hidden),
-                norm_weight=leaf(hidden, scale=0.1, shift=1.0), norm_bias=leaf(hidden, scale=0.1),
-                smoothing_logit=leaf(1, scale=0.5), init_level=leaf(1, 1, hidden, scale=0.5),
-                smoothed_scale=leaf(1, 1, hidden, scale=0.5, shift=1.0))
+    return input_tables(n_items, seq_len, hidden, DEVICE, dtype)
 
 
 def _padded_ids(batch, seq_len, n_items):
-    ids = torch.randint(1, n_items, (batch, seq_len), device=DEVICE)
-    lengths = torch.randint(1, seq_len + 1, (batch,), device=DEVICE)
-    lengths[0], lengths[-1] = 1, seq_len
-    return torch.where(torch.arange(seq_len, device=DEVICE) < lengths[:, None], ids, 0)
+    return padded_ids(batch, seq_len, n_items, DEVICE)
 
 
 def _stage(backend, ids, tables, mix, grad, dropout_p=0.0, training=False):

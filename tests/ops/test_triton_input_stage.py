@@ -8,26 +8,18 @@ import torch
 import asrec
 from asrec.ops import input_stage
 
+from ..input_stage_support import input_tables, padded_ids
 from ..triton_support import DEVICE, assert_low_precision_close
 
 EPS = 1e-12
 
 
 def _tables(n_items, seq_len, hidden, dtype=torch.float32):
-    def leaf(*shape, scale=1.0, shift=0.0):
-        return (shift + scale * torch.randn(*shape, device=DEVICE)).to(dtype).requires_grad_()
-    return dict(item_weight=leaf(n_items, hidden), position_weight=leaf(seq_len, hidden),
-                norm_weight=leaf(hidden, scale=0.1, shift=1.0), norm_bias=leaf(hidden, scale=0.1),
-                smoothing_logit=leaf(1, scale=0.5), init_level=leaf(1, 1, hidden, scale=0.5),
-                smoothed_scale=leaf(1, 1, hidden, scale=0.5, shift=1.0))
+    return input_tables(n_items, seq_len, hidden, DEVICE, dtype)
 
 
 def _padded_ids(batch, seq_len, n_items):
-    ids = torch.randint(1, n_items, (batch, seq_len), device=DEVICE)
-    lengths = torch.randint(1, seq_len + 1, (batch,), device=DEVICE)
-    lengths[0] = 1
-    lengths[-1] = seq_len
-    return torch.where(torch.arange(seq_len, device=DEVICE) < lengths[:, None], ids, 0)
+    return padded_ids(batch, seq_len, n_items, DEVICE)
 
 
 def _run(backend, ids, tables, mix, grad, dropout_p=0.0, training=False):
