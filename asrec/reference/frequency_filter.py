@@ -183,22 +183,19 @@ def frequency_filter_groups_ref(
     dtype = compute_dtype(*groups)
     inputs = [g.to(dtype) for g in groups]
     by_fft = seq_len >= FFT_FROM_SEQ_LEN
-    if by_fft:
-        spectra = [torch.fft.rfft(g, dim=-2) for g in inputs]  # G x (B, K, H) complex
-        energy = torch.stack([fft_spectrum_energy(s) for s in spectra], dim=1)
-    else:
-        spectra = [half_spectrum(g) for g in inputs]  # G x (B, 2K, H)
-        energy = torch.stack([spectrum_energy(s) for s in spectra], dim=1)  # (B, G, K)
-    keep = frequency_keep_mask(energy, seq_len, threshold, scope)
+    spectra = [torch.fft.rfft(g, dim=-2) if by_fft else half_spectrum(g) for g in inputs]  # G x (B, K, H) / (B, 2K, H)
+    with torch.no_grad():  # the mask is a hard threshold: no gradient flows through the energies
+        energy_of = fft_spectrum_energy if by_fft else spectrum_energy
+        keep = frequency_keep_mask(torch.stack([energy_of(s) for s in spectra], dim=1), seq_len, threshold, scope)
     outputs = []
     for index, (original, computed, spectrum) in enumerate(zip(groups, inputs, spectra)):
         dropping = training and dropout_p > 0
         if by_fft:
-            # irfft along dim -2 returns a (B, H, N)-strided layout: made contiguous here, so that
-            # the residual sum, the LayerNorm and the dropout mask see the row-major layout
-            # of the GEMM path (one dropout draw order for both transforms)
-            filtered = torch.fft.irfft(spectrum * keep[:, index, :, None], n=seq_len, dim=-2).contiguous()
-            summed = filtered if dropping else filtered + computed
+            filtered = torch.fft.irfft(torch.where(keep[:, index, :, None], spectrum, 0), n=seq_len, dim=-2)
+            # irfft along dim -2 returns a (B, H, N)-strided layout; `computed + filtered` (the
+            # row-major operand first) comes back row-major, and so must the dropout's input
+            # (one mask draw order for both transforms)
+            summed = filtered.contiguous() if dropping else computed + filtered
         else:  # in eval the residual add rides in the GEMM
             summed = _inverse_with_residual(spectrum, keep[:, index], computed, not dropping)
         summed = summed.to(original.dtype)
