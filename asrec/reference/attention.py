@@ -34,9 +34,13 @@ def seasonal_gate_ref(context: torch.Tensor, value: torch.Tensor, gate_weight: t
     context, value: (batch, heads, seq_len, head_dim); gate_weight: (2*head_dim, 2*head_dim),
     gate_bias: (2*head_dim,), shared by all heads. Returns context's shape.
     """
-    reset, update = F.linear(torch.cat([value, context], dim=-1), gate_weight, gate_bias).chunk(2, dim=-1)
-    update = torch.sigmoid(update)
-    candidate = F.gelu(context + torch.sigmoid(reset) * value)
+    head_dim = value.shape[-1]
+    # [v, c] @ W^T + b as (v @ W[:, :d]^T + b) + c @ W[:, d:]^T: [v, c] is never materialised
+    # (out of place, so that autocast casts both products alike)
+    gates = torch.addmm(gate_bias, value.reshape(-1, head_dim), gate_weight[:, :head_dim].t())
+    gates = torch.addmm(gates, context.reshape(-1, head_dim), gate_weight[:, head_dim:].t())
+    reset, update = torch.sigmoid(gates).view(*context.shape[:-1], 2 * head_dim).chunk(2, dim=-1)
+    candidate = F.gelu(torch.addcmul(context, reset, value))
     return torch.lerp(context, candidate, update)
 
 
