@@ -13,8 +13,13 @@ def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor
     ``xn = ctx / max(||ctx||_2 over hidden, 1e-12)``; the softmax over positions includes
     padded rows, as published. context: (batch, seq_len, hidden) -> same shape.
     """
-    squared = F.normalize(context, dim=2).square()
-    similarity = torch.softmax(squared, dim=2) + torch.softmax(squared, dim=1)
+    # xn^2 lies in [0, 1] (|xn| <= 1 after the L2 normalisation), so exp(xn^2) lies in [1, e]:
+    # both softmaxes share one exp and need no max subtraction (the same values as
+    # torch.softmax to rounding): sim = e / sum_H(e) + e / sum_N(e)
+    exp_squared = F.normalize(context, dim=2).square().exp()
+    by_hidden = exp_squared.sum(dim=2, keepdim=True).reciprocal()
+    by_position = exp_squared.sum(dim=1, keepdim=True).reciprocal()
+    similarity = torch.addcmul(exp_squared * by_hidden, exp_squared, by_position)
     # = context * (origin - contrast * sim): two passes over (B, N, H) instead of four
     return context * torch.addcmul(origin_scale, similarity, contrast_scale, value=-1)
 
