@@ -154,3 +154,15 @@ def test_float32_transform_error_is_at_rounding_level():
     scale = expected.abs().max()
     assert (spectrum[:, :101] - expected.real).abs().max() / scale < 1e-6
     assert (spectrum[:, 101:] - expected.imag).abs().max() / scale < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.8, 0.999, 1.0])
+def test_quantile_by_selection_equals_the_sorted_quantile_and_torch(dtype, q):
+    from asrec.reference.frequency_filter import linear_quantile, quantile
+
+    values = torch.randint(0, 50, (3, 1001)).to(dtype) / 7  # with ties
+    level = torch.tensor(q, dtype=dtype)
+    ours = quantile(values, level)
+    assert torch.equal(ours, linear_quantile(values.sort(dim=-1).values, level))
+    torch.testing.assert_close(ours, torch.quantile(values, q, dim=-1))
