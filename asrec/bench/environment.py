@@ -31,6 +31,7 @@ def versions() -> dict:
         found["triton"] = triton.__version__
     except ImportError:
         pass
+    found["asrec._C"] = "built" if asrec.backends.cuda_missing_reason() is None else "absent"
     return found
 
 

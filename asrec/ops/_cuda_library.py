@@ -8,6 +8,7 @@ called only after it succeeded (``asrec.backends.cuda_missing_reason`` is None).
 """
 
 import functools
+import importlib
 
 import torch
 
@@ -24,11 +25,13 @@ kernel_ops = torch.ops.asrec_cuda
 def load():
     """None once ``asrec._C`` is imported and the fakes registered, else why it cannot be."""
     try:
-        from .. import _C  # noqa: F401
-    except ModuleNotFoundError:
+        importlib.import_module("asrec._C")
+    except ModuleNotFoundError as error:
+        if error.name != "asrec._C":
+            return f"the CUDA extension asrec._C does not load ({error})"
         return ("the CUDA extension asrec._C is not built: it builds at install time with a CUDA build of torch "
                 "and a CUDA toolkit (ASREC_FORCE_CUDA_BUILD=1 pip install --no-build-isolation .; see README)")
-    except ImportError as error:
+    except ImportError as error:  # e.g. built against another torch: undefined symbols
         return f"the CUDA extension asrec._C does not load ({error}); rebuild it against this torch"
     _register_fakes()
     return None
