@@ -69,7 +69,8 @@ def fourier_smoothing_ref(
     alpha = torch.sigmoid(smoothing_logit.to(dtype)).reshape(())
     smoothed = torch.matmul(smoothing_matrix(alpha, seq_len), xc)  # (N, N) @ (B, N, H): one batched GEMM
     level_decay = alpha ** torch.arange(1, seq_len + 1, device=x.device, dtype=dtype)
-    fsm = level_decay[:, None] * init_level.to(dtype) + smoothed * smoothed_scale.to(dtype)
+    # one pass each (addcmul, lerp) instead of two products and a sum, then two more and a sum
+    fsm = torch.addcmul(level_decay[:, None] * init_level.to(dtype), smoothed, smoothed_scale.to(dtype))
     if mix == 1.0:
         return fsm
-    return mix * fsm + (1.0 - mix) * xc
+    return torch.lerp(xc, fsm, mix)  # mix * fsm + (1 - mix) * x
