@@ -81,10 +81,10 @@ def _cuda_extension() -> dict:
     if home is None:
         return without("no CUDA toolkit found (set CUDA_HOME to a directory with bin/nvcc)")
     os.environ.setdefault("MAX_JOBS", str(_compile_jobs()))
-    sources = sorted(os.path.relpath(p, HERE) for pattern in ("csrc/**/*.cpp", "csrc/**/*.cu", "csrc/*.cpp")
-                     for p in glob.glob(os.path.join(HERE, pattern), recursive=True))
+    sources = sorted(os.path.relpath(p, HERE) for pattern in ("csrc/**/*.cpp", "csrc/**/*.cu")
+                     for p in glob.glob(os.path.join(HERE, pattern), recursive=True))  # ** matches csrc/ too
     extension = CUDAExtension(
-        name="asrec._C", sources=sorted(set(sources)),
+        name="asrec._C", sources=sources,
         extra_compile_args={"cxx": ["-O3", "-Wall"],
                             "nvcc": ["-O3", "-Xcompiler=-Wall", *_gencode_flags(os.environ.get("ASREC_CUDA_ARCHS",
                                                                                                  "80;90"))]})

@@ -21,3 +21,15 @@ def padded_ids(batch, seq_len, n_items, device="cpu"):
     lengths = torch.randint(1, seq_len + 1, (batch,), device=device)
     lengths[0], lengths[-1] = 1, seq_len
     return torch.where(torch.arange(seq_len, device=device) < lengths[:, None], ids, 0)
+
+
+def run_input_stage(backend, ids, tables, mix, grad, eps, dropout_p=0.0, training=False):
+    """``asrec.ops.input_stage`` on ``backend``: (out, and the gradient of every table for ``grad``)."""
+    import asrec
+    from asrec.ops import input_stage
+
+    t = tables
+    with asrec.use_backend(backend):
+        out = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], eps,
+                          dropout_p, training, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], mix)
+    return (out, *torch.autograd.grad(out, list(tables.values()), grad))

@@ -78,3 +78,20 @@ def symmetrised_energy(spectrum):
     energy = spectrum.abs().pow(2).sum(-1)
     n = energy.shape[1]
     return 0.5 * (energy + energy[:, (-torch.arange(n)) % n])
+
+
+def filter_with_mask_f64(y, keep_half, weight, bias, eps, factors=None):
+    """SPEC 3 in float64 with a given half-spectrum mask (B, G, K) and dropout factors (B, G, N, H)."""
+    y = y.double()
+    spectrum = torch.fft.rfft(y, dim=-2) * keep_half.double()[..., None]
+    filtered = torch.fft.irfft(spectrum, n=y.shape[-2], dim=-2)
+    if factors is not None:
+        filtered = filtered * factors.double()
+    return F.layer_norm(filtered + y, (y.shape[-1],), weight.double(), bias.double(), eps)
+
+
+def filter_f64_and_grads(y, keep_half, weight, bias, grad, eps, factors=None):
+    """``filter_with_mask_f64`` and its gradients for ``grad``: (out, dy, dweight, dbias), float64."""
+    y64, w64, b64 = (t.detach().double().requires_grad_() for t in (y, weight, bias))
+    out = filter_with_mask_f64(y64, keep_half, w64, b64, eps, factors)
+    return (out, *torch.autograd.grad(out, (y64, w64, b64), grad.double()))

@@ -3,9 +3,10 @@ take the kernels' own keep-mask and dropout factors, and the low-precision crite
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from asrec.reference.frequency_filter import frequency_keep_mask
+
+from .oracle import filter_with_mask_f64  # noqa: F401  (the tests import it from here too)
 
 triton = pytest.importorskip("triton", reason="the Triton backend tests need triton (pip install triton)")
 
@@ -20,16 +21,6 @@ def kernel_keep(y, q, scope="batch"):
     batch, groups, seq_len, hidden = y.shape
     energy = _frequency_energy(y.reshape(batch * groups, seq_len, hidden).contiguous()).view(batch, groups, -1)
     return frequency_keep_mask(energy, seq_len, torch.as_tensor(q, device=y.device), scope).float()
-
-
-def filter_with_mask_f64(y, keep_half, weight, bias, eps, factors=None):
-    """SPEC 3 in float64 with a given half-spectrum mask (B, G, K) and dropout factors (B, G, N, H)."""
-    y = y.double()
-    spectrum = torch.fft.rfft(y, dim=-2) * keep_half.double()[..., None]
-    filtered = torch.fft.irfft(spectrum, n=y.shape[-2], dim=-2)
-    if factors is not None:
-        filtered = filtered * factors.double()
-    return F.layer_norm(filtered + y, (y.shape[-1],), weight.double(), bias.double(), eps)
 
 
 def assert_low_precision_close(actual, exact, reference_low):

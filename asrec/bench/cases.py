@@ -31,18 +31,13 @@ CUDA_OP_ROWS = ("input_stage", "frequency_filter")  # the op rows whose ops have
 
 def absent_reason(name: str, device: torch.device):
     """Why implementation ``name`` cannot be measured on ``device`` (None if it can)."""
-    if name == "cuda":
-        missing = asrec.backends.cuda_missing_reason()
+    if name in ("triton", "cuda"):
+        missing = asrec.backends.missing_reason(name)
         if missing is not None:
             return missing
         if device.type != "cuda":
-            return "the CUDA kernels run on CUDA devices"
-    if name == "triton":
-        missing = asrec.backends.triton_missing_reason()
-        if missing is not None:
-            return missing
-        if device.type != "cuda":
-            return "the Triton kernels run on CUDA devices (the CPU interpreter is for tests, not timing)"
+            return {"triton": "the Triton kernels run on CUDA devices (the CPU interpreter is for tests, not timing)",
+                    "cuda": "the CUDA kernels run on CUDA devices"}[name]
     return None
 
 

@@ -12,9 +12,8 @@ import importlib
 
 import torch
 
-from ..reference.frequency_filter import frequency_keep_mask
 from ..reference.fsm import smoothing_norm
-from ._library import _logit_grad
+from ._library import filter_keep, input_stage_grads
 
 # The C++ ops' namespace (resolved at call time; tests swap in the host-emulated kernels of
 # tests/cuda_emulation, which take the same arguments).
@@ -67,9 +66,9 @@ def _register_fakes():
 
 def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
                     smoothed_scale, seed, eps, dropout_p, dropping, mix):
-    return kernel_ops.input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
-                                                smoothing_logit, init_level, smoothed_scale, seed, eps, dropout_p,
-                                                dropping, smoothing_norm(item_seq.shape[1]), mix)
+    return kernel_ops.input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
+                                      init_level, smoothed_scale, seed, eps, dropout_p, dropping,
+                                      smoothing_norm(item_seq.shape[1]), mix)
 
 
 def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
@@ -78,17 +77,16 @@ def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bi
     dembedded, parts = kernel_ops.input_stage_bwd(
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
         grad, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
-    return dembedded, _logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
+    return input_stage_grads(dembedded, parts, smoothing_logit)
 
 
 def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p, dropping, scope):
     """y: (B, G, N, H) -> (out in y's dtype, keep (B, G, N//2 + 1) float32 0/1); see ``_library``."""
     batch, groups, seq_len, hidden = y.shape
     flat = y.reshape(batch * groups, seq_len, hidden)
-    energy = kernel_ops.frequency_energy(flat).view(batch, groups, -1)
-    keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
-    out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed,
-                                                    eps, dropout_p, dropping)
+    keep = filter_keep(kernel_ops.frequency_energy(flat), batch, groups, threshold, scope, seq_len)
+    out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed, eps,
+                                          dropout_p, dropping)
     return out.view(y.shape), keep
 
 

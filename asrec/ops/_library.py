@@ -52,6 +52,19 @@ def _logit_grad(dalpha_parts: torch.Tensor, smoothing_logit: torch.Tensor) -> to
     return (dalpha_parts.sum() * alpha * (1.0 - alpha)).reshape(smoothing_logit.shape)
 
 
+def input_stage_grads(dembedded: torch.Tensor, parts: torch.Tensor, smoothing_logit: torch.Tensor) -> tuple:
+    """The input stage's backward results from its kernel's outputs (Triton and CUDA alike):
+    dembedded (B, N, H) and per-sequence parts (5, B, H) of d alpha, d init_level, d smoothed_scale,
+    d LN weight, d LN bias -> (dembedded, d logit (1,), the four sums (4, H), d position rows (N, H))."""
+    return dembedded, _logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
+
+
+def filter_keep(energy: torch.Tensor, batch: int, groups: int, threshold: torch.Tensor, scope: str,
+                seq_len: int) -> torch.Tensor:
+    """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's mask code."""
+    return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope).to(torch.float32)
+
+
 @_custom_op("asrec::fourier_smoothing_fwd")
 def fourier_smoothing_fwd(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level: torch.Tensor,
                           smoothed_scale: torch.Tensor, mix: float) -> torch.Tensor:
@@ -117,7 +130,7 @@ def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_
     dembedded, parts = _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                         smoothing_logit, init_level, smoothed_scale, grad, eps, int(seed.item()),
                                         dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
-    return dembedded, _logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
+    return input_stage_grads(dembedded, parts, smoothing_logit)
 
 
 @input_stage_bwd.register_fake
@@ -138,8 +151,7 @@ def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: 
 
     batch, groups, seq_len, hidden = y.shape
     flat = y.view(batch * groups, seq_len, hidden)
-    energy = _frequency_energy(flat).view(batch, groups, -1)
-    keep = frequency_keep_mask(energy, seq_len, threshold, scope).to(torch.float32)
+    keep = filter_keep(_frequency_energy(flat), batch, groups, threshold, scope, seq_len)
     out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping)
     return out.view(y.shape), keep
 

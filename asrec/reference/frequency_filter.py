@@ -71,6 +71,13 @@ def lower_median(values: torch.Tensor) -> torch.Tensor:
     return values.kthvalue((n - 1) // 2 + 1, dim=-1).values
 
 
+def _quantile_ranks(q: torch.Tensor, n: int, dtype: torch.dtype) -> tuple:
+    """torch.quantile's rank ``q * (n - 1)`` in the value dtype, and the (long) order
+    statistics below and above it, clamped to [0, n - 1]."""
+    rank = q.to(dtype) * (n - 1)
+    return rank, rank.floor().long().clamp(0, n - 1), rank.ceil().long().clamp(0, n - 1)
+
+
 def linear_quantile(sorted_values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``torch.quantile(..., q, interpolation='linear')`` over the last axis of sorted values.
 
@@ -79,9 +86,7 @@ def linear_quantile(sorted_values: torch.Tensor, q: torch.Tensor) -> torch.Tenso
     sorted_values: (..., n) ascending; q: () -> (...,)
     """
     n = sorted_values.shape[-1]
-    rank = q.to(sorted_values.dtype) * (n - 1)
-    below = rank.floor().long().clamp(0, n - 1)
-    above = rank.ceil().long().clamp(0, n - 1)
+    rank, below, above = _quantile_ranks(q, n, sorted_values.dtype)
     index_shape = sorted_values.shape[:-1] + (1,)
     value_below = sorted_values.gather(-1, below.expand(index_shape))
     value_above = sorted_values.gather(-1, above.expand(index_shape))
@@ -98,9 +103,8 @@ def quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """
     if values.device.type != "cpu" or q.device.type != "cpu" or torch.compiler.is_compiling():
         return linear_quantile(values.sort(dim=-1).values, q)
-    n = values.shape[-1]
-    rank = q.to(values.dtype) * (n - 1)
-    below, above = int(rank.floor().clamp(0, n - 1)), int(rank.ceil().clamp(0, n - 1))
+    rank, below, above = _quantile_ranks(q, values.shape[-1], values.dtype)
+    below, above = int(below), int(above)
     value_below = values.kthvalue(below + 1, dim=-1).values
     value_above = value_below if above == below else values.kthvalue(above + 1, dim=-1).values
     return torch.lerp(value_below, value_above, rank - below)
@@ -205,9 +209,9 @@ def frequency_filter_groups_ref(
     with torch.no_grad():  # the mask is a hard threshold: no gradient flows through the energies
         energy_of = fft_spectrum_energy if by_fft else spectrum_energy
         keep = frequency_keep_mask(torch.stack([energy_of(s) for s in spectra], dim=1), seq_len, threshold, scope)
+    dropping = training and dropout_p > 0
     outputs = []
     for index, (original, computed, spectrum) in enumerate(zip(groups, inputs, spectra)):
-        dropping = training and dropout_p > 0
         if by_fft:
             # the mask applied in rfft's own (B, H, K) layout: 4x faster than across it on the CPU
             masked = torch.where(keep[:, index, None, :], spectrum.transpose(-1, -2), 0).transpose(-1, -2)

@@ -17,6 +17,7 @@ from asrec.reference import frequency_keep_mask, input_stage_ref
 
 from ..cuda_emulation import emulated
 from ..input_stage_support import input_tables, padded_ids
+from ..oracle import filter_f64_and_grads
 
 pytestmark = pytest.mark.skipif(emulated.compiler() is None, reason="needs a C++ compiler (c++ or g++)")
 
@@ -151,12 +152,7 @@ def _kernel_keep(y, q):
 
 
 def _filter_f64(y, keep, weight, bias, grad, factors=None):
-    y64, w64, b64 = (t.detach().double().requires_grad_() for t in (y, weight, bias))
-    filtered = torch.fft.irfft(torch.fft.rfft(y64, dim=-2) * keep.double()[..., None], n=y.shape[-2], dim=-2)
-    if factors is not None:
-        filtered = filtered * factors.double()
-    out = F.layer_norm(filtered + y64, (y.shape[-1],), w64, b64, EPS)
-    return (out, *torch.autograd.grad(out, (y64, w64, b64), grad.double()))
+    return filter_f64_and_grads(y, keep, weight, bias, grad, EPS, factors)
 
 
 def _filter(y, weight, bias, grad, q=0.8, dropout_p=0.5, training=False):

@@ -11,14 +11,14 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import asrec
 from asrec import backends
 from asrec.ops import frequency_filter, input_stage
 from asrec.reference import frequency_keep_mask
 
-from ..input_stage_support import input_tables, padded_ids
+from ..input_stage_support import input_tables, padded_ids, run_input_stage
+from ..oracle import filter_f64_and_grads
 
 pytestmark = pytest.mark.gpu
 EPS = 1e-12
@@ -56,11 +56,7 @@ def _padded_ids(batch, seq_len, n_items):
 
 
 def _stage(backend, ids, tables, mix, grad, dropout_p=0.0, training=False):
-    t = tables
-    with asrec.use_backend(backend):
-        out = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS,
-                          dropout_p, training, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], mix)
-    return (out, *torch.autograd.grad(out, list(tables.values()), grad))
+    return run_input_stage(backend, ids, tables, mix, grad, EPS, dropout_p, training)
 
 
 @pytest.mark.parametrize("seq_len,hidden", [(7, 24), (50, 256), (200, 64)])
@@ -109,12 +105,7 @@ def _filter(backend, y, weight, bias, grad, dropout_p=0.5, training=False):
 
 
 def _filter_f64(y, keep, weight, bias, grad, factors=None):
-    y64, w64, b64 = (t.detach().double().requires_grad_() for t in (y, weight, bias))
-    filtered = torch.fft.irfft(torch.fft.rfft(y64, dim=-2) * keep.double()[..., None], n=y.shape[-2], dim=-2)
-    if factors is not None:
-        filtered = filtered * factors.double()
-    out = F.layer_norm(filtered + y64, (y.shape[-1],), w64, b64, EPS)
-    return (out, *torch.autograd.grad(out, (y64, w64, b64), grad.double()))
+    return filter_f64_and_grads(y, keep, weight, bias, grad, EPS, factors)
 
 
 @pytest.mark.parametrize("seq_len,hidden", [(7, 24), (50, 256), (200, 64)])

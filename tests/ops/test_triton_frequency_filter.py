@@ -10,7 +10,8 @@ import asrec
 from asrec.ops import frequency_filter
 from asrec.reference import frequency_keep_mask
 
-from ..triton_support import DEVICE, assert_low_precision_close, filter_with_mask_f64, kernel_keep
+from ..oracle import filter_f64_and_grads
+from ..triton_support import DEVICE, assert_low_precision_close, kernel_keep
 
 EPS = 1e-12
 
@@ -27,9 +28,7 @@ def _triton(y, q, weight, bias, grad, scope="batch", dropout_p=0.5, training=Fal
 
 
 def _oracle(y, keep, weight, bias, grad, factors=None):
-    y64, w64, b64 = (t.detach().double().requires_grad_() for t in (y, weight, bias))
-    out = filter_with_mask_f64(y64, keep, w64, b64, EPS, factors)
-    return (out, *torch.autograd.grad(out, (y64, w64, b64), grad.double()))
+    return filter_f64_and_grads(y, keep, weight, bias, grad, EPS, factors)
 
 
 def _assert_matches(ours, expected, names=("out", "dy", "dweight", "dbias")):

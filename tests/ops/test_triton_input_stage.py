@@ -5,10 +5,7 @@ import sys
 import pytest
 import torch
 
-import asrec
-from asrec.ops import input_stage
-
-from ..input_stage_support import input_tables, padded_ids
+from ..input_stage_support import input_tables, padded_ids, run_input_stage
 from ..triton_support import DEVICE, assert_low_precision_close
 
 EPS = 1e-12
@@ -23,11 +20,7 @@ def _padded_ids(batch, seq_len, n_items):
 
 
 def _run(backend, ids, tables, mix, grad, dropout_p=0.0, training=False):
-    t = tables
-    with asrec.use_backend(backend):
-        out = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS,
-                          dropout_p, training, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], mix)
-    return (out, *torch.autograd.grad(out, list(tables.values()), grad))
+    return run_input_stage(backend, ids, tables, mix, grad, EPS, dropout_p, training)
 
 
 NAMES = ("out", "item_weight", "position_weight", "norm_weight", "norm_bias", "smoothing_logit", "init_level",
