@@ -49,6 +49,25 @@ __host__ __device__ inline size_t spectrum_floats(int64_t seq_len, int64_t hidde
 }
 __host__ __device__ inline size_t warp_rows_floats(int64_t hidden) { return static_cast<size_t>(kBlockWarps) * hidden; }
 
+// A block's shared memory, carved in one order by every kernel (the host's byte counts in
+// frequency_filter_{fwd,bwd}.cu add up the same pieces): twiddles cos[N], sin[N]; the
+// spectrum Re, Im (K, H) each; per-warp rows (warps, H); per-warp LayerNorm gradient sums
+// (warps, 2, H). A kernel uses the prefix it needs.
+struct FilterShared {
+  float *twiddle_cos, *twiddle_sin, *real, *imag, *rows, *norm_grad_parts;
+};
+
+__device__ __forceinline__ FilterShared filter_shared(float* shared, int seq_len, int hidden) {
+  FilterShared layout;
+  layout.twiddle_cos = shared;
+  layout.twiddle_sin = shared + seq_len;
+  layout.real = shared + twiddle_floats(seq_len);
+  layout.imag = layout.real + spectrum_floats(seq_len, hidden) / 2;
+  layout.rows = layout.real + spectrum_floats(seq_len, hidden);
+  layout.norm_grad_parts = layout.rows + warp_rows_floats(hidden);
+  return layout;
+}
+
 // cos/sin(2 pi j / N), j < N, rounded once from double precision.
 __device__ __forceinline__ void load_twiddles(float* twiddle_cos, float* twiddle_sin, int seq_len) {
   for (int j = threadIdx.x; j < seq_len; j += blockDim.x) {
@@ -152,9 +171,9 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads) frequency_energy_kernel(FilterArgs<scalar_t> args) {
   extern __shared__ float shared[];
   const int seq_len = args.seq_len, hidden = args.hidden;
-  float* twiddle_cos = shared;
-  float* twiddle_sin = shared + seq_len;
-  float* bin_energy = shared + twiddle_floats(seq_len);  // (K, H)
+  const FilterShared layout = filter_shared(shared, seq_len, hidden);
+  float *twiddle_cos = layout.twiddle_cos, *twiddle_sin = layout.twiddle_sin;
+  float* bin_energy = layout.real;  // (K, H) energies in the spectrum's place
   const int64_t sequence = blockIdx.x;
   const scalar_t* y = args.y + sequence * seq_len * hidden;
   load_twiddles(twiddle_cos, twiddle_sin, seq_len);
@@ -179,11 +198,9 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads) frequency_filter_fwd_kernel(FilterArgs<scalar_t> args) {
   extern __shared__ float shared[];
   const int seq_len = args.seq_len, hidden = args.hidden;
-  float* twiddle_cos = shared;
-  float* twiddle_sin = shared + seq_len;
-  float* real = shared + twiddle_floats(seq_len);
-  float* imag = real + spectrum_floats(seq_len, hidden) / 2;
-  float* rows = real + spectrum_floats(seq_len, hidden);  // (warps, H)
+  const FilterShared layout = filter_shared(shared, seq_len, hidden);
+  float *twiddle_cos = layout.twiddle_cos, *twiddle_sin = layout.twiddle_sin;
+  float *real = layout.real, *imag = layout.imag, *rows = layout.rows;
   const int64_t sequence = blockIdx.x;
   const int64_t base = sequence * seq_len * hidden;
   const scalar_t* y = args.y + base;
@@ -206,12 +223,10 @@ template <typename scalar_t>
 __global__ void __launch_bounds__(kBlockThreads) frequency_filter_bwd_kernel(FilterArgs<scalar_t> args) {
   extern __shared__ float shared[];
   const int seq_len = args.seq_len, hidden = args.hidden;
-  float* twiddle_cos = shared;
-  float* twiddle_sin = shared + seq_len;
-  float* real = shared + twiddle_floats(seq_len);  // the masked spectrum, then its gradient
-  float* imag = real + spectrum_floats(seq_len, hidden) / 2;
-  float* rows = real + spectrum_floats(seq_len, hidden);  // (warps, H)
-  float* norm_grad_parts = rows + warp_rows_floats(hidden);  // (warps, 2, H)
+  const FilterShared layout = filter_shared(shared, seq_len, hidden);
+  float *twiddle_cos = layout.twiddle_cos, *twiddle_sin = layout.twiddle_sin;
+  float *real = layout.real, *imag = layout.imag;  // the masked spectrum, then its gradient
+  float *rows = layout.rows, *norm_grad_parts = layout.norm_grad_parts;
   const int64_t sequence = blockIdx.x;
   const int64_t base = sequence * seq_len * hidden;
   const scalar_t* y = args.y + base;
@@ -236,6 +251,7 @@ __global__ void __launch_bounds__(kBlockThreads) frequency_filter_bwd_kernel(Fil
     float dnormed_sum = 0.0f, dnormed_dot = 0.0f;
     for (int h = lane; h < hidden; h += kWarpSize) {
       const float normed = (row[h] - norm.mean) * norm.rstd;
+      row[h] = normed;  // the second pass reads it back (each lane its own channels)
       const float g = grad[n * hidden + h];
       dweight_part[h] += g * normed;
       dbias_part[h] += g;
@@ -246,7 +262,7 @@ __global__ void __launch_bounds__(kBlockThreads) frequency_filter_bwd_kernel(Fil
     const float mean_dnormed = warp_sum(dnormed_sum) / hidden;
     const float mean_dnormed_dot = warp_sum(dnormed_dot) / hidden;
     for (int h = lane; h < hidden; h += kWarpSize) {
-      const float normed = (row[h] - norm.mean) * norm.rstd;
+      const float normed = row[h];
       const float dnormed = grad[n * hidden + h] * args.norm_weight[h];
       const float dsummed = norm.rstd * (dnormed - mean_dnormed - normed * mean_dnormed_dot);
       dy[n * hidden + h] = dsummed;

@@ -181,6 +181,7 @@ __global__ void __launch_bounds__(kBlockThreads) input_stage_bwd_kernel(InputSta
     for (int h = lane; h < hidden; h += kWarpSize) {
       const float normed = (embedding_sum(args, stats.item, n, h) - stats.mean) * stats.rstd;
       const float dy = rows[n * hidden + h] * element_dropout(args, sequence, n, h, keep_scale);
+      rows[n * hidden + h] = dy;  // through the dropout: the second pass does not redraw it
       const float dnormed = dy * args.norm_weight[h];
       dweight_part[h] += dy * normed;
       dbias_part[h] += dy;
@@ -191,8 +192,7 @@ __global__ void __launch_bounds__(kBlockThreads) input_stage_bwd_kernel(InputSta
     const float mean_dnormed_dot = warp_sum(dnormed_dot) / hidden;
     for (int h = lane; h < hidden; h += kWarpSize) {
       const float normed = (embedding_sum(args, stats.item, n, h) - stats.mean) * stats.rstd;
-      const float dy = rows[n * hidden + h] * element_dropout(args, sequence, n, h, keep_scale);
-      const float dnormed = dy * args.norm_weight[h];
+      const float dnormed = rows[n * hidden + h] * args.norm_weight[h];
       rows[n * hidden + h] = stats.rstd * (dnormed - mean_dnormed - normed * mean_dnormed_dot);
     }
   }
