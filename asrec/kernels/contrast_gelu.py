@@ -59,6 +59,26 @@ def _combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base,
 
 
 @triton.jit
+def _sequence_combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr,
+                          contrast_ptr, seq_len, hidden, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    """This program's sequence: its index, tile rows and masks, element offsets, the three
+    (filtered + conv) pairs and position scales, their combination c, and the two scalars."""
+    seq = tl.program_id(0).to(tl.int64)
+    rows = tl.arange(0, BLOCK_N)[:, None]
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    row_ok, col_ok = rows < seq_len, cols < hidden
+    in_bounds = row_ok & col_ok
+    inner = rows * hidden + cols
+    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
+        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
+        in_bounds, seq_len)
+    c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
+    origin = tl.load(origin_ptr).to(tl.float32)
+    contrast = tl.load(contrast_ptr).to(tl.float32)
+    return seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin, contrast
+
+
+@triton.jit
 def _contrast_forward(c, row_ok, col_ok, origin, contrast):
     """-> (xn, norm, softmax over hidden, softmax over positions, V) for the tile c."""
     norm = tl.sqrt(tl.sum(c * c, axis=1))[:, None]
@@ -79,18 +99,10 @@ def _contrast_gelu_fwd_kernel(
     f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
     out_ptr, seq_len, hidden, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
-    cols = tl.arange(0, BLOCK_H)[None, :]
-    row_ok, col_ok = rows < seq_len, cols < hidden
-    in_bounds = row_ok & col_ok
-    inner = rows * hidden + cols
-    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
-        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
-        in_bounds, seq_len)
-    c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
-    origin = tl.load(origin_ptr).to(tl.float32)
-    contrast = tl.load(contrast_ptr).to(tl.float32)
+    (seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin,
+     contrast) = _sequence_combination(
+        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
+        seq_len, hidden, BLOCK_N, BLOCK_H)
     _, _, _, _, value = _contrast_forward(c, row_ok, col_ok, origin, contrast)
     activated = 0.5 * value * (1.0 + tl.erf(value * SQRT_HALF))
     tl.store(out_ptr + seq * seq_len * hidden + inner, activated, mask=in_bounds)
@@ -102,18 +114,10 @@ def _contrast_gelu_bwd_kernel(
     grad_ptr, dpair_ptr, dscale_part_ptr, dscalar_part_ptr, batch, seq_len, hidden,
     BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
-    cols = tl.arange(0, BLOCK_H)[None, :]
-    row_ok, col_ok = rows < seq_len, cols < hidden
-    in_bounds = row_ok & col_ok
-    inner = rows * hidden + cols
-    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
-        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
-        in_bounds, seq_len)
-    c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
-    origin = tl.load(origin_ptr).to(tl.float32)
-    contrast = tl.load(contrast_ptr).to(tl.float32)
+    (seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin,
+     contrast) = _sequence_combination(
+        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
+        seq_len, hidden, BLOCK_N, BLOCK_H)
     xn, norm, over_hidden, over_positions, value = _contrast_forward(c, row_ok, col_ok, origin, contrast)
     similarity = over_hidden + over_positions
 

@@ -75,13 +75,10 @@ def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, B
 
 
 @triton.jit
-def _attention_fwd_kernel(
-    q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
-    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p,
-    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-):
+def _query_block(q_ptr, q_sb, q_sh, q_sn, heads, q_len: tl.constexpr, head_dim: tl.constexpr,
+                 BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's (batch * head, batch, head), its query rows (BLOCK_M, 1), the head-dim
+    columns (1, BLOCK_D) and rows (BLOCK_D, 1), their masks, and the float32 query block."""
     bh = tl.program_id(1).to(tl.int64)
     batch, head = bh // heads, bh % heads
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
@@ -89,7 +86,19 @@ def _attention_fwd_kernel(
     drows = tl.arange(0, BLOCK_D)[:, None]
     row_ok, d_ok = rows < q_len, dcols < head_dim
     q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
-    q = q.to(tl.float32)
+    return bh, batch, head, rows, dcols, drows, row_ok, d_ok, q.to(tl.float32)
+
+
+@triton.jit
+def _attention_fwd_kernel(
+    q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
+    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
+    heads, scale, seed, dropout_p,
+    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    bh, batch, head, rows, dcols, drows, row_ok, d_ok, q = _query_block(
+        q_ptr, q_sb, q_sh, q_sn, heads, q_len, head_dim, BLOCK_M, BLOCK_D)
     k_base = k_ptr + batch * k_sb + head * k_sh
     v_base = v_ptr + batch * v_sb + head * v_sh
     bias_base = bias_ptr + batch * k_len
@@ -230,14 +239,8 @@ def _attention_bwd_dq_kernel(
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    bh = tl.program_id(1).to(tl.int64)
-    batch, head = bh // heads, bh % heads
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
-    dcols = tl.arange(0, BLOCK_D)[None, :]
-    drows = tl.arange(0, BLOCK_D)[:, None]
-    row_ok, d_ok = rows < q_len, dcols < head_dim
-    q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
-    q = q.to(tl.float32)
+    bh, batch, head, rows, dcols, drows, row_ok, d_ok, q = _query_block(
+        q_ptr, q_sb, q_sh, q_sn, heads, q_len, head_dim, BLOCK_M, BLOCK_D)
     dcontext = tl.load(dcontext_ptr + (bh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
     lse = tl.load(lse_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
     delta = tl.load(delta_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
