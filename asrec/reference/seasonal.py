@@ -5,25 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from .attention import merge_heads, split_heads, take_rows
+from .convolutions import CONV_KERNEL_SIZES, multiscale_conv_ref  # noqa: F401 (re-exported)
 from .pieces import REFERENCE_PIECES, Pieces
 from .weights import SeasonalWeights
-
-CONV_KERNEL_SIZES = (3, 5, 7)
-
-
-def multiscale_conv_ref(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> list:
-    """The three convolutions of SPEC section 4.
-
-    The published ``Conv1d(N, N, k)`` layers treat the N positions as channels and slide
-    along the hidden axis with 'same' padding. (Merging them into one conv with 3N output
-    channels by zero-padding the kernels to 7 taps was measured 15-35% slower on the CPU:
-    the padded taps are real multiply-adds for a direct convolution.)
-
-    context: (batch, seq_len, hidden); conv_weights: (N, N, 3), (N, N, 5), (N, N, 7);
-    conv_biases: three (N,). Returns [small, middle, large], each (batch, seq_len, hidden).
-    """
-    return [F.conv1d(context, weight, bias, padding=weight.shape[-1] // 2)
-            for weight, bias in zip(conv_weights, conv_biases)]
 
 
 def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights,
@@ -37,7 +21,7 @@ def seasonal_tail_ref(context: torch.Tensor, residual: torch.Tensor, weights: Se
     ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
     rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
     """
-    scales = multiscale_conv_ref(context, weights.conv_weights, weights.conv_biases)
+    scales = pieces.multiscale_conv(context, weights.conv_weights, weights.conv_biases)
     ff = weights.frequency_filter
     filtered = pieces.filter_groups(scales, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps, 0.5, training,
                                     filter_scope)

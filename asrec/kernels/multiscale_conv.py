@@ -1,0 +1,210 @@
+"""The seasonal branch's three convolutions (SPEC section 4) as one op, forward and backward.
+
+The published ``Conv1d(N, N, k)`` layers (k = 3, 5, 7, 'same' padding) treat the N
+positions as channels and slide along the hidden axis:
+
+    out_c[b, o, h] = bias_c[o] + sum_i sum_t W_c[o, i, t] * x[b, i, h + t - pad_c]
+
+Forward: one program per (hidden block, output-channel block, sequence) computes all three
+outputs as implicit GEMMs. The seven shifted input tiles (shift -3..3) are loaded once per
+input-channel block and feed every convolution whose kernel reaches that shift (7 + 5 + 3
+tile products for 7 tile loads), where three separate convolutions read the input three times.
+Backward: dx in one kernel of the same shape (the transposed correlation; it reads the
+three output gradients and sums their contributions in registers); the weight gradients
+in one kernel whose programs each own one tap of one convolution and one (out, in) block,
+reducing over a slice of the batch, with the slices summed on the host (no atomics:
+deterministic). The bias gradients are plain sums over (batch, hidden).
+All products are IEEE float32 ``tl.dot``, accumulated in float32.
+
+Layouts: x (B, N, H) contiguous; W_small (N, N, 3), W_middle (N, N, 5), W_large (N, N, 7)
+contiguous; biases stacked (3, N); outputs and their gradient stacked (3, B, N, H) in the
+order small, middle, large.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+KERNEL_SIZES = (3, 5, 7)
+TAPS = sum(KERNEL_SIZES)  # 15: the weight-gradient kernel's taps, small's first, then middle's, large's
+
+BLOCKS = dict(BLOCK_O=32, BLOCK_I=32, BLOCK_H=64)
+# Launch options, chosen by compiling for sm_90 and sm_80 (tests/triton_aot): the seven
+# shifted loads per input block make the software pipeline's buffers large. Forward: two
+# stages (116 KiB of shared memory; three stages need 232 KiB, over sm_90's limit).
+# Input gradient: fifteen loads per block, so one stage (12 KiB; two need 180 KiB) and 8
+# warps (no register spills).
+FORWARD_LAUNCH = dict(num_warps=4, num_stages=2)
+INPUT_GRAD_LAUNCH = dict(num_warps=8, num_stages=1)
+WEIGHT_GRAD_LAUNCH = dict(num_warps=4, num_stages=2)
+
+
+def unsupported_shape(seq_len: int, hidden: int):
+    """None: the kernels tile every axis, so any (seq_len, hidden) runs."""
+    return None
+
+
+@triton.jit
+def _weight_tile(w_ptr, out_idx, in_idx, channels: tl.constexpr, KERNEL: tl.constexpr, tap: tl.constexpr, ok):
+    """W[out_idx, in_idx, tap] of a (channels, channels, KERNEL) weight as a float32 tile."""
+    return tl.load(w_ptr + (out_idx * channels + in_idx) * KERNEL + tap, mask=ok, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _shifted_rows(base, rows, row_ok, cols, shift, hidden: tl.constexpr):
+    """Rows ``rows`` (R, 1) of a (rows, hidden) matrix at columns ``cols + shift`` (1, C); zero where
+    ``row_ok`` is false and outside the columns (the convolutions' zero padding)."""
+    src = cols + shift
+    ok = row_ok & (src >= 0) & (src < hidden)
+    return tl.load(base + rows * hidden + src, mask=ok, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _multiscale_conv_fwd_kernel(
+    x_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, bias_ptr, out_ptr, plane,
+    channels: tl.constexpr, hidden: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    b = tl.program_id(2).to(tl.int64)
+    outs = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)[:, None]
+    cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
+    x_base = x_ptr + b * channels * hidden
+    acc_small = tl.zeros((BLOCK_O, BLOCK_H), tl.float32)
+    acc_middle = tl.zeros((BLOCK_O, BLOCK_H), tl.float32)
+    acc_large = tl.zeros((BLOCK_O, BLOCK_H), tl.float32)
+    for start in range(0, channels, BLOCK_I):
+        in_rows = start + tl.arange(0, BLOCK_I)[:, None]
+        in_cols = start + tl.arange(0, BLOCK_I)[None, :]
+        w_ok = (outs < channels) & (in_cols < channels)
+        for tap in tl.static_range(7):  # shift = tap - 3, the large kernel's tap
+            x = _shifted_rows(x_base, in_rows, in_rows < channels, cols, tap - 3, hidden)
+            w = _weight_tile(w_large_ptr, outs, in_cols, channels, 7, tap, w_ok)
+            acc_large += tl.dot(w, x, input_precision="ieee")
+            if tap >= 1:
+                if tap <= 5:
+                    w = _weight_tile(w_middle_ptr, outs, in_cols, channels, 5, tap - 1, w_ok)
+                    acc_middle += tl.dot(w, x, input_precision="ieee")
+            if tap >= 2:
+                if tap <= 4:
+                    w = _weight_tile(w_small_ptr, outs, in_cols, channels, 3, tap - 2, w_ok)
+                    acc_small += tl.dot(w, x, input_precision="ieee")
+    out_ok = (outs < channels) & (cols < hidden)
+    offsets = (b * channels + outs) * hidden + cols
+    dtype = out_ptr.dtype.element_ty
+    o_ok = outs < channels
+    acc_small += tl.load(bias_ptr + outs, mask=o_ok, other=0.0).to(tl.float32)
+    acc_middle += tl.load(bias_ptr + channels + outs, mask=o_ok, other=0.0).to(tl.float32)
+    acc_large += tl.load(bias_ptr + 2 * channels + outs, mask=o_ok, other=0.0).to(tl.float32)
+    tl.store(out_ptr + offsets, acc_small.to(dtype), mask=out_ok)
+    tl.store(out_ptr + plane + offsets, acc_middle.to(dtype), mask=out_ok)
+    tl.store(out_ptr + offsets + plane + plane, acc_large.to(dtype), mask=out_ok)
+
+
+@triton.jit
+def _multiscale_conv_bwd_input_kernel(
+    grad_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, dx_ptr, plane,
+    channels: tl.constexpr, hidden: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    """dx[b, i, h] = sum_c sum_o sum_t W_c[o, i, t] grad_c[b, o, h - (t - pad_c)]."""
+    b = tl.program_id(2).to(tl.int64)
+    in_rows = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[:, None]
+    cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
+    small_base = grad_ptr + b * channels * hidden
+    middle_base = small_base + plane
+    large_base = middle_base + plane
+    acc = tl.zeros((BLOCK_I, BLOCK_H), tl.float32)
+    for start in range(0, channels, BLOCK_O):
+        out_rows = start + tl.arange(0, BLOCK_O)[:, None]
+        out_cols = start + tl.arange(0, BLOCK_O)[None, :]
+        w_ok = (in_rows < channels) & (out_cols < channels)
+        out_ok = out_rows < channels
+        for tap in tl.static_range(7):  # grad read at column h - shift, shift = tap - 3
+            w_t = _weight_tile(w_large_ptr, out_cols, in_rows, channels, 7, tap, w_ok)
+            acc += tl.dot(w_t, _shifted_rows(large_base, out_rows, out_ok, cols, 3 - tap, hidden),
+                          input_precision="ieee")
+            if tap >= 1:
+                if tap <= 5:
+                    w_t = _weight_tile(w_middle_ptr, out_cols, in_rows, channels, 5, tap - 1, w_ok)
+                    acc += tl.dot(w_t, _shifted_rows(middle_base, out_rows, out_ok, cols, 3 - tap, hidden),
+                                  input_precision="ieee")
+            if tap >= 2:
+                if tap <= 4:
+                    w_t = _weight_tile(w_small_ptr, out_cols, in_rows, channels, 3, tap - 2, w_ok)
+                    acc += tl.dot(w_t, _shifted_rows(small_base, out_rows, out_ok, cols, 3 - tap, hidden),
+                                  input_precision="ieee")
+    tl.store(dx_ptr + (b * channels + in_rows) * hidden + cols, acc, mask=(in_rows < channels) & (cols < hidden))
+
+
+@triton.jit
+def _multiscale_conv_bwd_weight_kernel(
+    x_ptr, grad_ptr, part_ptr, batch, plane,
+    channels: tl.constexpr, hidden: tl.constexpr, BATCH_PER_SPLIT: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+):
+    """part[split, j, o, i] = sum over this split's sequences and every h of grad_c[b, o, h] x[b, i, h + shift],
+    for tap j of the 15 (small's 3, middle's 5, large's 7): conv c, shift = tap - pad_c."""
+    j = tl.program_id(0)
+    conv = (j >= 3).to(tl.int32) + (j >= 8).to(tl.int32)
+    first_tap = tl.where(conv == 0, 0, tl.where(conv == 1, 3, 8))
+    shift = j - first_tap - (conv + 1)
+    o_blocks = tl.cdiv(channels, BLOCK_O)
+    outs = (tl.program_id(1) % o_blocks) * BLOCK_O + tl.arange(0, BLOCK_O)[:, None]
+    ins = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[:, None]
+    split = tl.program_id(2)
+    acc = tl.zeros((BLOCK_O, BLOCK_I), tl.float32)
+    for k in range(0, BATCH_PER_SPLIT):
+        b = split * BATCH_PER_SPLIT + k
+        seq = b.to(tl.int64) * channels * hidden
+        b_ok = b < batch  # the last slice may be short
+        for h_start in range(0, hidden, BLOCK_H):
+            cols = h_start + tl.arange(0, BLOCK_H)[None, :]
+            g = tl.load(grad_ptr + conv.to(tl.int64) * plane + seq + outs * hidden + cols,
+                        mask=b_ok & (outs < channels) & (cols < hidden), other=0.0).to(tl.float32)
+            x = _shifted_rows(x_ptr + seq, ins, b_ok & (ins < channels), cols, shift, hidden)
+            acc += tl.dot(g, tl.trans(x), input_precision="ieee")
+    out_cols = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    base = part_ptr + (split * 15 + j).to(tl.int64) * channels * channels
+    tl.store(base + outs * channels + out_cols, acc, mask=(outs < channels) & (out_cols < channels))
+
+
+def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: torch.Tensor) -> torch.Tensor:
+    """x: (B, N, H) contiguous; weights: the three contiguous (N, N, k); biases: (3, N).
+    -> (3, B, N, H) in x's dtype: small, middle, large."""
+    batch, channels, hidden = x.shape
+    out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
+    grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_O"]), batch)
+    _multiscale_conv_fwd_kernel[grid](x, *weights, biases, out, out[0].numel(), channels=channels, hidden=hidden, **BLOCKS,
+                                      **FORWARD_LAUNCH)
+    return out
+
+
+def weight_gradient_splits(batch: int, channels: int) -> int:
+    """How many batch slices the weight-gradient reduction uses: enough programs to fill a
+    large GPU (about 1,000), each slice at least 8 sequences long. A function of the shape
+    only, so the summation order (hence the result) is the same on every run."""
+    blocks = triton.cdiv(channels, BLOCKS["BLOCK_O"]) * triton.cdiv(channels, BLOCKS["BLOCK_I"])
+    return max(1, min(triton.cdiv(batch, 8), triton.cdiv(1024, 15 * blocks)))
+
+
+def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) -> tuple:
+    """x: (B, N, H), weights as forward, grad: (3, B, N, H) contiguous.
+    -> dx (B, N, H), the three weight gradients (N, N, k) and the bias gradients (3, N), float32."""
+    batch, channels, hidden = x.shape
+    dx = torch.empty((batch, channels, hidden), device=x.device, dtype=torch.float32)
+    grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_I"]), batch)
+    _multiscale_conv_bwd_input_kernel[grid](grad, *weights, dx, dx.numel(), channels=channels, hidden=hidden, **BLOCKS,
+                                            **INPUT_GRAD_LAUNCH)
+    splits = weight_gradient_splits(batch, channels)
+    per_split = triton.cdiv(batch, splits)
+    splits = triton.cdiv(batch, per_split)
+    parts = torch.empty((splits, TAPS, channels, channels), device=x.device, dtype=torch.float32)
+    blocks = triton.cdiv(channels, BLOCKS["BLOCK_O"]) * triton.cdiv(channels, BLOCKS["BLOCK_I"])
+    _multiscale_conv_bwd_weight_kernel[(TAPS, blocks, splits)](x, grad, parts, batch, x.numel(), channels=channels,
+                                                               hidden=hidden, BATCH_PER_SPLIT=per_split, **BLOCKS,
+                                                               **WEIGHT_GRAD_LAUNCH)
+    taps = parts.sum(0)  # (15, N, N): tap-major
+    small, middle, large = taps.split(KERNEL_SIZES)
+    dweights = tuple(t.permute(1, 2, 0).contiguous() for t in (small, middle, large))
+    dbiases = grad.sum(dim=(1, 3), dtype=torch.float32)
+    return dx, *dweights, dbiases
