@@ -1,28 +1,31 @@
 """Masked attention with the seasonal gate in its epilogue (SPEC sections 4-5), flash style,
-forward and backward in Triton.
+forward and backward in Triton, for one branch or for both branches of a layer in one launch.
 
     c   = drop(softmax(q k^T / sqrt(d) + key_bias)) v        (bidirectional, additive padding bias)
-    out = (1 - sig(i)) c + sig(i) gelu(c + sig(r) v)   with  [r, i] = [v, c] W^T + b   (GATE only)
+    out = (1 - sig(i)) c + sig(i) gelu(c + sig(r) v)   with  [r, i] = [v, c] W^T + b
+                                                     (GATE: on branch 0 only, the seasonal one)
 
-Forward: one program per (query block, batch*head) streams the keys in blocks with an
-online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
+Every tensor is addressed as a (branch, batch, head, row, head_dim) view with its own
+strides (unit stride along head_dim), so the kernels read q, k, v straight out of one
+stacked projection (batch, N, 6H) and write the output merged-heads (branch, batch, N, H)
+and the gradients back into the stacked layout: no split, transpose or merge copies.
+Forward: one program per (query block, batch*head, branch) streams the keys in blocks with
+an online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
 ungated context c (the gate's backward needs it) and the row log-sum-exp.
 Backward, deterministic (no atomics): a preprocessing kernel runs the gate backward per
 query block (writing dc, the gate's contribution to dv, per-program partial sums for W and
 b, and delta = rowsum(dc * c)); one kernel per key block accumulates dk and dv over the
-query blocks; one per query block accumulates dq over the key blocks. Attention dropout is
-counter-based on the (batch*head, query, key) index, regenerated in backward.
-All products are IEEE float32 ``tl.dot``.
+query blocks (adding the gate's dv); one per query block accumulates dq over the key
+blocks. Attention dropout is counter-based on the (branch*batch*head, query, key) index,
+regenerated in backward. All products are IEEE float32 ``tl.dot``.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale
+from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale
 
-SQRT_HALF = 0.7071067811865476
-INV_SQRT_2PI = 0.3989422804014327
 
 
 def attention_blocks(head_dim: int) -> dict:
@@ -75,32 +78,40 @@ def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, B
 
 
 @triton.jit
-def _query_block(q_ptr, q_sb, q_sh, q_sn, heads, q_len: tl.constexpr, head_dim: tl.constexpr,
-                 BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
-    """This program's (batch * head, batch, head), its query rows (BLOCK_M, 1), the head-dim
-    columns (1, BLOCK_D) and rows (BLOCK_D, 1), their masks, and the float32 query block."""
+def _program_coordinates(heads, batch_heads):
+    """This program's (branch, batch, head, bh, gbh): bh = batch * heads + head, gbh = branch *
+    batch_heads + bh indexes the float32 buffers the kernels share (context, lse, dcontext, delta)."""
     bh = tl.program_id(1).to(tl.int64)
-    batch, head = bh // heads, bh % heads
+    branch = tl.program_id(2).to(tl.int64)
+    return branch, bh // heads, bh % heads, bh, branch * batch_heads + bh
+
+
+@triton.jit
+def _query_block(q_base, q_sn, q_len: tl.constexpr, head_dim: tl.constexpr, BLOCK_M: tl.constexpr,
+                 BLOCK_D: tl.constexpr):
+    """This program's query rows (BLOCK_M, 1), the head-dim columns (1, BLOCK_D) and rows
+    (BLOCK_D, 1), their masks, and the float32 query block."""
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     drows = tl.arange(0, BLOCK_D)[:, None]
     row_ok, d_ok = rows < q_len, dcols < head_dim
-    q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
-    return bh, batch, head, rows, dcols, drows, row_ok, d_ok, q.to(tl.float32)
+    q = tl.load(q_base + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
+    return rows, dcols, drows, row_ok, d_ok, q.to(tl.float32)
 
 
 @triton.jit
 def _attention_fwd_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
-    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p,
+    q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, o_sr, o_sb, o_sh, o_sn,
+    heads, batch_heads, scale, seed, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    bh, batch, head, rows, dcols, drows, row_ok, d_ok, q = _query_block(
-        q_ptr, q_sb, q_sh, q_sn, heads, q_len, head_dim, BLOCK_M, BLOCK_D)
-    k_base = k_ptr + batch * k_sb + head * k_sh
-    v_base = v_ptr + batch * v_sb + head * v_sh
+    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_ptr + branch * q_sr + batch * q_sb + head * q_sh, q_sn,
+                                                       q_len, head_dim, BLOCK_M, BLOCK_D)
+    k_base = k_ptr + branch * k_sr + batch * k_sb + head * k_sh
+    v_base = v_ptr + branch * v_sr + batch * v_sb + head * v_sh
     bias_base = bias_ptr + batch * k_len
     m_i = tl.full((BLOCK_M, 1), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M, 1), tl.float32)
@@ -114,205 +125,236 @@ def _attention_fwd_kernel(
         p = tl.exp(s - m_new)
         l_i = l_i * rescale + tl.sum(p, axis=1)[:, None]
         if DROPOUT:
-            p = p * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
+            p = p * _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
         key_rows = start + tl.arange(0, BLOCK_N)[:, None]
         v = tl.load(v_base + key_rows * v_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         acc = acc * rescale + tl.dot(p, v, input_precision="ieee")
         m_i = m_new
     context = acc / l_i
-    out_offsets = (bh * q_len + rows) * head_dim + dcols
-    tl.store(lse_ptr + bh * q_len + rows, m_i + tl.log(l_i), mask=row_ok)
-    tl.store(context_ptr + out_offsets, context, mask=row_ok & d_ok)
+    tl.store(lse_ptr + gbh * q_len + rows, m_i + tl.log(l_i), mask=row_ok)
+    tl.store(context_ptr + (gbh * q_len + rows) * head_dim + dcols, context, mask=row_ok & d_ok)
     out = context
     if GATE:
-        value = tl.load(v_base + rows * v_sn + dcols, mask=row_ok & d_ok, other=0.0).to(tl.float32)
-        reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
-        candidate = context + tl.sigmoid(reset) * value
-        candidate = 0.5 * candidate * (1.0 + tl.erf(candidate * SQRT_HALF))
-        out = context + tl.sigmoid(update) * (candidate - context)
-    tl.store(out_ptr + out_offsets, out.to(out_ptr.dtype.element_ty), mask=row_ok & d_ok)
+        if branch == 0:
+            value = tl.load(v_base + rows * v_sn + dcols, mask=row_ok & d_ok, other=0.0).to(tl.float32)
+            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+            candidate = context + tl.sigmoid(reset) * value
+            candidate = 0.5 * candidate * (1.0 + tl.erf(candidate * SQRT_HALF))
+            out = context + tl.sigmoid(update) * (candidate - context)
+    out_base = out_ptr + branch * o_sr + batch * o_sb + head * o_sh
+    tl.store(out_base + rows * o_sn + dcols, out.to(out_ptr.dtype.element_ty), mask=row_ok & d_ok)
 
 
 @triton.jit
 def _attention_bwd_preprocess_kernel(
     v_ptr, w_ptr, b_ptr, context_ptr, grad_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dw_part_ptr, db_part_ptr,
-    v_sb, v_sh, v_sn, heads,
+    v_sr, v_sb, v_sh, v_sn, g_sr, g_sb, g_sh, g_sn, heads, batch_heads,
     q_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    bh = tl.program_id(1).to(tl.int64)
-    batch, head = bh // heads, bh % heads
+    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     row_ok, d_ok = rows < q_len, dcols < head_dim
     in_bounds = row_ok & d_ok
-    offsets = (bh * q_len + rows) * head_dim + dcols
+    offsets = (gbh * q_len + rows) * head_dim + dcols
     context = tl.load(context_ptr + offsets, mask=in_bounds, other=0.0)
-    grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    grad_base = grad_ptr + branch * g_sr + batch * g_sb + head * g_sh
+    grad = tl.load(grad_base + rows * g_sn + dcols, mask=in_bounds, other=0.0).to(tl.float32)
     dcontext = grad
     if GATE:
-        value = tl.load(v_ptr + batch * v_sb + head * v_sh + rows * v_sn + dcols, mask=in_bounds, other=0.0)
-        value = value.to(tl.float32)
-        reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
-        s_reset, s_update = tl.sigmoid(reset), tl.sigmoid(update)
-        pre = context + s_reset * value
-        activated = 0.5 * pre * (1.0 + tl.erf(pre * SQRT_HALF))
-        slope = 0.5 * (1.0 + tl.erf(pre * SQRT_HALF)) + pre * INV_SQRT_2PI * tl.exp(-0.5 * pre * pre)
-        dpre = grad * s_update * slope
-        dreset = tl.where(in_bounds, dpre * value * s_reset * (1.0 - s_reset), 0.0)
-        dupdate = tl.where(in_bounds, grad * (activated - context) * s_update * (1.0 - s_update), 0.0)
-        w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, False, BLOCK_D)
-        dcontext = (grad * (1.0 - s_update) + dpre + tl.dot(dreset, w_rc, input_precision="ieee")
-                    + tl.dot(dupdate, w_ic, input_precision="ieee"))
-        dvalue = (dpre * s_reset + tl.dot(dreset, w_rv, input_precision="ieee")
-                  + tl.dot(dupdate, w_iv, input_precision="ieee"))
-        tl.store(dvalue_ptr + offsets, dvalue, mask=in_bounds)
-        # per-program partials of dW (2d, 2d) = dz^T [v, c] and db = sum dz
-        program = bh * tl.num_programs(0) + tl.program_id(0)
-        a = tl.arange(0, BLOCK_D)[:, None]
-        width = 2 * head_dim
-        w_ok = (a < head_dim) & d_ok
-        base = dw_part_ptr + program * width * width
-        tl.store(base + a * width + dcols, tl.dot(tl.trans(dreset), value, input_precision="ieee"), mask=w_ok)
-        tl.store(base + a * width + head_dim + dcols, tl.dot(tl.trans(dreset), context, input_precision="ieee"),
-                 mask=w_ok)
-        tl.store(base + (head_dim + a) * width + dcols, tl.dot(tl.trans(dupdate), value, input_precision="ieee"),
-                 mask=w_ok)
-        tl.store(base + (head_dim + a) * width + head_dim + dcols,
-                 tl.dot(tl.trans(dupdate), context, input_precision="ieee"), mask=w_ok)
-        tl.store(db_part_ptr + program * width + dcols, tl.sum(dreset, axis=0)[None, :], mask=d_ok)
-        tl.store(db_part_ptr + program * width + head_dim + dcols, tl.sum(dupdate, axis=0)[None, :], mask=d_ok)
+        if branch == 0:
+            value = tl.load(v_ptr + batch * v_sb + head * v_sh + rows * v_sn + dcols, mask=in_bounds, other=0.0)
+            value = value.to(tl.float32)
+            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+            s_reset, s_update = tl.sigmoid(reset), tl.sigmoid(update)
+            pre = context + s_reset * value
+            activated = 0.5 * pre * (1.0 + tl.erf(pre * SQRT_HALF))
+            slope = 0.5 * (1.0 + tl.erf(pre * SQRT_HALF)) + pre * INV_SQRT_2PI * tl.exp(-0.5 * pre * pre)
+            dpre = grad * s_update * slope
+            dreset = tl.where(in_bounds, dpre * value * s_reset * (1.0 - s_reset), 0.0)
+            dupdate = tl.where(in_bounds, grad * (activated - context) * s_update * (1.0 - s_update), 0.0)
+            w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, False, BLOCK_D)
+            dcontext = (grad * (1.0 - s_update) + dpre + tl.dot(dreset, w_rc, input_precision="ieee")
+                        + tl.dot(dupdate, w_ic, input_precision="ieee"))
+            dvalue = (dpre * s_reset + tl.dot(dreset, w_rv, input_precision="ieee")
+                      + tl.dot(dupdate, w_iv, input_precision="ieee"))
+            tl.store(dvalue_ptr + (bh * q_len + rows) * head_dim + dcols, dvalue, mask=in_bounds)
+            # per-program partials of dW (2d, 2d) = dz^T [v, c] and db = sum dz
+            program = bh * tl.num_programs(0) + tl.program_id(0)
+            a = tl.arange(0, BLOCK_D)[:, None]
+            width = 2 * head_dim
+            w_ok = (a < head_dim) & d_ok
+            base = dw_part_ptr + program * width * width
+            tl.store(base + a * width + dcols, tl.dot(tl.trans(dreset), value, input_precision="ieee"), mask=w_ok)
+            tl.store(base + a * width + head_dim + dcols, tl.dot(tl.trans(dreset), context, input_precision="ieee"),
+                     mask=w_ok)
+            tl.store(base + (head_dim + a) * width + dcols,
+                     tl.dot(tl.trans(dupdate), value, input_precision="ieee"), mask=w_ok)
+            tl.store(base + (head_dim + a) * width + head_dim + dcols,
+                     tl.dot(tl.trans(dupdate), context, input_precision="ieee"), mask=w_ok)
+            tl.store(db_part_ptr + program * width + dcols, tl.sum(dreset, axis=0)[None, :], mask=d_ok)
+            tl.store(db_part_ptr + program * width + head_dim + dcols, tl.sum(dupdate, axis=0)[None, :], mask=d_ok)
     dcontext = tl.where(in_bounds, dcontext, 0.0)
     tl.store(dcontext_ptr + offsets, dcontext, mask=in_bounds)
-    tl.store(delta_ptr + bh * q_len + rows, tl.sum(dcontext * context, axis=1)[:, None], mask=row_ok)
+    tl.store(delta_ptr + gbh * q_len + rows, tl.sum(dcontext * context, axis=1)[:, None], mask=row_ok)
 
 
 @triton.jit
 def _attention_bwd_dkdv_kernel(
-    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
-    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p,
-    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
+    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dvalue_ptr, dk_ptr, dv_ptr,
+    q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
+    heads, batch_heads, scale, seed, dropout_p,
+    q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    bh = tl.program_id(1).to(tl.int64)
-    batch, head = bh // heads, bh % heads
+    """dk, dv of one key block; strides d_*: dk's and dv's (branch, batch, head, key) layout."""
+    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     key_rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
     keys = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     drows = tl.arange(0, BLOCK_D)[:, None]
     d_ok = dcols < head_dim
-    k_t = tl.load(k_ptr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=(keys < k_len) & (drows < head_dim),
+    key_mask = (keys < k_len) & (drows < head_dim)
+    k_t = tl.load(k_ptr + branch * k_sr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=key_mask,
                   other=0.0).to(tl.float32)
-    v_t = tl.load(v_ptr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=(keys < k_len) & (drows < head_dim),
+    v_t = tl.load(v_ptr + branch * v_sr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=key_mask,
                   other=0.0).to(tl.float32)
+    q_base = q_ptr + branch * q_sr + batch * q_sb + head * q_sh
     dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     for start in range(0, q_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         row_ok = rows < q_len
-        q = tl.load(q_ptr + batch * q_sb + head * q_sh + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0)
-        q = q.to(tl.float32)
-        dcontext = tl.load(dcontext_ptr + (bh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
-        lse = tl.load(lse_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
-        delta = tl.load(delta_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+        q = tl.load(q_base + rows * q_sn + dcols, mask=row_ok & d_ok, other=0.0).to(tl.float32)
+        dcontext = tl.load(dcontext_ptr + (gbh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
+        lse = tl.load(lse_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
+        delta = tl.load(delta_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
         s = _scores(q, k_t, bias_ptr + batch * k_len, keys, k_len, scale)
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t, input_precision="ieee")
         if DROPOUT:
-            drop = _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
+            drop = _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
             dv += tl.dot(tl.trans(p * drop), dcontext, input_precision="ieee")
             dp = dp * drop
         else:
             dv += tl.dot(tl.trans(p), dcontext, input_precision="ieee")
         ds = p * (dp - delta)
         dk += tl.dot(tl.trans(ds), q, input_precision="ieee") * scale
-    out = (bh * k_len + key_rows) * head_dim + dcols
-    tl.store(dk_ptr + out, dk, mask=(key_rows < k_len) & d_ok)
-    tl.store(dv_ptr + out, dv, mask=(key_rows < k_len) & d_ok)
+    key_ok = (key_rows < k_len) & d_ok
+    if GATE:
+        if branch == 0:  # the gate reads v at every query row (q_len == k_len): its dv joins here
+            dv += tl.load(dvalue_ptr + (bh * k_len + key_rows) * head_dim + dcols, mask=key_ok, other=0.0)
+    out = branch * d_sr + batch * d_sb + head * d_sh + key_rows * d_sn + dcols
+    tl.store(dk_ptr + out, dk, mask=key_ok)
+    tl.store(dv_ptr + out, dv, mask=key_ok)
 
 
 @triton.jit
 def _attention_bwd_dq_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dq_ptr,
-    q_sb, q_sh, q_sn, k_sb, k_sh, k_sn, v_sb, v_sh, v_sn,
-    heads, scale, seed, dropout_p,
+    q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
+    heads, batch_heads, scale, seed, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    bh, batch, head, rows, dcols, drows, row_ok, d_ok, q = _query_block(
-        q_ptr, q_sb, q_sh, q_sn, heads, q_len, head_dim, BLOCK_M, BLOCK_D)
-    dcontext = tl.load(dcontext_ptr + (bh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
-    lse = tl.load(lse_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
-    delta = tl.load(delta_ptr + bh * q_len + rows, mask=row_ok, other=0.0)
+    """dq of one query block; strides d_*: dq's (branch, batch, head, query) layout."""
+    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_ptr + branch * q_sr + batch * q_sb + head * q_sh, q_sn,
+                                                       q_len, head_dim, BLOCK_M, BLOCK_D)
+    k_base = k_ptr + branch * k_sr + batch * k_sb + head * k_sh
+    v_base = v_ptr + branch * v_sr + batch * v_sb + head * v_sh
+    dcontext = tl.load(dcontext_ptr + (gbh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
+    lse = tl.load(lse_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
+    delta = tl.load(delta_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
     dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
     for start in range(0, k_len, BLOCK_N):
         keys = start + tl.arange(0, BLOCK_N)[None, :]
         key_rows = start + tl.arange(0, BLOCK_N)[:, None]
         key_mask = (keys < k_len) & (drows < head_dim)
-        k_t = tl.load(k_ptr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=key_mask, other=0.0)
-        v_t = tl.load(v_ptr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=key_mask, other=0.0)
+        k_t = tl.load(k_base + keys * k_sn + drows, mask=key_mask, other=0.0)
+        v_t = tl.load(v_base + keys * v_sn + drows, mask=key_mask, other=0.0)
         s = _scores(q, k_t.to(tl.float32), bias_ptr + batch * k_len, keys, k_len, scale)
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision="ieee")
         if DROPOUT:
-            dp = dp * _dropout_scale(seed, (bh * q_len + rows) * k_len + keys, dropout_p)
+            dp = dp * _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
         ds = p * (dp - delta)
-        k = tl.load(k_ptr + batch * k_sb + head * k_sh + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok,
-                    other=0.0).to(tl.float32)
+        k = tl.load(k_base + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         dq += tl.dot(ds, k, input_precision="ieee") * scale
-    tl.store(dq_ptr + (bh * q_len + rows) * head_dim + dcols, dq, mask=row_ok & d_ok)
+    out = branch * d_sr + batch * d_sb + head * d_sh + rows * d_sn + dcols
+    tl.store(dq_ptr + out, dq, mask=row_ok & d_ok)
 
 
 def _strides(t):
-    return t.stride(0), t.stride(1), t.stride(2)
+    """A (branch, batch, head, row, head_dim) view's first four strides."""
+    assert t.dim() == 5 and t.stride(-1) == 1, "attention views must be 5-d with a unit head_dim stride"
+    return t.stride()[:4]
 
 
-def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout_p: float, dropping: bool):
-    """q: (B, h, Nq, d), k, v: (B, h, Nk, d), last dim contiguous; key_bias: (B, Nk) float32;
-    gate_weight (2d, 2d) / gate_bias (2d,) or None. -> out (q's dtype), context and lse (float32)."""
-    batch, heads, q_len, head_dim = q.shape
-    k_len = k.shape[2]
-    out = torch.empty(q.shape, device=q.device, dtype=q.dtype)
-    context = torch.empty(q.shape, device=q.device, dtype=torch.float32)
-    lse = torch.empty((batch * heads, q_len), device=q.device, dtype=torch.float32)
+def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout_p: float, dropping: bool, out):
+    """q: (R, B, h, Nq, d), k, v: (R, B, h, Nk, d) views (unit stride along d) of R branches;
+    key_bias: (B, Nk) float32; gate_weight (2d, 2d) / gate_bias (2d,) or None (with them, branch 0
+    is gated); out: a (R, B, h, Nq, d) view the output is written into.
+    -> ungated context (R*B*h, Nq, d) and row log-sum-exp (R*B*h, Nq), float32."""
+    branches, batch, heads, q_len, head_dim = q.shape
+    k_len = k.shape[3]
+    context = torch.empty((branches * batch * heads, q_len, head_dim), device=q.device, dtype=torch.float32)
+    lse = torch.empty((branches * batch * heads, q_len), device=q.device, dtype=torch.float32)
     gate = gate_weight is not None
     blocks = attention_blocks(head_dim)
-    grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads)
+    grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads, branches)
     _attention_fwd_kernel[grid](
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
-        *_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p, q_len=q_len,
-        k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks, num_warps=4)
-    return out, context, lse
+        *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, seed,
+        dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks, num_warps=4)
+    return context, lse
 
 
-def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, seed: int, dropout_p: float,
-                   dropping: bool):
-    """-> dq, dk, dv (float32, contiguous (B, h, N, d)) and, with the gate, dW (2d, 2d), db (2d,)."""
-    batch, heads, q_len, head_dim = q.shape
-    k_len = k.shape[2]
+def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, dq, dk, dv, seed: int,
+                   dropout_p: float, dropping: bool):
+    """Views as ``_attention_fwd``; grad: the output's gradient, a (R, B, h, Nq, d) view; dq, dk, dv:
+    float32 (R, B, h, N, d) views the gradients are written into. -> dW (2d, 2d), db (2d,) of the
+    gate, float32, or (None, None) without it."""
+    branches, batch, heads, q_len, head_dim = q.shape
+    k_len = k.shape[3]
     blocks = attention_blocks(head_dim)
     gate = gate_weight is not None
     device = q.device
-    dcontext = torch.empty(q.shape, device=device, dtype=torch.float32)
-    delta = torch.empty((batch * heads, q_len), device=device, dtype=torch.float32)
+    dcontext = torch.empty((branches * batch * heads, q_len, head_dim), device=device, dtype=torch.float32)
+    delta = torch.empty((branches * batch * heads, q_len), device=device, dtype=torch.float32)
     q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
     programs = q_blocks * batch * heads
-    dvalue_gate = torch.empty(q.shape, device=device, dtype=torch.float32) if gate else dcontext
+    dvalue_gate = torch.empty((batch * heads, q_len, head_dim), device=device, dtype=torch.float32) if gate else delta
     dw_part = torch.empty((programs if gate else 1, 2 * head_dim, 2 * head_dim), device=device, dtype=torch.float32)
     db_part = torch.empty((programs if gate else 1, 2 * head_dim), device=device, dtype=torch.float32)
-    _attention_bwd_preprocess_kernel[(q_blocks, batch * heads)](
+    _attention_bwd_preprocess_kernel[(q_blocks, batch * heads, branches)](
         v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dw_part,
-        db_part, *_strides(v), heads, q_len=q_len, head_dim=head_dim, GATE=gate, BLOCK_M=blocks["BLOCK_M"],
-        BLOCK_D=blocks["BLOCK_D"], num_warps=4)
-    common = (*_strides(q), *_strides(k), *_strides(v), heads, head_dim ** -0.5, seed, dropout_p)
-    sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim)
-    dk = torch.empty((batch, heads, k_len, head_dim), device=device, dtype=torch.float32)
-    dv = torch.empty_like(dk)
-    _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads)](
-        q, k, v, key_bias, dcontext, lse, delta, dk, dv, *common, **sizes, DROPOUT=dropping, **blocks, num_warps=4)
-    dq = torch.empty(q.shape, device=device, dtype=torch.float32)
-    _attention_bwd_dq_kernel[(q_blocks, batch * heads)](
-        q, k, v, key_bias, dcontext, lse, delta, dq, *common, **sizes, DROPOUT=dropping, **blocks, num_warps=4)
+        db_part, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
+        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], num_warps=4)
+    inputs = (*_strides(q), *_strides(k), *_strides(v))
+    settings = (heads, batch * heads, head_dim ** -0.5, seed, dropout_p)
+    sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks)
+    assert dk.stride() == dv.stride(), "dk and dv share one layout"
+    _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads, branches)](
+        q, k, v, key_bias, dcontext, lse, delta, dvalue_gate, dk, dv, *inputs, *_strides(dk), *settings, GATE=gate,
+        **sizes, num_warps=4)
+    _attention_bwd_dq_kernel[(q_blocks, batch * heads, branches)](
+        q, k, v, key_bias, dcontext, lse, delta, dq, *inputs, *_strides(dq), *settings, **sizes, num_warps=4)
     if not gate:
-        return dq, dk, dv, None, None
-    return dq, dk, dv + dvalue_gate, dw_part.sum(0), db_part.sum(0)
+        return None, None
+    return dw_part.sum(0), db_part.sum(0)
+
+
+def stacked_projection_views(qkv: torch.Tensor, heads: int) -> tuple:
+    """q, k, v of both branches as (2, B, h, N, d) views of one stacked projection (B, N, 6H)
+    whose columns are [branch][q | k | v][head][d]."""
+    batch, seq_len, width = qkv.shape
+    hidden = width // 6
+    split = qkv.view(batch, seq_len, 2, 3, heads, hidden // heads).permute(3, 2, 0, 4, 1, 5)
+    return split[0], split[1], split[2]
+
+
+def merged_heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """A (R, B, N, H) tensor as its (R, B, h, N, d) view (heads contiguous along H)."""
+    branches, batch, seq_len, hidden = t.shape
+    return t.view(branches, batch, seq_len, heads, hidden // heads).transpose(2, 3)

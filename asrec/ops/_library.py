@@ -260,16 +260,20 @@ def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
                   gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
                   seed: torch.Tensor, dropout_p: float,
                   dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> out (q's dtype), ungated context (float32), row log-sum-exp (B*h, Nq) float32."""
+    """q: (B, h, Nq, d), k, v: (B, h, Nk, d) -> out (q's dtype), ungated context (B*h, Nq, d) and row
+    log-sum-exp (B*h, Nq), float32."""
     from ..kernels.gated_attention import _attention_fwd
 
-    return _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, int(seed.item()), dropout_p, dropping)
+    out = torch.empty_like(q, memory_format=torch.contiguous_format)
+    context, lse = _attention_fwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, int(seed.item()),
+                                  dropout_p, dropping, out[None])
+    return out, context, lse
 
 
 @attention_fwd.register_fake
 def _(q, k, v, key_bias, gate_weight, gate_bias, seed, dropout_p, dropping):
-    batch, heads, q_len, _ = q.shape
-    return (q.new_empty(q.shape), q.new_empty(q.shape, dtype=torch.float32),
+    batch, heads, q_len, head_dim = q.shape
+    return (q.new_empty(q.shape), q.new_empty((batch * heads, q_len, head_dim), dtype=torch.float32),
             q.new_empty((batch * heads, q_len), dtype=torch.float32))
 
 
@@ -278,11 +282,14 @@ def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
                   gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
                   context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor, dropout_p: float,
                   dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> dq, dk, dv (float32), dW, db (float32; zero-sized without the gate)."""
+    """-> dq, dk, dv (float32, (B, h, N, d)), dW, db (float32; zero-sized without the gate)."""
     from ..kernels.gated_attention import _attention_bwd
 
-    dq, dk, dv, dw, db = _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad,
-                                        int(seed.item()), dropout_p, dropping)
+    dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+    dk = torch.empty(k.shape, device=q.device, dtype=torch.float32)
+    dv = torch.empty(k.shape, device=q.device, dtype=torch.float32)
+    dw, db = _attention_bwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, context, lse, grad[None],
+                            dq[None], dk[None], dv[None], int(seed.item()), dropout_p, dropping)
     if dw is None:
         dw, db = q.new_zeros((0,), dtype=torch.float32), q.new_zeros((0,), dtype=torch.float32)
     return dq, dk, dv, dw, db
@@ -295,3 +302,82 @@ def _(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, seed, dropo
     gate = gate_weight is not None
     return (f32(q.shape), f32(k.shape), f32(v.shape), f32(gate_weight.shape if gate else (0,)),
             f32(gate_bias.shape if gate else (0,)))
+
+
+@_custom_op("asrec::hybrid_attention_fwd")
+def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
+                         gate_bias: torch.Tensor, heads: int, seed: torch.Tensor, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both branches' attention from one stacked projection qkv (B, N, 6H) ([seasonal | dynamic]
+    x [q | k | v]): -> out (2, B, N, H) in qkv's dtype (the gated seasonal context, the dynamic
+    context, heads merged), ungated context (2*B*h, N, d) and row log-sum-exp (2*B*h, N), float32."""
+    from ..kernels.gated_attention import _attention_fwd, merged_heads_view, stacked_projection_views
+
+    batch, seq_len, width = qkv.shape
+    out = qkv.new_empty((2, batch, seq_len, width // 6))
+    context, lse = _attention_fwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias,
+                                  int(seed.item()), dropout_p, dropping, merged_heads_view(out, heads))
+    return out, context, lse
+
+
+@hybrid_attention_fwd.register_fake
+def _(qkv, key_bias, gate_weight, gate_bias, heads, seed, dropout_p, dropping):
+    batch, seq_len, width = qkv.shape
+    hidden = width // 6
+    return (qkv.new_empty((2, batch, seq_len, hidden)),
+            qkv.new_empty((2 * batch * heads, seq_len, hidden // heads), dtype=torch.float32),
+            qkv.new_empty((2 * batch * heads, seq_len), dtype=torch.float32))
+
+
+@_custom_op("asrec::hybrid_attention_bwd")
+def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
+                         gate_bias: torch.Tensor, context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor,
+                         heads: int, seed: torch.Tensor, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """grad: (2, B, N, H) -> d qkv (B, N, 6H) in the stacked layout, dW (2d, 2d), db (2d,); float32."""
+    from ..kernels.gated_attention import _attention_bwd, merged_heads_view, stacked_projection_views
+
+    dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=torch.float32)
+    dw, db = _attention_bwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias, context, lse,
+                            merged_heads_view(grad, heads), *stacked_projection_views(dqkv, heads), int(seed.item()),
+                            dropout_p, dropping)
+    return dqkv, dw, db
+
+
+@hybrid_attention_bwd.register_fake
+def _(qkv, key_bias, gate_weight, gate_bias, context, lse, grad, heads, seed, dropout_p, dropping):
+    return (qkv.new_empty(qkv.shape, dtype=torch.float32), gate_weight.new_empty(gate_weight.shape, dtype=torch.float32),
+            gate_bias.new_empty(gate_bias.shape, dtype=torch.float32))
+
+
+@_custom_op("asrec::multiscale_conv_fwd")
+def multiscale_conv_fwd(x: torch.Tensor, weight_small: torch.Tensor, weight_middle: torch.Tensor,
+                        weight_large: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
+    """-> (3, B, N, H) in x's dtype: the small, middle and large convolutions."""
+    from ..kernels.multiscale_conv import _multiscale_conv_fwd
+
+    return _multiscale_conv_fwd(x, (weight_small, weight_middle, weight_large), biases)
+
+
+@multiscale_conv_fwd.register_fake
+def _(x, weight_small, weight_middle, weight_large, biases):
+    return x.new_empty((3, *x.shape))
+
+
+@_custom_op("asrec::multiscale_conv_bwd")
+def multiscale_conv_bwd(x: torch.Tensor, weight_small: torch.Tensor, weight_middle: torch.Tensor,
+                        weight_large: torch.Tensor,
+                        grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                     torch.Tensor]:
+    """-> dx (B, N, H), d weight_small, d weight_middle, d weight_large, d biases (3, N), all float32."""
+    from ..kernels.multiscale_conv import _multiscale_conv_bwd
+
+    return _multiscale_conv_bwd(x, (weight_small, weight_middle, weight_large), grad)
+
+
+@multiscale_conv_bwd.register_fake
+def _(x, weight_small, weight_middle, weight_large, grad):
+    def f32(t):
+        return t.new_empty(t.shape, dtype=torch.float32)
+    return f32(x), f32(weight_small), f32(weight_middle), f32(weight_large), x.new_empty((3, x.shape[1]),
+                                                                                           dtype=torch.float32)

@@ -7,12 +7,14 @@ also the CPU path.
 from .attention import attention_context_ref, key_padding_bias, seasonal_gate_ref
 from .contrast import contrast_gelu_ref, oversmoothing_contrast_ref
 from .dynamic import dynamic_branch_ref
+from .convolutions import multiscale_conv_ref
 from .frequency_filter import frequency_filter_ref, frequency_keep_mask
 from .fsm import fourier_smoothing_ref, next_fast_len
+from .hybrid_attention import hybrid_attention_ref
 from .input_stage import input_stage_ref
 from .layer import ACTIVATIONS, feed_forward_ref, hybrid_layer_ref
 from .residual_norm import residual_norm_ref
-from .seasonal import multiscale_conv_ref, seasonal_branch_ref
+from .seasonal import seasonal_branch_ref
 
 __all__ = [
     "ACTIVATIONS",
@@ -23,6 +25,7 @@ __all__ = [
     "fourier_smoothing_ref",
     "frequency_filter_ref",
     "frequency_keep_mask",
+    "hybrid_attention_ref",
     "hybrid_layer_ref",
     "input_stage_ref",
     "key_padding_bias",

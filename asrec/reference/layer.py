@@ -3,9 +3,10 @@
 import torch
 import torch.nn.functional as F
 
-from .dynamic import dynamic_branch_ref
+from .attention import take_rows
+from .dynamic import dynamic_tail_ref
 from .pieces import REFERENCE_PIECES, Pieces
-from .seasonal import seasonal_branch_ref
+from .seasonal import seasonal_tail_ref
 from .weights import FeedForwardWeights, HybridLayerWeights
 
 ACTIVATIONS = {
@@ -36,13 +37,15 @@ def hybrid_layer_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLay
     (batch, 1, hidden) with ``output_rows`` (batch,): the layer's output at those positions
     only. (Everything after the seasonal contrast and the attention rows is row-wise, so
     the model's last layer skips the rows it never reads: same values, less work.)
-    The branches project separately: on the CPU one stacked (H, 6H) projection was slower,
-    its (batch, seq_len, 6H) output being a fresh, page-faulting allocation on every call.
+    Both branches' attention is one piece (``hybrid_attention``), so that a fused backend
+    can project and attend for both at once; each branch's tail follows.
     ``pieces``: the leaf implementations (``asrec.reference.pieces``).
     """
-    seasonal = seasonal_branch_ref(x, key_bias, weights.seasonal, n_heads, hidden_dropout_p, attn_dropout_p,
-                                   training, filter_scope, output_rows, pieces)
-    dynamic = dynamic_branch_ref(x, key_bias, weights.dynamic, n_heads, hidden_dropout_p, attn_dropout_p, training,
+    seasonal_context, dynamic_context = pieces.hybrid_attention(x, key_bias, weights.seasonal, weights.dynamic,
+                                                                n_heads, attn_dropout_p, training, output_rows)
+    seasonal = seasonal_tail_ref(seasonal_context, x, weights.seasonal, hidden_dropout_p, training, filter_scope,
                                  output_rows, pieces)
+    dynamic = dynamic_tail_ref(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p,
+                               training, pieces)
     return feed_forward_ref(torch.lerp(seasonal, dynamic, weights.branch_mix), weights.feed_forward,
                             hidden_dropout_p, training, pieces)

@@ -82,6 +82,25 @@ def test_opcheck_attention(gated, dropping):
                           (q, k, v, key_bias, *gate, context, lse, torch.randn_like(q), SEED, 0.2, dropping))
 
 
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_hybrid_attention(dropping):
+    qkv = torch.randn(2, 7, 6 * 16, device=DEVICE)  # hidden 16, 2 heads of 8
+    key_bias = torch.zeros(2, 7, device=DEVICE)
+    gate = (torch.randn(16, 16, device=DEVICE) * 0.2, torch.randn(16, device=DEVICE) * 0.2)
+    torch.library.opcheck(OPS.hybrid_attention_fwd.default, (qkv, key_bias, *gate, 2, SEED, 0.2, dropping))
+    out, context, lse = OPS.hybrid_attention_fwd(qkv, key_bias, *gate, 2, SEED, 0.2, dropping)
+    torch.library.opcheck(OPS.hybrid_attention_bwd.default,
+                          (qkv, key_bias, *gate, context, lse, torch.randn_like(out), 2, SEED, 0.2, dropping))
+
+
+def test_opcheck_multiscale_conv():
+    x = torch.randn(2, 7, 10, device=DEVICE)
+    weights = [torch.randn(7, 7, k, device=DEVICE) for k in (3, 5, 7)]
+    biases = torch.randn(3, 7, device=DEVICE)
+    torch.library.opcheck(OPS.multiscale_conv_fwd.default, (x, *weights, biases))
+    torch.library.opcheck(OPS.multiscale_conv_bwd.default, (x, *weights, torch.randn(3, 2, 7, 10, device=DEVICE)))
+
+
 def test_compile_captures_the_triton_ops_in_one_graph():
     """fullgraph=True: dispatch, the autograd Functions and the custom ops trace without a
     break; forward and gradients equal eager."""
@@ -107,8 +126,8 @@ def test_compile_captures_the_triton_ops_in_one_graph():
 
 
 def test_compile_captures_the_whole_encoder_on_triton():
-    """Every Triton op of the encoder (input smoothing, attention + gate, filters, contrast, norms) in one
-    graph with fullgraph=True; the fakes' strides match the kernels' outputs (head views are strided)."""
+    """Every Triton op of the encoder (input smoothing, both branches' attention, convolutions, filters,
+    contrast, norms) in one graph with fullgraph=True; the fakes' strides match the kernels' outputs."""
     encoder = asrec.ASRec(hidden_size=24, max_seq_length=12, n_heads=2, inner_size=32, fsm_mix=0.4).eval()
     encoder = encoder.to(DEVICE)
     x = torch.randn(3, 12, 24, device=DEVICE, requires_grad=True)

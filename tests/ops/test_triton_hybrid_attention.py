@@ -1,0 +1,137 @@
+"""Both branches' attention in one Triton launch from one stacked projection, against the
+reference (two branches, six projections), forward and every gradient."""
+
+import sys
+
+import pytest
+import torch
+
+import asrec
+from asrec.ops import hybrid_attention
+from asrec.reference.attention import key_padding_bias, merge_heads, seasonal_gate_ref, split_heads
+from asrec.reference.weights import DynamicWeights, LinearWeights, SeasonalWeights
+
+from ..triton_support import DEVICE, assert_low_precision_close
+
+
+def _linear(rows, cols, dtype):
+    weight = torch.randn(rows, cols, device=DEVICE, dtype=dtype) / cols ** 0.5
+    return LinearWeights(weight.requires_grad_(), (0.1 * torch.randn(rows, device=DEVICE, dtype=dtype)).requires_grad_())
+
+
+def _weights(hidden, heads, dtype=torch.float32):
+    """(seasonal, dynamic) bundles with the attention's fields filled (the tails' are not read here)."""
+    d = hidden // heads
+    projections = [_linear(hidden, hidden, dtype) for _ in range(6)]
+    gate = _linear(2 * d, 2 * d, dtype)
+    seasonal = SeasonalWeights(*projections[:3], gate, *([None] * 8))
+    dynamic = DynamicWeights(*projections[3:], None, None)
+    return seasonal, dynamic
+
+
+def _leaves(seasonal, dynamic):
+    return [t for linear in (*seasonal[:4], *dynamic[:3]) for t in linear]
+
+
+def _rebuild(leaves):
+    linears = [LinearWeights(*leaves[i:i + 2]) for i in range(0, 14, 2)]
+    return SeasonalWeights(*linears[:3], linears[3], *([None] * 8)), DynamicWeights(*linears[4:7], None, None)
+
+
+def _bias(batch, seq_len, dtype=torch.float32):
+    lengths = torch.randint(1, seq_len + 1, (batch,), device=DEVICE)
+    lengths[0] = 1
+    valid = torch.arange(seq_len, device=DEVICE)[None, :] < lengths[:, None]
+    return key_padding_bias(valid, dtype), lengths
+
+
+def _run(backend, x, key_bias, leaves, heads, grads, *options):
+    seasonal, dynamic = _rebuild(leaves)
+    with asrec.use_backend(backend):
+        out = hybrid_attention(x, key_bias, seasonal, dynamic, heads, *options)
+    return (*out, *torch.autograd.grad(out, [x, *leaves], grads))
+
+
+NAMES = ("seasonal", "dynamic", "x", *[f"{branch}.{what}.{part}" for branch, whats in
+                                       (("seasonal", ("query", "key", "value", "gate")),
+                                        ("dynamic", ("query", "key", "value")))
+                                       for what in whats for part in ("weight", "bias")])
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+@pytest.mark.parametrize("seq_len,hidden", [(1, 16), (7, 32), (37, 48)])
+@pytest.mark.parametrize("last_rows_only", [False, True])
+def test_both_branches_match_reference(heads, seq_len, hidden, last_rows_only):
+    batch = 3
+    x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)
+    leaves = _leaves(*_weights(hidden, heads))
+    key_bias, lengths = _bias(batch, seq_len)
+    rows = lengths - 1 if last_rows_only else None
+    grads = [torch.randn(batch, seq_len, hidden, device=DEVICE),
+             torch.randn(batch, 1 if last_rows_only else seq_len, hidden, device=DEVICE)]
+    ours = _run("triton", x, key_bias, leaves, heads, grads, 0.0, False, rows)
+    expected = _run("reference", x, key_bias, leaves, heads, grads, 0.0, False, rows)
+    for name, a, b in zip(NAMES, ours, expected):
+        # the key biases' exact gradient is zero (softmax is shift-invariant per row): absolute slack
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
+
+
+def test_dropout_draws_one_mask_per_branch(monkeypatch):
+    """p > 0: equal to the math with the kernels' own factors over the (branch*batch*head, query, key) index."""
+    from asrec.kernels._common import _dropout_mask
+
+    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([5]))
+    batch, heads, seq_len, hidden = 2, 2, 12, 32
+    d = hidden // heads
+    x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)
+    leaves = _leaves(*_weights(hidden, heads))
+    key_bias, _ = _bias(batch, seq_len)
+    grads = [torch.randn(batch, seq_len, hidden, device=DEVICE) for _ in range(2)]
+    ours = _run("triton", x, key_bias, leaves, heads, grads, 0.3, True)
+
+    factors = _dropout_mask(2 * batch * heads * seq_len * seq_len, 5, 0.3, DEVICE)
+    factors = factors.view(2, batch, heads, seq_len, seq_len)
+    seasonal, dynamic = _rebuild(leaves)
+
+    def branch(linears, mask):
+        q, k, v = (split_heads(torch.nn.functional.linear(x, *linear), heads) for linear in linears)
+        probabilities = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5 + key_bias, dim=-1)
+        return (probabilities * mask) @ v, v
+
+    context, value = branch(seasonal[:3], factors[0])
+    out = [merge_heads(seasonal_gate_ref(context, value, *seasonal.gate)), merge_heads(branch(dynamic[:3],
+                                                                                             factors[1])[0])]
+    expected = (*out, *torch.autograd.grad(out, [x, *leaves], grads))
+    for name, a, b in zip(NAMES, ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
+
+
+def test_shapes_are_checked():
+    seasonal, dynamic = _weights(32, 2)
+    x = torch.randn(2, 7, 32, device=DEVICE)
+    key_bias, _ = _bias(2, 7)
+    with pytest.raises(ValueError, match="not a multiple of n_heads"):
+        hybrid_attention(x, key_bias, seasonal, dynamic, 3)
+    with pytest.raises(ValueError, match=r"the gate must be a \(16, 16\) weight"):
+        hybrid_attention(x, key_bias, seasonal, dynamic, 4)
+    with pytest.raises(ValueError, match="key_bias must be"):
+        hybrid_attention(x, key_bias[:1], seasonal, dynamic, 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("heads,seq_len,hidden", [(4, 50, 256), (1, 200, 64)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_published_shapes_on_gpu(heads, seq_len, hidden, dtype):
+    batch = 256
+    x = torch.randn(batch, seq_len, hidden, device=DEVICE, dtype=torch.float64, requires_grad=True)
+    leaves = _leaves(*_weights(hidden, heads, torch.float64))
+    key_bias, _ = _bias(batch, seq_len, torch.float64)
+    grads = [torch.randn(batch, seq_len, hidden, device=DEVICE, dtype=torch.float64) for _ in range(2)]
+    exact = _run("reference", x, key_bias, leaves, heads, grads)
+    low_x = x.detach().to(dtype).requires_grad_()
+    low_leaves = [t.detach().to(dtype).requires_grad_() for t in leaves]
+    low_grads = [g.to(dtype) for g in grads]
+    ours = _run("triton", low_x, key_bias.float(), low_leaves, heads, low_grads)
+    reference_low = _run("reference", low_x, key_bias.to(dtype), low_leaves, heads, low_grads)
+    for a, b, c in zip(ours, exact, reference_low):
+        assert_low_precision_close(a, b, c)
