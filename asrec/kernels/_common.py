@@ -7,6 +7,11 @@ function of ``(seed, i)``, so backward regenerates the forward mask instead of s
 import triton
 import triton.language as tl
 
+# the exact gelu's constants; tl.constexpr, as compiled kernels may read no other globals
+# (the CPU interpreter reads any, so only a compile for a GPU target catches a plain float here)
+SQRT_HALF = tl.constexpr(0.7071067811865476)
+INV_SQRT_2PI = tl.constexpr(0.3989422804014327)
+
 
 @triton.jit
 def _recurrence_combine(decay_left, value_left, decay_right, value_right):

@@ -22,12 +22,10 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import whole_sequence_blocks, whole_sequence_unsupported
+from ._common import INV_SQRT_2PI, SQRT_HALF, whole_sequence_blocks, whole_sequence_unsupported
 
 MAX_SEQUENCE_TILE = 16384
 
-SQRT_HALF = 0.7071067811865476
-INV_SQRT_2PI = 0.3989422804014327
 
 
 def contrast_blocks(seq_len: int, hidden: int) -> dict:

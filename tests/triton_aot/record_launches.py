@@ -1,0 +1,113 @@
+"""Record every Triton kernel launch of the model and the standalone ops at the published
+shapes, without running a kernel, and print them as JSON (one launch per line).
+
+Run as ``TRITON_INTERPRET=1 python -m tests.triton_aot.record_launches`` (the interpreter's
+launch path is patched to record instead of executing, so this runs on any CPU in seconds;
+the outputs of the skipped kernels are uninitialised memory, which only host code between
+kernels reads). ``compile_for_gpu`` then compiles each distinct launch for real GPU targets.
+"""
+
+import inspect
+import json
+import sys
+
+import torch
+
+
+def _type_of(value):
+    """The Triton signature type of one launch argument."""
+    if isinstance(value, torch.Tensor):
+        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
+                 torch.int32: "i32", torch.bool: "i1", torch.uint8: "u8", torch.float64: "fp64"}
+        return "*" + names[value.dtype]
+    if isinstance(value, bool):
+        return "i1"
+    if isinstance(value, int):
+        return "i32" if -2**31 <= value < 2**31 else "i64"
+    if isinstance(value, float):
+        return "fp32"
+    raise TypeError(f"no Triton type for a launch argument of type {type(value).__name__}")
+
+
+def install_recorder(launches: list):
+    """Make every interpreted launch append (kernel, signature, constexprs, options) to ``launches``."""
+    import triton.language as tl
+    from triton.runtime.interpreter import InterpretedFunction
+
+    def record(self, *args, grid, warmup, **kwargs):
+        parameters = list(inspect.signature(self.fn).parameters.values())
+        bound = dict(zip([p.name for p in parameters], args))
+        options = {}
+        for key, value in kwargs.items():
+            if key in bound or key in {p.name for p in parameters}:
+                bound[key] = value
+            else:
+                options[key] = value
+        signature, constexprs = {}, {}
+        for parameter in parameters:
+            value = bound[parameter.name]
+            if parameter.annotation is tl.constexpr or value is None:
+                signature[parameter.name] = "constexpr"
+                constexprs[parameter.name] = value
+            else:
+                signature[parameter.name] = _type_of(value)
+        launches.append(dict(module=self.fn.__module__, kernel=self.fn.__name__, signature=signature,
+                             constexprs=constexprs, options=options))
+
+    InterpretedFunction.run = record
+
+
+def _model_launches(setting: str, config: dict, batch: int):
+    import asrec
+
+    model = asrec.ASRecModel(**config)
+    model.check_values = False
+    items = torch.randint(1, config["n_items"], (batch, config["max_seq_length"]))
+    lengths = torch.full((batch,), config["max_seq_length"])
+    targets = torch.randint(1, config["n_items"], (batch,))
+    with asrec.use_backend("triton"):
+        for train in (False, True):  # eval: no dropout variants; train: the dropout ones
+            model.train(train)
+            model.loss(items, lengths, targets).backward()
+            with torch.no_grad():
+                model.full_sort_scores(items, lengths)
+
+
+def _standalone_launches(config: dict, batch: int):
+    """The ops the model does not launch on its own: plain and gated attention, the smoothing."""
+    import asrec
+    from asrec import ops
+
+    seq_len, hidden, heads = config["max_seq_length"], config["hidden_size"], config["n_heads"]
+    d = hidden // heads
+    q, k, v = (torch.randn(batch, heads, seq_len, d, requires_grad=True) for _ in range(3))
+    bias = torch.zeros(batch, 1, 1, seq_len)
+    gate = (torch.randn(2 * d, 2 * d, requires_grad=True), torch.randn(2 * d, requires_grad=True))
+    x = torch.randn(batch, seq_len, hidden, requires_grad=True)
+    with asrec.use_backend("triton"):
+        for p, training in ((0.0, False), (0.5, True)):
+            ops.gated_attention(q, k, v, bias, *gate, p, training).sum().backward()
+            ops.attention(q[:, :, :1], k, v, bias, p, training).sum().backward()
+        ops.fourier_smoothing(x, torch.tensor([0.3]), torch.zeros(1, 1, hidden), torch.ones(1, 1, hidden),
+                              0.4).sum().backward()
+
+
+def main():
+    from asrec.bench.settings import SETTINGS
+
+    launches = []
+    install_recorder(launches)
+    batch = 256
+    for setting, config in SETTINGS.items():
+        _model_launches(setting, config, batch)
+        _standalone_launches(config, batch)
+    seen = set()
+    for launch in launches:
+        key = json.dumps(launch, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            sys.stdout.write(key + "\n")
+
+
+if __name__ == "__main__":
+    main()
