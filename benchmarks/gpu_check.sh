@@ -26,7 +26,7 @@ ASREC_REQUIRE_CUDA_EXTENSION=1 timeout ${TEST_TIMEOUT:-240} $python -m pytest -q
   tests/ops tests/model/test_triton_parity.py tests/test_backends.py tests/test_gpu.py > "$out/gpu-tests.log" 2>&1
 echo "gpu tests: exit $? ($(tail -n 1 "$out/gpu-tests.log"))" | tee -a "$out/environment.txt"
 
-timeout ${BENCH_TIMEOUT:-150} $python -m asrec bench --no-compile --json "$out/bench.json" > "$out/bench.txt" 2> "$out/bench.log"
+timeout ${BENCH_TIMEOUT:-180} $python -m asrec bench --no-compile --json "$out/bench.json" > "$out/bench.txt" 2> "$out/bench.log"
 echo "bench: exit $?" | tee -a "$out/environment.txt"
 
 timeout ${PROFILE_TIMEOUT:-90} $python benchmarks/profile_gpu_ops.py --json "$out/device-time.json" > "$out/device-time.txt" 2>&1

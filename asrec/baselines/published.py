@@ -117,12 +117,18 @@ class _Seasonal(nn.Module):
             nn.init.uniform_(p, -bound, bound)
         self.AHFF = _AHFF(hidden, eps)
 
-    def forward(self, x, mask):
+    def gated_context(self, x, mask):
+        """The gated attention context, heads merged (the benchmark times it on its own)."""
         c, v = _attend(self, x, mask)
         r, i = F.linear(torch.cat([v, c], -1), self.w_gate, self.b_gate).chunk(2, -1)
         r, i = torch.sigmoid(r), torch.sigmoid(i)
-        c = _merge((1 - i) * c + i * F.gelu(c + r * v))
-        s, m, g = self.conv_small(c), self.conv_middle(c), self.conv_large(c)
+        return _merge((1 - i) * c + i * F.gelu(c + r * v))
+
+    def convolutions(self, c):
+        return self.conv_small(c), self.conv_middle(c), self.conv_large(c)
+
+    def forward(self, x, mask):
+        s, m, g = self.convolutions(self.gated_context(x, mask))
         ctx = (self.contra_scale1 * (self.AHFF(s) + s) + self.contra_scale2 * (self.AHFF(g) + g)
                + self.contra_scale3 * (self.AHFF(m) + m))
         xn = F.normalize(ctx, dim=2)
@@ -139,9 +145,12 @@ class _Dynamic(nn.Module):
         self.query, self.key, self.value, self.dense = (nn.Linear(hidden, hidden) for _ in range(4))
         self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
 
+    def context(self, x, mask):
+        """The attention context, heads merged (the benchmark times it on its own)."""
+        return _merge(_attend(self, x, mask)[0])
+
     def forward(self, x, mask):
-        c, _ = _attend(self, x, mask)
-        return self.LayerNorm(F.dropout(self.dense(_merge(c)), self.hidden_p, self.training) + x)
+        return self.LayerNorm(F.dropout(self.dense(self.context(x, mask)), self.hidden_p, self.training) + x)
 
 
 class _FeedForward(nn.Module):

@@ -1,6 +1,9 @@
 """What the benchmark measures: for each published setting, the whole model (eval forward
 with full-sort scores; a training step) and each op (forward; forward+backward), each
-under every implementation.
+under every implementation. The ops: input stage, Fourier smoothing, the three frequency
+filters of a branch, both branches' attention (projections to merged contexts: against
+the published explicit matmuls and the reference's SDPA + eager gate), the three
+position-channel convolutions, one whole hybrid layer.
 
 Implementations:
 - ``published``: ``asrec.baselines.PublishedASRec``, the eager transcription of the
@@ -209,6 +212,24 @@ def _op_cases(setting, config, batch, device, dtype, model, published, compile_r
                           "reference": lambda t: layer(t, key_bias)},
                          [x.float()], 0),
     }
+    layer_weights = layer.weights()
+    heads = config["n_heads"]
+    seasonal_published = published_layer.multi_head_attention
+    dynamic_published = published_layer.multi_head_attention1
+
+    def hybrid_attention(t):
+        return list(ops.hybrid_attention(t, key_bias, layer_weights.seasonal, layer_weights.dynamic, heads))
+
+    def published_hybrid_attention(t):
+        return [seasonal_published.gated_context(t, key_bias), dynamic_published.context(t, key_bias)]
+
+    forward_fns["hybrid_attention"] = ({"published": published_hybrid_attention, "reference": hybrid_attention},
+                                       [x.float()], 0)
+    forward_fns["multiscale_conv"] = (
+        {"published": lambda c: list(seasonal_published.convolutions(c)),
+         "reference": lambda c: ops.multiscale_conv(c, layer_weights.seasonal.conv_weights,
+                                                    layer_weights.seasonal.conv_biases)},
+        [x.float()], 0)
     modules = [model, published]
     cases = []
     triton = absent_reason("triton", device) is None

@@ -7,6 +7,7 @@ import pytest
 from asrec.cli import main
 
 ROW_FIELDS = {"setting", "target", "mode", "implementation", "batch", "status"}
+MEMORY_BOUND_OPS = ("input_stage", "fourier_smoothing", "frequency_filter")  # the rows that report GB/s
 MEASURED_FIELDS = {"median_ms", "q20_ms", "q80_ms", "sequences_per_s", "speedup_vs_published"}
 
 
@@ -26,7 +27,8 @@ def test_quick_run_reports_every_case_and_implementation(quick_result):
     cases = {(r["setting"], r["target"], r["mode"]) for r in result["rows"]}
     for setting in ("ml-100k", "ml-1m"):
         assert (setting, "model", "eval") in cases and (setting, "model", "train-step") in cases
-        for op in ("fourier_smoothing", "frequency_filter", "hybrid_layer"):
+        for op in ("input_stage", "fourier_smoothing", "frequency_filter", "hybrid_attention", "multiscale_conv",
+                   "hybrid_layer"):
             assert (setting, op, "forward") in cases and (setting, op, "forward+backward") in cases
     for row in result["rows"]:
         assert ROW_FIELDS <= set(row)
@@ -44,7 +46,7 @@ def test_quick_run_reports_every_case_and_implementation(quick_result):
 def test_memory_bound_ops_report_bandwidth(quick_result):
     result, _, _ = quick_result
     for row in result["rows"]:
-        if row["status"] == "ok" and row["mode"] == "forward" and row["target"] != "hybrid_layer":
+        if row["status"] == "ok" and row["mode"] == "forward" and row["target"] in MEMORY_BOUND_OPS:
             assert row["gb_per_s"] > 0 and 0 < row["copy_bandwidth_fraction"]
 
 
