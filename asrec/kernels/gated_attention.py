@@ -27,7 +27,6 @@ import triton.language as tl
 from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale
 
 
-
 def attention_blocks(head_dim: int) -> dict:
     return dict(BLOCK_M=32, BLOCK_N=32, BLOCK_D=max(16, triton.next_power_of_2(head_dim)))
 

@@ -174,8 +174,8 @@ def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: torch.Tensor) 
     batch, channels, hidden = x.shape
     out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
     grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_O"]), batch)
-    _multiscale_conv_fwd_kernel[grid](x, *weights, biases, out, out[0].numel(), channels=channels, hidden=hidden, **BLOCKS,
-                                      **FORWARD_LAUNCH)
+    _multiscale_conv_fwd_kernel[grid](x, *weights, biases, out, out[0].numel(), channels=channels, hidden=hidden,
+                                      **BLOCKS, **FORWARD_LAUNCH)
     return out
 
 

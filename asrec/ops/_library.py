@@ -346,7 +346,8 @@ def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight:
 
 @hybrid_attention_bwd.register_fake
 def _(qkv, key_bias, gate_weight, gate_bias, context, lse, grad, heads, seed, dropout_p, dropping):
-    return (qkv.new_empty(qkv.shape, dtype=torch.float32), gate_weight.new_empty(gate_weight.shape, dtype=torch.float32),
+    return (qkv.new_empty(qkv.shape, dtype=torch.float32),
+            gate_weight.new_empty(gate_weight.shape, dtype=torch.float32),
             gate_bias.new_empty(gate_bias.shape, dtype=torch.float32))
 
 

@@ -6,8 +6,8 @@ also the CPU path.
 
 from .attention import attention_context_ref, key_padding_bias, seasonal_gate_ref
 from .contrast import contrast_gelu_ref, oversmoothing_contrast_ref
-from .dynamic import dynamic_branch_ref
 from .convolutions import multiscale_conv_ref
+from .dynamic import dynamic_branch_ref
 from .frequency_filter import frequency_filter_ref, frequency_keep_mask
 from .fsm import fourier_smoothing_ref, next_fast_len
 from .hybrid_attention import hybrid_attention_ref
