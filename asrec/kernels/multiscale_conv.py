@@ -156,12 +156,14 @@ def _multiscale_conv_bwd_weight_kernel(
     for k in range(0, BATCH_PER_SPLIT):
         b = split * BATCH_PER_SPLIT + k
         seq = b.to(tl.int64) * channels * hidden
-        b_ok = b < batch  # the last slice may be short
+        # the last slice may be short: past the batch, no row is read (an integer bound, not a
+        # scalar-bool mask, which some Triton interpreters reject)
+        row_limit = tl.where(b < batch, channels, 0)
         for h_start in range(0, hidden, BLOCK_H):
             cols = h_start + tl.arange(0, BLOCK_H)[None, :]
             g = tl.load(grad_ptr + conv.to(tl.int64) * plane + seq + outs * hidden + cols,
-                        mask=b_ok & (outs < channels) & (cols < hidden), other=0.0).to(tl.float32)
-            x = _shifted_rows(x_ptr + seq, ins, b_ok & (ins < channels), cols, shift, hidden)
+                        mask=(outs < row_limit) & (cols < hidden), other=0.0).to(tl.float32)
+            x = _shifted_rows(x_ptr + seq, ins, ins < row_limit, cols, shift, hidden)
             acc += tl.dot(g, tl.trans(x), input_precision="ieee")
     out_cols = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
     base = part_ptr + (split * 15 + j).to(tl.int64) * channels * channels
