@@ -86,6 +86,12 @@ def _program_coordinates(heads, batch_heads):
 
 
 @triton.jit
+def _head_offset(branch, batch, head, s_r, s_b, s_h):
+    """Element offset of one (branch, batch, head) slice of a strided (branch, batch, head, row, d) view."""
+    return branch * s_r + batch * s_b + head * s_h
+
+
+@triton.jit
 def _query_block(q_base, q_sn, q_len: tl.constexpr, head_dim: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_D: tl.constexpr):
     """This program's query rows (BLOCK_M, 1), the head-dim columns (1, BLOCK_D) and rows
@@ -107,10 +113,10 @@ def _attention_fwd_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
-    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_ptr + branch * q_sr + batch * q_sb + head * q_sh, q_sn,
-                                                       q_len, head_dim, BLOCK_M, BLOCK_D)
-    k_base = k_ptr + branch * k_sr + batch * k_sb + head * k_sh
-    v_base = v_ptr + branch * v_sr + batch * v_sb + head * v_sh
+    q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, q_len, head_dim, BLOCK_M, BLOCK_D)
+    k_base = k_ptr + _head_offset(branch, batch, head, k_sr, k_sb, k_sh)
+    v_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
     bias_base = bias_ptr + batch * k_len
     m_i = tl.full((BLOCK_M, 1), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M, 1), tl.float32)
@@ -140,7 +146,7 @@ def _attention_fwd_kernel(
             candidate = context + tl.sigmoid(reset) * value
             candidate = 0.5 * candidate * (1.0 + tl.erf(candidate * SQRT_HALF))
             out = context + tl.sigmoid(update) * (candidate - context)
-    out_base = out_ptr + branch * o_sr + batch * o_sb + head * o_sh
+    out_base = out_ptr + _head_offset(branch, batch, head, o_sr, o_sb, o_sh)
     tl.store(out_base + rows * o_sn + dcols, out.to(out_ptr.dtype.element_ty), mask=row_ok & d_ok)
 
 
@@ -157,12 +163,13 @@ def _attention_bwd_preprocess_kernel(
     in_bounds = row_ok & d_ok
     offsets = (gbh * q_len + rows) * head_dim + dcols
     context = tl.load(context_ptr + offsets, mask=in_bounds, other=0.0)
-    grad_base = grad_ptr + branch * g_sr + batch * g_sb + head * g_sh
+    grad_base = grad_ptr + _head_offset(branch, batch, head, g_sr, g_sb, g_sh)
     grad = tl.load(grad_base + rows * g_sn + dcols, mask=in_bounds, other=0.0).to(tl.float32)
     dcontext = grad
     if GATE:
         if branch == 0:
-            value = tl.load(v_ptr + batch * v_sb + head * v_sh + rows * v_sn + dcols, mask=in_bounds, other=0.0)
+            value_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
+            value = tl.load(value_base + rows * v_sn + dcols, mask=in_bounds, other=0.0)
             value = value.to(tl.float32)
             reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
             s_reset, s_update = tl.sigmoid(reset), tl.sigmoid(update)
@@ -214,11 +221,11 @@ def _attention_bwd_dkdv_kernel(
     drows = tl.arange(0, BLOCK_D)[:, None]
     d_ok = dcols < head_dim
     key_mask = (keys < k_len) & (drows < head_dim)
-    k_t = tl.load(k_ptr + branch * k_sr + batch * k_sb + head * k_sh + keys * k_sn + drows, mask=key_mask,
-                  other=0.0).to(tl.float32)
-    v_t = tl.load(v_ptr + branch * v_sr + batch * v_sb + head * v_sh + keys * v_sn + drows, mask=key_mask,
-                  other=0.0).to(tl.float32)
-    q_base = q_ptr + branch * q_sr + batch * q_sb + head * q_sh
+    k_base = k_ptr + _head_offset(branch, batch, head, k_sr, k_sb, k_sh)
+    v_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
+    k_t = tl.load(k_base + keys * k_sn + drows, mask=key_mask, other=0.0).to(tl.float32)
+    v_t = tl.load(v_base + keys * v_sn + drows, mask=key_mask, other=0.0).to(tl.float32)
+    q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
     dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     for start in range(0, q_len, BLOCK_M):
@@ -243,7 +250,7 @@ def _attention_bwd_dkdv_kernel(
     if GATE:
         if branch == 0:  # the gate reads v at every query row (q_len == k_len): its dv joins here
             dv += tl.load(dvalue_ptr + (bh * k_len + key_rows) * head_dim + dcols, mask=key_ok, other=0.0)
-    out = branch * d_sr + batch * d_sb + head * d_sh + key_rows * d_sn + dcols
+    out = _head_offset(branch, batch, head, d_sr, d_sb, d_sh) + key_rows * d_sn + dcols
     tl.store(dk_ptr + out, dk, mask=key_ok)
     tl.store(dv_ptr + out, dv, mask=key_ok)
 
@@ -258,10 +265,10 @@ def _attention_bwd_dq_kernel(
 ):
     """dq of one query block; strides d_*: dq's (branch, batch, head, query) layout."""
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
-    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_ptr + branch * q_sr + batch * q_sb + head * q_sh, q_sn,
-                                                       q_len, head_dim, BLOCK_M, BLOCK_D)
-    k_base = k_ptr + branch * k_sr + batch * k_sb + head * k_sh
-    v_base = v_ptr + branch * v_sr + batch * v_sb + head * v_sh
+    q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, q_len, head_dim, BLOCK_M, BLOCK_D)
+    k_base = k_ptr + _head_offset(branch, batch, head, k_sr, k_sb, k_sh)
+    v_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
     dcontext = tl.load(dcontext_ptr + (gbh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
     lse = tl.load(lse_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
     delta = tl.load(delta_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
@@ -280,7 +287,7 @@ def _attention_bwd_dq_kernel(
         ds = p * (dp - delta)
         k = tl.load(k_base + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         dq += tl.dot(ds, k, input_precision="ieee") * scale
-    out = branch * d_sr + batch * d_sb + head * d_sh + rows * d_sn + dcols
+    out = _head_offset(branch, batch, head, d_sr, d_sb, d_sh) + rows * d_sn + dcols
     tl.store(dq_ptr + out, dq, mask=row_ok & d_ok)
 
 

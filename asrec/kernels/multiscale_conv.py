@@ -17,7 +17,7 @@ deterministic). The bias gradients are plain sums over (batch, hidden).
 All products are IEEE float32 ``tl.dot``, accumulated in float32.
 
 Layouts: x (B, N, H) contiguous; W_small (N, N, 3), W_middle (N, N, 5), W_large (N, N, 7)
-contiguous; biases stacked (3, N); outputs and their gradient stacked (3, B, N, H) in the
+contiguous; biases three (N,); outputs and their gradient stacked (3, B, N, H) in the
 order small, middle, large.
 """
 
@@ -61,7 +61,7 @@ def _shifted_rows(base, rows, row_ok, cols, shift, hidden: tl.constexpr):
 
 @triton.jit
 def _multiscale_conv_fwd_kernel(
-    x_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, bias_ptr, out_ptr, plane,
+    x_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, b_small_ptr, b_middle_ptr, b_large_ptr, out_ptr, plane,
     channels: tl.constexpr, hidden: tl.constexpr,
     BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
@@ -92,9 +92,9 @@ def _multiscale_conv_fwd_kernel(
     offsets = (b * channels + outs) * hidden + cols
     dtype = out_ptr.dtype.element_ty
     o_ok = outs < channels
-    acc_small += tl.load(bias_ptr + outs, mask=o_ok, other=0.0).to(tl.float32)
-    acc_middle += tl.load(bias_ptr + channels + outs, mask=o_ok, other=0.0).to(tl.float32)
-    acc_large += tl.load(bias_ptr + 2 * channels + outs, mask=o_ok, other=0.0).to(tl.float32)
+    acc_small += tl.load(b_small_ptr + outs, mask=o_ok, other=0.0).to(tl.float32)
+    acc_middle += tl.load(b_middle_ptr + outs, mask=o_ok, other=0.0).to(tl.float32)
+    acc_large += tl.load(b_large_ptr + outs, mask=o_ok, other=0.0).to(tl.float32)
     tl.store(out_ptr + offsets, acc_small.to(dtype), mask=out_ok)
     tl.store(out_ptr + plane + offsets, acc_middle.to(dtype), mask=out_ok)
     tl.store(out_ptr + offsets + plane + plane, acc_large.to(dtype), mask=out_ok)
@@ -166,27 +166,34 @@ def _multiscale_conv_bwd_weight_kernel(
             x = _shifted_rows(x_ptr + seq, ins, ins < row_limit, cols, shift, hidden)
             acc += tl.dot(g, tl.trans(x), input_precision="ieee")
     out_cols = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
-    base = part_ptr + (split * 15 + j).to(tl.int64) * channels * channels
+    base = part_ptr + (split * tl.num_programs(0) + j).to(tl.int64) * channels * channels  # (slice, tap, o, i)
     tl.store(base + outs * channels + out_cols, acc, mask=(outs < channels) & (out_cols < channels))
 
 
-def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: torch.Tensor) -> torch.Tensor:
-    """x: (B, N, H) contiguous; weights: the three contiguous (N, N, k); biases: (3, N).
+def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: tuple) -> torch.Tensor:
+    """x: (B, N, H) contiguous; weights: the three contiguous (N, N, k); biases: the three (N,).
     -> (3, B, N, H) in x's dtype: small, middle, large."""
     batch, channels, hidden = x.shape
     out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
     grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_O"]), batch)
-    _multiscale_conv_fwd_kernel[grid](x, *weights, biases, out, out[0].numel(), channels=channels, hidden=hidden,
+    _multiscale_conv_fwd_kernel[grid](x, *weights, *biases, out, out[0].numel(), channels=channels, hidden=hidden,
                                       **BLOCKS, **FORWARD_LAUNCH)
     return out
 
 
-def weight_gradient_splits(batch: int, channels: int) -> int:
-    """How many batch slices the weight-gradient reduction uses: enough programs to fill a
-    large GPU (about 1,000), each slice at least 8 sequences long. A function of the shape
-    only, so the summation order (hence the result) is the same on every run."""
-    blocks = triton.cdiv(channels, BLOCKS["BLOCK_O"]) * triton.cdiv(channels, BLOCKS["BLOCK_I"])
-    return max(1, min(triton.cdiv(batch, 8), triton.cdiv(1024, 15 * blocks)))
+def _channel_blocks(channels: int) -> int:
+    """(output, input) channel tile pairs of one tap's (N, N) weight gradient."""
+    return triton.cdiv(channels, BLOCKS["BLOCK_O"]) * triton.cdiv(channels, BLOCKS["BLOCK_I"])
+
+
+def weight_gradient_slices(batch: int, channels: int) -> tuple:
+    """(sequences per slice, slices) of the weight-gradient reduction: enough programs to
+    fill a large GPU (about 1,000), each slice at least 8 sequences long (the last may be
+    shorter). A function of the shape only, so the summation order (hence the result) is the
+    same on every run."""
+    wanted = max(1, min(triton.cdiv(batch, 8), triton.cdiv(1024, TAPS * _channel_blocks(channels))))
+    per_slice = triton.cdiv(batch, wanted)
+    return per_slice, triton.cdiv(batch, per_slice)
 
 
 def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) -> tuple:
@@ -197,14 +204,11 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
     grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_I"]), batch)
     _multiscale_conv_bwd_input_kernel[grid](grad, *weights, dx, dx.numel(), channels=channels, hidden=hidden, **BLOCKS,
                                             **INPUT_GRAD_LAUNCH)
-    splits = weight_gradient_splits(batch, channels)
-    per_split = triton.cdiv(batch, splits)
-    splits = triton.cdiv(batch, per_split)
-    parts = torch.empty((splits, TAPS, channels, channels), device=x.device, dtype=torch.float32)
-    blocks = triton.cdiv(channels, BLOCKS["BLOCK_O"]) * triton.cdiv(channels, BLOCKS["BLOCK_I"])
-    _multiscale_conv_bwd_weight_kernel[(TAPS, blocks, splits)](x, grad, parts, batch, x.numel(), channels=channels,
-                                                               hidden=hidden, BATCH_PER_SPLIT=per_split, **BLOCKS,
-                                                               **WEIGHT_GRAD_LAUNCH)
+    per_slice, slices = weight_gradient_slices(batch, channels)
+    parts = torch.empty((slices, TAPS, channels, channels), device=x.device, dtype=torch.float32)
+    grid = (TAPS, _channel_blocks(channels), slices)
+    _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, batch, x.numel(), channels=channels, hidden=hidden,
+                                             BATCH_PER_SPLIT=per_slice, **BLOCKS, **WEIGHT_GRAD_LAUNCH)
     taps = parts.sum(0)  # (15, N, N): tap-major
     small, middle, large = taps.split(KERNEL_SIZES)
     dweights = tuple(t.permute(1, 2, 0).contiguous() for t in (small, middle, large))

@@ -353,15 +353,16 @@ def _(qkv, key_bias, gate_weight, gate_bias, context, lse, grad, heads, seed, dr
 
 @_custom_op("asrec::multiscale_conv_fwd")
 def multiscale_conv_fwd(x: torch.Tensor, weight_small: torch.Tensor, weight_middle: torch.Tensor,
-                        weight_large: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
+                        weight_large: torch.Tensor, bias_small: torch.Tensor, bias_middle: torch.Tensor,
+                        bias_large: torch.Tensor) -> torch.Tensor:
     """-> (3, B, N, H) in x's dtype: the small, middle and large convolutions."""
     from ..kernels.multiscale_conv import _multiscale_conv_fwd
 
-    return _multiscale_conv_fwd(x, (weight_small, weight_middle, weight_large), biases)
+    return _multiscale_conv_fwd(x, (weight_small, weight_middle, weight_large), (bias_small, bias_middle, bias_large))
 
 
 @multiscale_conv_fwd.register_fake
-def _(x, weight_small, weight_middle, weight_large, biases):
+def _(x, weight_small, weight_middle, weight_large, bias_small, bias_middle, bias_large):
     return x.new_empty((3, *x.shape))
 
 

@@ -50,8 +50,10 @@ class HybridAttentionFn(torch.autograd.Function):
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 
 
-def _projections(seasonal: SeasonalWeights, dynamic: DynamicWeights) -> list:
-    return [seasonal.query, seasonal.key, seasonal.value, dynamic.query, dynamic.key, dynamic.value]
+def _projections(seasonal: SeasonalWeights, dynamic: DynamicWeights) -> dict:
+    """The six q/k/v projections, named, in the stacked weight's order."""
+    return {"seasonal.query": seasonal.query, "seasonal.key": seasonal.key, "seasonal.value": seasonal.value,
+            "dynamic.query": dynamic.query, "dynamic.key": dynamic.key, "dynamic.value": dynamic.value}
 
 
 def hybrid_attention_unsupported(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=False,
@@ -59,8 +61,7 @@ def hybrid_attention_unsupported(x, key_bias, seasonal, dynamic, n_heads, dropou
     from ..kernels.gated_attention import unsupported_shape
 
     named = {"x": x, "gate_weight": seasonal.gate.weight, "gate_bias": seasonal.gate.bias}
-    for name, linear in zip(("seasonal.query", "seasonal.key", "seasonal.value", "dynamic.query", "dynamic.key",
-                             "dynamic.value"), _projections(seasonal, dynamic)):
+    for name, linear in _projections(seasonal, dynamic).items():
         named[f"{name}.weight"], named[f"{name}.bias"] = linear.weight, linear.bias
     return unsupported_tensors(**named) or unsupported_shape(x.shape[-1] // n_heads)
 
@@ -71,7 +72,7 @@ def hybrid_attention_triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0
     launch); with ``output_rows`` the dynamic context's rows are taken afterwards (at the
     model's last layer the dynamic branch computes N - 1 rows per sequence it then drops, in
     exchange for one launch instead of two)."""
-    projections = _projections(seasonal, dynamic)
+    projections = _projections(seasonal, dynamic).values()
     weight = torch.cat([linear.weight for linear in projections])
     bias = torch.cat([linear.bias for linear in projections])
     qkv = F.linear(x, weight, bias)
@@ -91,8 +92,7 @@ def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seasonal
         raise ValueError(f"hybrid_attention: hidden {hidden} is not a multiple of n_heads {n_heads}")
     if key_bias.numel() != batch * seq_len:
         raise ValueError(f"hybrid_attention: key_bias must be ({batch}, 1, 1, {seq_len}), got {tuple(key_bias.shape)}")
-    for name, linear in zip(("seasonal.query", "seasonal.key", "seasonal.value", "dynamic.query", "dynamic.key",
-                             "dynamic.value"), _projections(seasonal, dynamic)):
+    for name, linear in _projections(seasonal, dynamic).items():
         if linear.weight.shape != (hidden, hidden) or linear.bias.shape != (hidden,):
             raise ValueError(f"hybrid_attention: {name} must be a ({hidden}, {hidden}) weight and a ({hidden},) "
                              f"bias, got {tuple(linear.weight.shape)} and {tuple(linear.bias.shape)}")

@@ -18,18 +18,20 @@ class MultiscaleConvFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight_small, weight_middle, weight_large, biases):
+    def forward(ctx, x, weight_small, weight_middle, weight_large, bias_small, bias_middle, bias_large):
         x = x.contiguous()
         weights = [w.contiguous() for w in (weight_small, weight_middle, weight_large)]
-        out = _library.multiscale_conv_fwd(x, *weights, biases.contiguous())
+        biases = [b.contiguous() for b in (bias_small, bias_middle, bias_large)]
+        out = _library.multiscale_conv_fwd(x, *weights, *biases)
         ctx.save_for_backward(x, *weights)
-        ctx.dtypes = [t.dtype for t in (x, weight_small, weight_middle, weight_large, biases)]
+        ctx.dtypes = [t.dtype for t in (x, weight_small, weight_middle, weight_large, bias_small, bias_middle,
+                                        bias_large)]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        grads = _library.multiscale_conv_bwd(*ctx.saved_tensors, grad.contiguous())
-        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+        dx, *dweights, dbiases = _library.multiscale_conv_bwd(*ctx.saved_tensors, grad.contiguous())
+        return tuple(g.to(dtype) for g, dtype in zip((dx, *dweights, *dbiases), ctx.dtypes))
 
 
 def multiscale_conv_unsupported(context, conv_weights, conv_biases):
@@ -43,7 +45,7 @@ def multiscale_conv_unsupported(context, conv_weights, conv_biases):
 
 def multiscale_conv_triton(context, conv_weights, conv_biases):
     """Same contract as ``multiscale_conv_ref``: [small, middle, large], views of one (3, B, N, H) output."""
-    return list(MultiscaleConvFn.apply(context, *conv_weights, torch.stack(list(conv_biases))).unbind(0))
+    return list(MultiscaleConvFn.apply(context, *conv_weights, *conv_biases).unbind(0))
 
 
 def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> list:

@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from .attention import merge_heads, split_heads, take_rows
+from .attention import take_rows
+from .hybrid_attention import dynamic_context_ref
 from .pieces import REFERENCE_PIECES, Pieces
 from .weights import DynamicWeights
 
@@ -25,9 +26,6 @@ def dynamic_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Dynamic
     the result is (batch, 1, hidden) (attention rows are independent of each other).
     pieces: the attention and residual-norm implementations (see ``asrec.reference.pieces``).
     """
-    queries = take_rows(x, output_rows)
-    q = split_heads(F.linear(queries, *weights.query), n_heads)
-    k = split_heads(F.linear(x, *weights.key), n_heads)
-    v = split_heads(F.linear(x, *weights.value), n_heads)
-    context = pieces.attention(q, k, v, key_bias, attn_dropout_p, training)
-    return dynamic_tail_ref(merge_heads(context), queries, weights, hidden_dropout_p, training, pieces)
+    context = dynamic_context_ref(x, key_bias, weights, n_heads, attn_dropout_p, training, output_rows,
+                                  pieces.attention)
+    return dynamic_tail_ref(context, take_rows(x, output_rows), weights, hidden_dropout_p, training, pieces)

@@ -4,8 +4,9 @@ three adaptive frequency filters and the over-smoothing contrast."""
 import torch
 import torch.nn.functional as F
 
-from .attention import merge_heads, split_heads, take_rows
+from .attention import take_rows
 from .convolutions import CONV_KERNEL_SIZES, multiscale_conv_ref  # noqa: F401 (re-exported)
+from .hybrid_attention import seasonal_context_ref
 from .pieces import REFERENCE_PIECES, Pieces
 from .weights import SeasonalWeights
 
@@ -39,8 +40,5 @@ def seasonal_branch_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Season
                         pieces: Pieces = REFERENCE_PIECES) -> torch.Tensor:
     """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
     output_rows, pieces: see ``seasonal_tail_ref``."""
-    q = split_heads(F.linear(x, *weights.query), n_heads)
-    k = split_heads(F.linear(x, *weights.key), n_heads)
-    v = split_heads(F.linear(x, *weights.value), n_heads)
-    gated = merge_heads(pieces.gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
+    gated = seasonal_context_ref(x, key_bias, weights, n_heads, attn_dropout_p, training, pieces.gated_attention)
     return seasonal_tail_ref(gated, x, weights, hidden_dropout_p, training, filter_scope, output_rows, pieces)

@@ -96,8 +96,8 @@ def test_opcheck_hybrid_attention(dropping):
 def test_opcheck_multiscale_conv():
     x = torch.randn(2, 7, 10, device=DEVICE)
     weights = [torch.randn(7, 7, k, device=DEVICE) for k in (3, 5, 7)]
-    biases = torch.randn(3, 7, device=DEVICE)
-    torch.library.opcheck(OPS.multiscale_conv_fwd.default, (x, *weights, biases))
+    biases = [torch.randn(7, device=DEVICE) for _ in range(3)]
+    torch.library.opcheck(OPS.multiscale_conv_fwd.default, (x, *weights, *biases))
     torch.library.opcheck(OPS.multiscale_conv_bwd.default, (x, *weights, torch.randn(3, 2, 7, 10, device=DEVICE)))
 
 

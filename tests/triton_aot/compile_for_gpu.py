@@ -51,7 +51,7 @@ def compile_launch(launch: dict, arch: int) -> dict:
 
     kernel = getattr(importlib.import_module(launch["module"]), launch["kernel"])
     constexprs = {(kernel.arg_names.index(name),): value for name, value in launch["constexprs"].items()}
-    shown = {k: v for k, v in launch["constexprs"].items() if not isinstance(v, type(None))}
+    shown = {k: v for k, v in launch["constexprs"].items() if v is not None}
     result = dict(kernel=launch["kernel"], constexprs=shown, options=launch["options"], arch=arch)
     try:
         compiled = triton.compile(ASTSource(kernel, launch["signature"], constexprs),
