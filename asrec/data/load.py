@@ -38,8 +38,14 @@ def infer_dataset_name(path: str) -> Optional[str]:
 
 def load_dataset(dataset: Optional[str], data_path: Optional[str], max_seq_length: int,
                  cache_dir: Optional[str] = None, synthetic_options: Optional[dict] = None,
-                 progress=sys.stderr) -> tuple:
-    """Returns (SequentialData, dataset name or None, a description of the source)."""
+                 progress=sys.stderr, min_interactions: int = 5) -> tuple:
+    """Returns (SequentialData, dataset name or None, a description of the source).
+
+    The split is RecBole 1.2.1's for the dataset's published settings (``DATASETS``): a
+    file of another name gets RecBole's defaults for a dataset without a preset.
+    ``min_interactions``: users and items with fewer interactions are filtered out
+    (the published 5 is RecBole's ``(4, inf)``).
+    """
     if dataset == SYNTHETIC:
         raw = synthetic.generate(**(synthetic_options or {}))
         source = f"synthetic generator {synthetic_options or {}}"
@@ -60,4 +66,6 @@ def load_dataset(dataset: Optional[str], data_path: Optional[str], max_seq_lengt
     if info is not None and info.min_time is not None:
         recent = raw["time"] >= info.min_time
         raw = {key: value[recent] for key, value in raw.items()}
-    return build_sequences(raw["user"], raw["item"], raw["time"], max_seq_length), dataset, source
+    normalize_time = info is not None and info.normalize_time
+    data = build_sequences(raw["user"], raw["item"], raw["time"], max_seq_length, min_interactions, normalize_time)
+    return data, dataset, source

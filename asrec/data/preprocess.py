@@ -1,14 +1,18 @@
-"""RecBole 1.2's sequential preprocessing, vectorised (SPEC section 8):
+"""RecBole 1.2.1's sequential preprocessing, vectorised (SPEC section 8), sample for sample:
 
 1. iterative filtering: users and items with more than ``min_interactions - 1``
    interactions are kept, recounting until nothing changes (RecBole bans users and items
    from the same counts in each round);
 2. token remapping to 1..n in order of first appearance (0 is padding), as ``pd.factorize``;
-3. a stable sort by (user, time); every interaction after a user's first becomes a sample
-   whose history is the user's previous items, truncated to the last ``max_seq_length``;
-4. the samples are stably sorted by time, grouped by user in order of first appearance,
-   and each user's last sample goes to test, the one before to validation (leave-one-out,
-   'valid_and_test'), the rest to training.
+3. the time key RecBole sorts by (``recbole_time_key``): a missing time becomes the mean
+   time, the dataset preset may min-max scale the times (ml-100k's does), and the result is
+   stored as float32, so times closer than float32 resolves are ties;
+4. a stable sort by (user, time key), ties in file order; every interaction after a user's
+   first becomes a sample whose history is the user's previous items, truncated to the
+   last ``max_seq_length``;
+5. the samples are stably sorted by their target's time key, grouped by user in order of
+   first appearance, and each user's last sample goes to test, the one before to
+   validation (leave-one-out, 'valid_and_test'), the rest to training.
 """
 
 from dataclasses import dataclass
@@ -38,6 +42,25 @@ def filter_by_interactions(users: np.ndarray, items: np.ndarray, min_interaction
         if not banned.any():
             return keep
         keep &= ~banned
+
+
+def recbole_time_key(times: np.ndarray, normalize: bool = False) -> np.ndarray:
+    """The float32 key RecBole 1.2.1 orders interactions by. times: (n,) float64, NaN = missing.
+
+    RecBole fills a missing float with the column mean, scales the column to
+    ``(t - min) / (max - min)`` in float64 when the dataset preset asks to normalise (all
+    equal: 1.0), then stores every float field as float32 (``torch.FloatTensor``). Float32
+    keeps about 7 significant digits: raw Unix times collapse to 64-128 s steps, scaled ones
+    to steps of roughly the time span / 2^24; equal keys keep their file order.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    missing = np.isnan(times)
+    if missing.any():
+        times = np.where(missing, times[~missing].mean() if (~missing).any() else np.nan, times)
+    if normalize and len(times):
+        low, high = times.min(), times.max()
+        times = np.ones_like(times) if high == low else (times - low) / (high - low)
+    return times.astype(np.float32)
 
 
 @dataclass
@@ -77,8 +100,12 @@ class SequentialData:
 
 
 def build_sequences(users: np.ndarray, items: np.ndarray, times: np.ndarray, max_seq_length: int,
-                    min_interactions: int = 5) -> SequentialData:
-    """users, items: token arrays (n,); times: (n,) float. See the module docstring."""
+                    min_interactions: int = 5, normalize_time: bool = False) -> SequentialData:
+    """users, items: token arrays (n,) in file order; times: (n,) float64, NaN where missing.
+
+    ``normalize_time``: the dataset preset's ``normalize_all`` (True for ml-100k, see
+    ``asrec.data.registry``). See the module docstring.
+    """
     user_codes, _ = first_appearance_codes(users)
     item_codes, _ = first_appearance_codes(items)
     keep = filter_by_interactions(user_codes, item_codes, min_interactions)
@@ -88,8 +115,9 @@ def build_sequences(users: np.ndarray, items: np.ndarray, times: np.ndarray, max
     user_ids, user_tokens = first_appearance_codes(users)
     item_ids, item_tokens = first_appearance_codes(items)
     user_ids, item_ids = user_ids + 1, item_ids + 1
+    times = recbole_time_key(times, normalize_time)
 
-    order = np.lexsort((times, user_ids))  # stable: by user, then time, then file order
+    order = np.lexsort((times, user_ids))  # stable: by user, then time key, then file order
     user_ids, item_ids, times = user_ids[order], item_ids[order], times[order]
     new_user = np.r_[True, user_ids[1:] != user_ids[:-1]]
     user_start = np.maximum.accumulate(np.where(new_user, np.arange(len(user_ids)), 0))

@@ -1,11 +1,12 @@
+import hashlib
 import os
 
 import numpy as np
 import pytest
 
-from asrec.data import build_sequences, padded_batch
+from asrec.data import build_sequences, load_dataset, padded_batch
 from asrec.data.atomic import DataFormatError, read_interactions
-from asrec.data.preprocess import filter_by_interactions, first_appearance_codes
+from asrec.data.preprocess import filter_by_interactions, first_appearance_codes, recbole_time_key
 
 SHARED_ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "ml-100k",
                              "ml-100k.inter")
@@ -28,6 +29,71 @@ def test_ml100k_statistics_match_recbole():
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1349, 99287)
     assert (stats["train_samples"], stats["valid_samples"], stats["test_samples"]) == (96458, 943, 943)
     assert data.train.length.max() == 50 and data.valid.length.min() >= 3
+
+
+def split_fingerprint(data, split: str) -> str:
+    """sha256 over the split's users, padded histories, lengths and targets (int64, in order)."""
+    samples = getattr(data, split)
+    seq, length, target = padded_batch(data.items, samples, np.arange(len(samples)), data.max_seq_length)
+    digest = hashlib.sha256()
+    for array in (samples.user, seq, length, target):
+        digest.update(np.ascontiguousarray(array.astype(np.int64)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# RecBole 1.2.1's samples on ml-100k with the published settings (run_ASRec.py), hashed as
+# split_fingerprint does: tests/recbole/compare_splits.py compares sample by sample in CI
+RECBOLE_ML100K = {"train": "3cd92b5df7c7ed28", "valid": "b7a7d6d73bcf4a19", "test": "ccbc71fc39fd837d"}
+
+
+def test_ml100k_samples_are_recboles():
+    data, name, _ = load_dataset(None, shared_ml100k(), 50)
+    assert name == "ml-100k"
+    assert {split: split_fingerprint(data, split) for split in RECBOLE_ML100K} == RECBOLE_ML100K
+    # without the preset's time normalisation, float32 ties fall elsewhere: thousands of other histories
+    raw = read_interactions(shared_ml100k(), "user_id", "item_id", "timestamp")
+    plain = build_sequences(raw["user"], raw["item"], raw["time"], 50)
+    assert split_fingerprint(plain, "train") != RECBOLE_ML100K["train"]
+
+
+def test_min_interactions_reaches_the_filter():
+    data, _, _ = load_dataset(None, shared_ml100k(), 50, min_interactions=30)
+    counts = np.bincount(data.items)[1:]
+    assert counts.min() >= 30 and data.n_users < 943
+    default, _, _ = load_dataset(None, shared_ml100k(), 50)
+    assert (default.n_users, default.n_items) == (943, 1349)
+
+
+def test_time_key_is_recboles_float32():
+    times = np.array([1e9, 1e9 + 10, np.nan, 1e9 + 200])
+    key = recbole_time_key(times)
+    assert key.dtype == np.float32
+    assert key[0] == key[1] < key[3]            # float32 resolves 64 s steps at 1e9
+    assert key[2] == np.float32(np.mean([1e9, 1e9 + 10, 1e9 + 200]))   # missing: the mean time
+    scaled = recbole_time_key(np.array([10.0, 20.0, 15.0]), normalize=True)
+    assert scaled.tolist() == [0.0, 1.0, 0.5]
+    assert recbole_time_key(np.array([3.0, 3.0]), normalize=True).tolist() == [1.0, 1.0]
+
+
+def test_float32_ties_keep_file_order():
+    # user a's second and third interactions are 10 s apart, written in reverse time order:
+    # one float32 key, so RecBole keeps them in file order
+    users = np.array(["a"] * 4)
+    items = np.array(["i0", "i2", "i1", "i3"])
+    times = np.array([1e9 - 1000, 1e9 + 10, 1e9, 1e9 + 1000])
+    data = build_sequences(users, items, times, max_seq_length=5, min_interactions=1)
+    assert data.items.tolist() == [1, 2, 3, 4]  # ids in first-appearance order: i0 i2 i1 i3
+    exact = build_sequences(users, items, times, max_seq_length=5, min_interactions=1, normalize_time=True)
+    assert exact.items.tolist() == [1, 3, 2, 4]  # scaled to [0, 1], 10 s of 2000 s is resolved
+
+
+def test_missing_ids_and_times(tmp_path):
+    path = tmp_path / "gaps.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\n"
+                    "u1\ti1\t1\nNA\ti1\t2\nu1\t\t3\nu1\ti2\t\nu2\tnan\t5\nu2\ti3\t6\n")
+    raw = read_interactions(str(path), "user_id", "item_id", "timestamp")
+    assert raw["user"].tolist() == ["u1", "u1", "u2"] and raw["item"].tolist() == ["i1", "i2", "i3"]
+    assert raw["time"][0] == 1 and np.isnan(raw["time"][1]) and raw["time"][2] == 6
 
 
 def test_first_appearance_codes_are_factorize_order():
