@@ -8,7 +8,7 @@ from . import checkpoint
 from .checks import check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
-from .ops import input_stage
+from .ops.input_stage import input_stage
 
 
 class ASRecModel(nn.Module):
@@ -18,12 +18,14 @@ class ASRecModel(nn.Module):
     ``item_seq`` (batch, max_seq_length) holds the items at positions ``0 .. len-1`` and 0
     after them. ``check_values`` (default True) verifies id and length ranges, which costs
     one host synchronisation per call; turn it off once the data is known to be valid.
+    ``device`` and ``dtype`` are the usual factory arguments of the parameters.
     """
 
     def __init__(self, n_items: int, max_seq_length: int, hidden_size: int = 64, n_layers: int = 2,
                  n_heads: int = 2, inner_size: int = 256, hidden_dropout_prob: float = 0.5,
                  attn_dropout_prob: float = 0.5, hidden_act: str = "gelu", layer_norm_eps: float = 1e-12,
-                 initializer_range: float = 0.02, fsm_mix: float = 1.0, filter_scope: str = "batch"):
+                 initializer_range: float = 0.02, fsm_mix: float = 1.0, filter_scope: str = "batch",
+                 check_values: bool = True, device=None, dtype=None):
         super().__init__()
         if not isinstance(n_items, int) or n_items < 2:
             raise ValueError(f"n_items: expected an int >= 2 (padding item 0 plus real items), got {n_items!r}")
@@ -35,13 +37,14 @@ class ASRecModel(nn.Module):
         self.n_items = n_items
         self.max_seq_length = max_seq_length
         self.hidden_dropout_prob = hidden_dropout_prob
-        self.check_values = True
-        self.item_embedding = nn.Embedding(n_items, hidden_size, padding_idx=0)
-        self.position_embedding = nn.Embedding(max_seq_length, hidden_size)
-        self.input_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.check_values = bool(check_values)
+        factory = dict(device=device, dtype=dtype)
+        self.item_embedding = nn.Embedding(n_items, hidden_size, padding_idx=0, **factory)
+        self.position_embedding = nn.Embedding(max_seq_length, hidden_size, **factory)
+        self.input_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, **factory)
         self.encoder = ASRec(hidden_size, max_seq_length, n_layers, n_heads, inner_size, hidden_dropout_prob,
                              attn_dropout_prob, hidden_act, layer_norm_eps, fsm_mix, initializer_range,
-                             filter_scope)
+                             filter_scope, **factory)
         init_linear_embedding_norm(self, initializer_range)
 
     def sequence_output(self, item_seq: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@
 # built extension, not the interpreter or the emulator), run the benchmark without
 # torch.compile rows, measure device time per op, print a summary.
 #   bash benchmarks/gpu_check.sh OUTDIR        (about 9 minutes; each phase has its own timeout)
-# A kernel that passes here can be marked gpu_verified=True in asrec/ops/ (then "auto" uses it).
+# A kernel that passes here joins asrec.backends.GPU_VERIFIED, naming the run (then "auto" uses it).
 set -uo pipefail
 out="${1:?usage: benchmarks/gpu_check.sh OUTDIR}"
 mkdir -p "$out"

@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 import asrec
 from asrec import backends
-from asrec.ops.registry import OPS, implementation
+from asrec.backends import GPU_VERIFIED, dispatch
+
+OPS = backends._OPS
 
 X = torch.zeros(2, 7, 8)
 FILTER_ARGS = (X, torch.tensor(0.8), torch.ones(8), torch.zeros(8), 1e-12)
@@ -12,8 +16,8 @@ FILTER_ARGS = (X, torch.tensor(0.8), torch.ones(8), torch.zeros(8), 1e-12)
 def test_default_is_auto_and_auto_runs_the_reference_on_cpu(monkeypatch):
     monkeypatch.delenv(backends.ENV_VAR, raising=False)
     assert backends.selected_backend() == "auto"
-    assert implementation("frequency_filter", X.device, *FILTER_ARGS) is asrec.reference.frequency_filter_ref
-    assert implementation("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
+    assert dispatch("frequency_filter", X.device, *FILTER_ARGS) is asrec.reference.frequency_filter_ref
+    assert dispatch("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
         is asrec.reference.residual_norm_ref
 
 
@@ -21,12 +25,12 @@ def test_auto_on_cuda_takes_triton_only_for_calls_the_kernels_take(monkeypatch):
     if backends.triton_missing_reason() is not None:
         pytest.skip("needs triton")
     cuda = torch.device("cuda")
-    chosen = implementation("frequency_filter", cuda, *FILTER_ARGS)
+    chosen = dispatch("frequency_filter", cuda, *FILTER_ARGS)
     assert chosen is OPS["frequency_filter"]["triton"].run
     too_wide = (torch.zeros(1, 200, 256),) + FILTER_ARGS[1:2] + (torch.ones(256), torch.zeros(256), 1e-12)
-    assert implementation("frequency_filter", cuda, *too_wide) is asrec.reference.frequency_filter_ref
+    assert dispatch("frequency_filter", cuda, *too_wide) is asrec.reference.frequency_filter_ref
     as_double = tuple(a.double() if torch.is_tensor(a) else a for a in FILTER_ARGS)
-    assert implementation("frequency_filter", cuda, *as_double) is asrec.reference.frequency_filter_ref
+    assert dispatch("frequency_filter", cuda, *as_double) is asrec.reference.frequency_filter_ref
 
 
 def test_auto_leaves_kernels_not_yet_run_on_a_gpu_to_explicit_requests():
@@ -34,10 +38,10 @@ def test_auto_leaves_kernels_not_yet_run_on_a_gpu_to_explicit_requests():
         pytest.skip("needs triton")
     x = torch.zeros(2, 7, 8)
     args = (x, x, torch.ones(8), torch.zeros(8), 1e-5)
-    assert not OPS["residual_norm"]["triton"].gpu_verified
-    assert implementation("residual_norm", torch.device("cuda"), *args) is asrec.reference.residual_norm_ref
+    assert ("residual_norm", "triton") not in GPU_VERIFIED
+    assert dispatch("residual_norm", torch.device("cuda"), *args) is asrec.reference.residual_norm_ref
     with asrec.use_backend("triton"):
-        assert implementation("residual_norm", torch.device("cuda"), *args) is OPS["residual_norm"]["triton"].run
+        assert dispatch("residual_norm", torch.device("cuda"), *args) is OPS["residual_norm"]["triton"].run
     assert "residual_norm            cuda  -> reference  (triton kernel not yet run on a GPU: ask for it by name)" \
         in backends.describe()
 
@@ -93,24 +97,24 @@ def test_cuda_backend_without_the_extension_says_how_to_build_it():
                                                                     r"ASREC_FORCE_CUDA_BUILD=1"):
         asrec.ops.frequency_filter(*FILTER_ARGS)
     with asrec.use_backend("cuda"):  # ops with no CUDA kernel run the reference
-        assert implementation("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
+        assert dispatch("residual_norm", X.device, X, X, torch.ones(8), torch.zeros(8), 1e-5) \
             is asrec.reference.residual_norm_ref
         assert "residual_norm            cpu   -> reference  (no cuda kernel for this op)" in backends.describe()
     assert "cuda: absent: the CUDA extension asrec._C is not built" in backends.describe()
 
 
 def test_cuda_extension_that_does_not_load_says_so(monkeypatch):
-    from asrec.ops import _cuda_library
+    from asrec import _cuda_extension
 
     def broken(name):
         raise ImportError("undefined symbol: _ZN3c10")
-    _cuda_library.load.cache_clear()
-    monkeypatch.setattr(_cuda_library.importlib, "import_module", broken)
+    _cuda_extension.load.cache_clear()
+    monkeypatch.setattr(_cuda_extension.importlib, "import_module", broken)
     try:
-        assert _cuda_library.load() == ("the CUDA extension asrec._C does not load (undefined symbol: _ZN3c10); "
-                                        "rebuild it against this torch")
+        assert _cuda_extension.load() == ("the CUDA extension asrec._C does not load (undefined symbol: _ZN3c10); "
+                                          "rebuild it against this torch")
     finally:
-        _cuda_library.load.cache_clear()
+        _cuda_extension.load.cache_clear()
 
 
 def test_cuda_backend_on_cpu_tensors_says_it_needs_cuda_tensors(monkeypatch):
@@ -122,10 +126,10 @@ def test_cuda_backend_on_cpu_tensors_says_it_needs_cuda_tensors(monkeypatch):
 def test_auto_leaves_unverified_cuda_kernels_to_explicit_requests(monkeypatch):
     monkeypatch.setattr(backends, "cuda_missing_reason", lambda: None)
     monkeypatch.setattr(backends, "triton_missing_reason", lambda: "absent for this test")
-    assert not OPS["frequency_filter"]["cuda"].gpu_verified
-    assert implementation("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is asrec.reference.frequency_filter_ref
+    assert ("frequency_filter", "cuda") not in GPU_VERIFIED
+    assert dispatch("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is asrec.reference.frequency_filter_ref
     with asrec.use_backend("cuda"):
-        assert implementation("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is OPS["frequency_filter"]["cuda"].run
+        assert dispatch("frequency_filter", torch.device("cuda"), *FILTER_ARGS) is OPS["frequency_filter"]["cuda"].run
 
 
 @pytest.mark.parametrize("name", ["fast", 3])
@@ -136,12 +140,10 @@ def test_unknown_backends_say_which_exist(name):
 
 
 def test_describe_lists_every_op_and_the_compositions():
-    from asrec.ops import COMPOSITES
-
     text = backends.describe()
-    for op in list(OPS) + list(COMPOSITES):
+    for op in list(OPS) + ["seasonal_branch", "dynamic_branch", "feed_forward", "hybrid_layer"]:
         assert f"{op}" in text
-    assert "hybrid_layer             all   -> the reference composition" in text
+    assert "hybrid_layer             all   -> composition of the ops above, each on its own backend" in text
     assert ("cuda: available" if backends.cuda_missing_reason() is None else "cuda: absent") in text
 
 
@@ -151,3 +153,29 @@ def test_model_runs_under_explicit_reference():
     with asrec.use_backend("reference"):
         a = model(items, lengths)
     torch.testing.assert_close(a, model(items, lengths))
+
+
+def test_plan_says_why_the_reference_runs():
+    """One answer for dispatch and describe: the plan names the backend and, when the
+    reference runs, why."""
+    assert backends.plan("frequency_filter", "cpu", selection="auto").reason == "auto runs the reference on cpu tensors"
+    chosen = backends.plan("residual_norm", "cpu", selection="cuda")
+    assert (chosen.backend, chosen.reason) == ("reference", "no cuda kernel for this op")
+    assert backends.plan("residual_norm", "cpu", selection="reference") == backends.Plan(
+        "reference", asrec.reference.residual_norm_ref)
+
+
+def test_every_verified_kernel_is_registered_and_names_its_run():
+    for (op, backend), run in GPU_VERIFIED.items():
+        assert backend in OPS[op], (op, backend)
+        recorded = (Path(__file__).parents[1] / "BENCHMARKS.md").read_text()
+        assert "NVIDIA" in run and f"### {run.split(' (')[0]}" in recorded, run
+
+
+def test_ops_exports_only_public_ops():
+    import inspect
+
+    for name in asrec.ops.__all__:
+        function = getattr(asrec.ops, name)
+        assert inspect.isfunction(function) and function.__doc__, name
+    assert not hasattr(asrec.ops, "OPS") and not hasattr(asrec.ops, "COMPOSITES")

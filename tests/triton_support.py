@@ -1,6 +1,8 @@
 """Shared pieces of the Triton backend tests: the device to run on, float64 oracles that
 take the kernels' own keep-mask and dropout factors, and the low-precision criterion."""
 
+import functools
+
 import pytest
 import torch
 
@@ -11,6 +13,28 @@ from .oracle import filter_with_mask_f64  # noqa: F401  (the tests import it fro
 triton = pytest.importorskip("triton", reason="the Triton backend tests need triton (pip install triton)")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: Triton's interpreter (tests/conftest.py)
+
+
+@functools.lru_cache(maxsize=1)
+def _dropout_factors_kernel():
+    import triton.language as tl
+
+    from asrec.kernels._common import _dropout_scale
+
+    @triton.jit
+    def kernel(out_ptr, numel, seed, p, BLOCK: tl.constexpr):
+        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(out_ptr + offsets, _dropout_scale(seed, offsets, p), mask=offsets < numel)
+    return kernel
+
+
+def kernel_dropout_factors(numel: int, seed: int, p: float, device) -> torch.Tensor:
+    """The (numel,) float32 dropout factors the kernels use for ``(seed, p)`` at element
+    offsets ``0..numel-1``, so a test can rebuild the reference with the kernels' own mask."""
+    out = torch.empty(numel, device=device, dtype=torch.float32)
+    block = 1024
+    _dropout_factors_kernel()[(triton.cdiv(numel, block),)](out, numel, seed, p, BLOCK=block)
+    return out
 
 
 def kernel_keep(y, q, scope="batch"):

@@ -47,24 +47,6 @@ def _dropout_scale(seed, offsets, p):
     return tl.where(keep, 1.0 / (1.0 - p), 0.0)
 
 
-@triton.jit
-def _dropout_mask_kernel(out_ptr, numel, seed, p, BLOCK: tl.constexpr):
-    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    scale = _dropout_scale(seed, offsets, p)
-    tl.store(out_ptr + offsets, scale, mask=offsets < numel)
-
-
-def _dropout_mask(numel: int, seed: int, p: float, device) -> "torch.Tensor":  # noqa: F821
-    """The (numel,) float32 dropout factors the kernels use for ``(seed, p)`` at element
-    offsets ``0..numel-1`` (tests rebuild the reference with the kernels' own mask)."""
-    import torch
-
-    out = torch.empty(numel, device=device, dtype=torch.float32)
-    block = 1024
-    _dropout_mask_kernel[(triton.cdiv(numel, block),)](out, numel, seed, p, BLOCK=block)
-    return out
-
-
 def whole_sequence_blocks(seq_len: int, hidden: int) -> dict:
     """(BLOCK_N, BLOCK_H) covering one whole (seq_len, hidden) sequence."""
     return dict(BLOCK_N=max(16, triton.next_power_of_2(seq_len)), BLOCK_H=max(16, triton.next_power_of_2(hidden)))

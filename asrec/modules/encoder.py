@@ -30,7 +30,7 @@ class ASRec(nn.Module):
     def __init__(self, hidden_size: int, max_seq_length: int, n_layers: int = 2, n_heads: int = 2,
                  inner_size: int = 256, hidden_dropout_prob: float = 0.5, attn_dropout_prob: float = 0.5,
                  hidden_act: str = "gelu", layer_norm_eps: float = 1e-12, fsm_mix: float = 1.0,
-                 initializer_range: float = 0.02, filter_scope: str = "batch"):
+                 initializer_range: float = 0.02, filter_scope: str = "batch", device=None, dtype=None):
         super().__init__()
         for name, value in (("hidden_size", hidden_size), ("max_seq_length", max_seq_length),
                             ("n_layers", n_layers), ("n_heads", n_heads), ("inner_size", inner_size)):
@@ -41,9 +41,10 @@ class ASRec(nn.Module):
                 raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
         self.hidden_size = hidden_size
         self.max_seq_length = max_seq_length
-        self.fsm = FourierSmoothing(hidden_size, fsm_mix)
+        factory = dict(device=device, dtype=dtype)
+        self.fsm = FourierSmoothing(hidden_size, fsm_mix, **factory)
         layer = HybridLayer(hidden_size, n_heads, max_seq_length, inner_size, hidden_dropout_prob,
-                            attn_dropout_prob, hidden_act, layer_norm_eps, filter_scope)
+                            attn_dropout_prob, hidden_act, layer_norm_eps, filter_scope, **factory)
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(n_layers))
         init_linear_embedding_norm(self, initializer_range)
 

@@ -4,11 +4,10 @@ import torch
 from torch import nn
 
 from ..ops import frequency_filter
-from ..reference.frequency_filter import THRESHOLD_SCOPES
+from ..reference.frequency_filter import FILTER_DROPOUT, THRESHOLD_SCOPES
 from ..reference.weights import FrequencyFilterWeights, NormWeights
 
 DEFAULT_THRESHOLD = 0.8
-FILTER_DROPOUT = 0.5  # fixed in the published code, independent of the model's dropout
 
 
 class AdaptiveFrequencyFilter(nn.Module):
@@ -19,13 +18,23 @@ class AdaptiveFrequencyFilter(nn.Module):
     quantile over the whole batch; ``scope="sequence"`` takes one per sequence.
     """
 
-    def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12, scope: str = "batch"):
+    def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12, scope: str = "batch", device=None,
+                 dtype=None):
         super().__init__()
         if scope not in THRESHOLD_SCOPES:
             raise ValueError(f"scope: expected one of {THRESHOLD_SCOPES}, got {scope!r}")
         self.scope = scope
-        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
-        self.register_buffer("threshold", torch.tensor(DEFAULT_THRESHOLD))
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, device=device, dtype=dtype)
+        self.register_buffer("threshold", torch.tensor(DEFAULT_THRESHOLD, device=device))
+
+    def _apply(self, fn, recurse=True):
+        # .half() and .bfloat16() would round the quantile level (0.8 -> 0.80078125): the
+        # threshold moves with the module but keeps its float32 (or float64) value.
+        threshold = self.threshold
+        super()._apply(fn, recurse)
+        if self.threshold.dtype in (torch.float16, torch.bfloat16):
+            self.threshold = threshold.to(self.threshold.device)
+        return self
 
     def weights(self) -> FrequencyFilterWeights:
         return FrequencyFilterWeights(self.threshold, NormWeights(self.norm.weight, self.norm.bias, self.norm.eps))

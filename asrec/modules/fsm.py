@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ..ops import fourier_smoothing
+from ..ops.fourier_smoothing import fourier_smoothing
 
 
 class FourierSmoothing(nn.Module):
@@ -16,14 +16,15 @@ class FourierSmoothing(nn.Module):
     buffers (``unused_norm_*``) only so that checkpoints round-trip losslessly.
     """
 
-    def __init__(self, hidden_size: int, mix: float = 1.0):
+    def __init__(self, hidden_size: int, mix: float = 1.0, device=None, dtype=None):
         super().__init__()
+        factory = dict(device=device, dtype=dtype)
         self.mix = float(mix)
-        self.smoothing_logit = nn.Parameter(torch.randn(1))
-        self.init_level = nn.Parameter(torch.empty(1, 1, hidden_size))
-        self.smoothed_scale = nn.Parameter(torch.empty(1, 1, hidden_size))
-        self.register_buffer("unused_norm_weight", torch.ones(hidden_size))
-        self.register_buffer("unused_norm_bias", torch.zeros(hidden_size))
+        self.smoothing_logit = nn.Parameter(torch.randn(1, **factory))
+        self.init_level = nn.Parameter(torch.empty(1, 1, hidden_size, **factory))
+        self.smoothed_scale = nn.Parameter(torch.empty(1, 1, hidden_size, **factory))
+        self.register_buffer("unused_norm_weight", torch.ones(hidden_size, **factory))
+        self.register_buffer("unused_norm_bias", torch.zeros(hidden_size, **factory))
         nn.init.trunc_normal_(self.init_level, std=0.02)
         nn.init.trunc_normal_(self.smoothed_scale, std=0.02)
 

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ..ops import hybrid_layer
+from ..ops.hybrid_layer import hybrid_layer
 from ..reference.weights import HybridLayerWeights
 from .dynamic import DynamicAttention
 from .feed_forward import FeedForward
@@ -19,18 +19,21 @@ class HybridLayer(nn.Module):
 
     def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, inner_size: int,
                  hidden_dropout_prob: float = 0.5, attn_dropout_prob: float = 0.5, hidden_act: str = "gelu",
-                 layer_norm_eps: float = 1e-12, filter_scope: str = "batch"):
+                 layer_norm_eps: float = 1e-12, filter_scope: str = "batch", device=None, dtype=None):
         super().__init__()
+        factory = dict(device=device, dtype=dtype)
         self.n_heads = n_heads
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
         self.seasonal = SeasonalAttention(hidden_size, n_heads, max_seq_length, hidden_dropout_prob,
-                                          attn_dropout_prob, layer_norm_eps, filter_scope)
-        self.dynamic = DynamicAttention(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps)
-        self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps)
-        self.branch_mix = nn.Parameter(torch.tensor(0.5))
-        self.register_buffer("unused_norm_weight", torch.ones(hidden_size))
-        self.register_buffer("unused_norm_bias", torch.zeros(hidden_size))
+                                          attn_dropout_prob, layer_norm_eps, filter_scope, **factory)
+        self.dynamic = DynamicAttention(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps,
+                                        **factory)
+        self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps,
+                                        **factory)
+        self.branch_mix = nn.Parameter(torch.tensor(0.5, **factory))
+        self.register_buffer("unused_norm_weight", torch.ones(hidden_size, **factory))
+        self.register_buffer("unused_norm_bias", torch.zeros(hidden_size, **factory))
 
     def weights(self) -> HybridLayerWeights:
         return HybridLayerWeights(self.seasonal.weights(), self.dynamic.weights(), self.feed_forward.weights(),

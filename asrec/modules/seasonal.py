@@ -5,8 +5,8 @@ import math
 import torch
 from torch import nn
 
-from ..ops import seasonal_branch
-from ..reference.seasonal import CONV_KERNEL_SIZES
+from ..ops.seasonal_branch import seasonal_branch
+from ..reference.convolutions import CONV_KERNEL_SIZES
 from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
 from .frequency_filter import AdaptiveFrequencyFilter
 
@@ -27,32 +27,35 @@ class SeasonalAttention(nn.Module):
     """
 
     def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, hidden_dropout_prob: float = 0.5,
-                 attn_dropout_prob: float = 0.5, layer_norm_eps: float = 1e-12, filter_scope: str = "batch"):
+                 attn_dropout_prob: float = 0.5, layer_norm_eps: float = 1e-12, filter_scope: str = "batch",
+                 device=None, dtype=None):
         super().__init__()
+        factory = dict(device=device, dtype=dtype)
         if hidden_size % n_heads != 0:
             raise ValueError(f"n_heads: must divide hidden_size={hidden_size}, got {n_heads}")
         self.n_heads = n_heads
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
         head_dim = hidden_size // n_heads
-        self.query = nn.Linear(hidden_size, hidden_size)
-        self.key = nn.Linear(hidden_size, hidden_size)
-        self.value = nn.Linear(hidden_size, hidden_size)
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.query = nn.Linear(hidden_size, hidden_size, **factory)
+        self.key = nn.Linear(hidden_size, hidden_size, **factory)
+        self.value = nn.Linear(hidden_size, hidden_size, **factory)
+        self.dense = nn.Linear(hidden_size, hidden_size, **factory)
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, **factory)
         self.conv_small, self.conv_middle, self.conv_large = (
-            nn.Conv1d(max_seq_length, max_seq_length, kernel_size=k, padding=k // 2) for k in CONV_KERNEL_SIZES)
-        self.contrast_scale = nn.Parameter(torch.tensor(0.6))
-        self.origin_scale = nn.Parameter(torch.tensor(1.0))
-        self.position_scale_small = nn.Parameter(torch.empty(1, max_seq_length, 1))
-        self.position_scale_large = nn.Parameter(torch.empty(1, max_seq_length, 1))
-        self.position_scale_middle = nn.Parameter(torch.empty(1, max_seq_length, 1))
-        self.gate_weight = nn.Parameter(torch.empty(2 * head_dim, 2 * head_dim))
-        self.gate_bias = nn.Parameter(torch.empty(2 * head_dim))
-        self.register_buffer("unused_head_weights", torch.ones(n_heads))
+            nn.Conv1d(max_seq_length, max_seq_length, kernel_size=k, padding=k // 2, **factory)
+            for k in CONV_KERNEL_SIZES)
+        self.contrast_scale = nn.Parameter(torch.tensor(0.6, **factory))
+        self.origin_scale = nn.Parameter(torch.tensor(1.0, **factory))
+        self.position_scale_small = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
+        self.position_scale_large = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
+        self.position_scale_middle = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
+        self.gate_weight = nn.Parameter(torch.empty(2 * head_dim, 2 * head_dim, **factory))
+        self.gate_bias = nn.Parameter(torch.empty(2 * head_dim, **factory))
+        self.register_buffer("unused_head_weights", torch.ones(n_heads, **factory))
         self.reset_branch_parameters()
         # created after the reset, as published: default LayerNorm, threshold 0.8
-        self.frequency_filter = AdaptiveFrequencyFilter(hidden_size, layer_norm_eps, filter_scope)
+        self.frequency_filter = AdaptiveFrequencyFilter(hidden_size, layer_norm_eps, filter_scope, **factory)
 
     @torch.no_grad()
     def reset_branch_parameters(self) -> None:

@@ -1,20 +1,25 @@
-"""Public ops: each dispatches, per call, to the backend that ``asrec.backends`` selects.
+"""The public ops: leaf ops that dispatch per call to the backend ``asrec.backends`` selects
+(reference | triton | cuda), and the compositions built from them (the two branches, the
+feed-forward block, the hybrid layer), in which each leaf runs on its own backend.
 
-Importing an op module registers it (order here is the order ``describe()`` lists).
+One file per op: ``asrec/ops/<op>.py`` holds its custom ops with their fakes, its autograd
+Function and its public function. Importing an op module registers it with
+``asrec.backends`` (the order here is the order ``describe()`` lists).
 """
 
-from .attention import attention, gated_attention
-from .branches import dynamic_branch, seasonal_branch
-from .contrast_gelu import contrast_gelu
+from .input_stage import input_stage  # noqa: I001 (registration order)
 from .fourier_smoothing import fourier_smoothing
 from .frequency_filter import frequency_filter, frequency_filter_groups
+from .attention import attention, gated_attention
 from .hybrid_attention import hybrid_attention
-from .hybrid_layer import hybrid_layer
-from .input_stage import input_stage
 from .multiscale_conv import multiscale_conv
-from .registry import COMPOSITES, OPS
+from .contrast_gelu import contrast_gelu
 from .residual_norm import residual_norm
+from .seasonal_branch import seasonal_branch
+from .dynamic_branch import dynamic_branch
+from .feed_forward import feed_forward
+from .hybrid_layer import hybrid_layer
 
-__all__ = ["COMPOSITES", "OPS", "attention", "contrast_gelu", "dynamic_branch", "fourier_smoothing",
-           "frequency_filter", "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer",
-           "input_stage", "multiscale_conv", "residual_norm", "seasonal_branch"]
+__all__ = ["attention", "contrast_gelu", "dynamic_branch", "feed_forward", "fourier_smoothing", "frequency_filter",
+           "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer", "input_stage",
+           "multiscale_conv", "residual_norm", "seasonal_branch"]

@@ -1,21 +1,73 @@
 """Masked attention (SPEC section 5) and attention with the seasonal gate (SPEC section 4):
-the public ops (leaves of the two branches) and their autograd Function on Triton."""
+the Triton custom ops, the autograd Function and the public ops ``attention`` and
+``gated_attention``. (The hybrid layer runs both branches through ``hybrid_attention``,
+which launches the same kernels once for both.)"""
+
+import typing
 
 import torch
 
-from ..reference import attention_context_ref
-from ..reference.attention import gated_attention_ref
-from . import _library
-from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import backends
+from ..reference.attention import attention_context_ref, gated_attention_ref
+from ._common import custom_op, dropout_plan, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::attention_fwd")
+def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                  gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
+                  seed: torch.Tensor, dropout_p: float,
+                  dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q: (B, h, Nq, d), k, v: (B, h, Nk, d) -> out (q's dtype), ungated context (B*h, Nq, d) and row
+    log-sum-exp (B*h, Nq), float32."""
+    from ..kernels.gated_attention import _attention_fwd
+
+    out = torch.empty_like(q, memory_format=torch.contiguous_format)
+    context, lse = _attention_fwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, int(seed.item()),
+                                  dropout_p, dropping, out[None])
+    return out, context, lse
+
+
+@attention_fwd.register_fake
+def _(q, *rest):
+    batch, heads, q_len, head_dim = q.shape
+    return (q.new_empty(q.shape), q.new_empty((batch * heads, q_len, head_dim), dtype=torch.float32),
+            q.new_empty((batch * heads, q_len), dtype=torch.float32))
+
+
+@custom_op("asrec::attention_bwd")
+def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
+                  gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
+                  context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor, dropout_p: float,
+                  dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dq, dk, dv (float32, (B, h, N, d)), dW, db (float32; zero-sized without the gate)."""
+    from ..kernels.gated_attention import _attention_bwd
+
+    dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+    dk = torch.empty(k.shape, device=q.device, dtype=torch.float32)
+    dv = torch.empty(k.shape, device=q.device, dtype=torch.float32)
+    dw, db = _attention_bwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, context, lse, grad[None],
+                            dq[None], dk[None], dv[None], int(seed.item()), dropout_p, dropping)
+    if dw is None:
+        dw, db = q.new_zeros((0,), dtype=torch.float32), q.new_zeros((0,), dtype=torch.float32)
+    return dq, dk, dv, dw, db
+
+
+@attention_bwd.register_fake
+def _(q, k, v, key_bias, gate_weight, gate_bias, *rest):
+    def f32(shape):
+        return q.new_empty(shape, dtype=torch.float32)
+    gate = gate_weight is not None
+    return (f32(q.shape), f32(k.shape), f32(v.shape), f32(gate_weight.shape if gate else (0,)),
+            f32(gate_bias.shape if gate else (0,)))
+
+
+# ---- autograd ----
 
 class AttentionFn(torch.autograd.Function):
-    """Triton flash-style attention, optionally gated, through ``asrec::attention_fwd/bwd``.
-
-    Saves q, k, v, the ungated context and the row log-sum-exp; backward recomputes the
-    probabilities block by block.
-    """
+    """Triton flash-style attention, optionally gated. Saves q, k, v, the ungated context and
+    the row log-sum-exp; backward recomputes the probabilities block by block."""
 
     @staticmethod
     def forward(ctx, q, k, v, key_bias, gate_weight, gate_bias, dropout_p: float, training: bool):
@@ -23,7 +75,7 @@ class AttentionFn(torch.autograd.Function):
         bias = key_bias.reshape(q.shape[0], k.shape[2]).to(torch.float32).contiguous()
         gate = [t.contiguous() if t is not None else None for t in (gate_weight, gate_bias)]
         dropping, seed = dropout_plan(dropout_p, training)
-        out, context, lse = _library.attention_fwd(q, k, v, bias, *gate, seed, dropout_p, dropping)
+        out, context, lse = attention_fwd(q, k, v, bias, *gate, seed, dropout_p, dropping)
         ctx.save_for_backward(q, k, v, bias, *[t if t is not None else torch.empty(0) for t in gate], context, lse,
                               seed)
         ctx.gated = gate_weight is not None
@@ -35,11 +87,34 @@ class AttentionFn(torch.autograd.Function):
         q, k, v, bias, gate_weight, gate_bias, context, lse, seed = ctx.saved_tensors
         if not ctx.gated:
             gate_weight = gate_bias = None
-        dq, dk, dv, dw, db = _library.attention_bwd(q, k, v, bias, gate_weight, gate_bias, context, lse,
-                                                    grad.contiguous(), seed, *ctx.settings)
+        dq, dk, dv, dw, db = attention_bwd(q, k, v, bias, gate_weight, gate_bias, context, lse, grad.contiguous(),
+                                           seed, *ctx.settings)
         gate_grads = (dw.to(gate_weight.dtype), db.to(gate_bias.dtype)) if ctx.gated else (None, None)
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, *gate_grads, None, None
 
+
+def _attention_unsupported(q, k, v, key_bias, *rest):
+    from ..kernels.gated_attention import unsupported_shape
+
+    return unsupported_tensors(q=q, k=k, v=v) or unsupported_shape(q.shape[-1])
+
+
+def _gated_attention_unsupported(q, k, v, key_bias, gate_weight, gate_bias, *rest):
+    return (_attention_unsupported(q, k, v, key_bias)
+            or unsupported_tensors(q=q, gate_weight=gate_weight, gate_bias=gate_bias))
+
+
+def _attention_triton(q, k, v, key_bias, dropout_p=0.0, training=False):
+    return AttentionFn.apply(q, k, v, key_bias, None, None, dropout_p, training)
+
+
+backends.register("attention", attention_context_ref,
+                  triton=backends.FusedKernel(_attention_triton, _attention_unsupported))
+backends.register("gated_attention", gated_attention_ref,
+                  triton=backends.FusedKernel(AttentionFn.apply, _gated_attention_unsupported))
+
+
+# ---- public ops ----
 
 def _check(q, k, v, key_bias):
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
@@ -51,31 +126,12 @@ def _check(q, k, v, key_bias):
         raise ValueError(f"attention: key_bias must be (batch, 1, 1, {k.shape[2]}), got {tuple(key_bias.shape)}")
 
 
-def attention_unsupported(q, k, v, key_bias, *rest):
-    from ..kernels.gated_attention import unsupported_shape
-
-    return unsupported_tensors(q=q, k=k, v=v) or unsupported_shape(q.shape[-1])
-
-
-def gated_attention_unsupported(q, k, v, key_bias, gate_weight, gate_bias, *rest):
-    return (attention_unsupported(q, k, v, key_bias)
-            or unsupported_tensors(q=q, gate_weight=gate_weight, gate_bias=gate_bias))
-
-
-def attention_triton(q, k, v, key_bias, dropout_p=0.0, training=False):
-    return AttentionFn.apply(q, k, v, key_bias, None, None, dropout_p, training)
-
-
-def gated_attention_triton(q, k, v, key_bias, gate_weight, gate_bias, dropout_p=0.0, training=False):
-    return AttentionFn.apply(q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
-
-
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor, dropout_p: float = 0.0,
               training: bool = False) -> torch.Tensor:
     """See ``asrec.reference.attention_context_ref``. q: (batch, heads, q_len, d); k, v: (batch, heads, N, d)."""
     _check(q, k, v, key_bias)
     args = (q, k, v, key_bias, dropout_p, training)
-    return implementation("attention", q.device, *args)(*args)
+    return backends.dispatch("attention", q.device, *args)(*args)
 
 
 def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
@@ -91,11 +147,4 @@ def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias:
         raise ValueError(f"gated_attention: gate_weight must be ({2 * d}, {2 * d}) and gate_bias ({2 * d},), got "
                          f"{tuple(gate_weight.shape)} and {tuple(gate_bias.shape)}")
     args = (q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
-    return implementation("gated_attention", q.device, *args)(*args)
-
-
-# not yet run compiled on a GPU: "auto" keeps the reference until they have been
-register("attention", attention_context_ref,
-         KernelImplementation(attention_triton, attention_unsupported, gpu_verified=False))
-register("gated_attention", gated_attention_ref,
-         KernelImplementation(gated_attention_triton, gated_attention_unsupported, gpu_verified=False))
+    return backends.dispatch("gated_attention", q.device, *args)(*args)

@@ -1,14 +1,60 @@
 """The seasonal branch's scale combination, over-smoothing contrast and gelu (SPEC section 4):
-the public op (a leaf of the seasonal branch), its autograd Function on Triton."""
+its Triton custom ops, the autograd Function and the public op ``contrast_gelu``."""
 
 import torch
 
-from ..reference import contrast_gelu_ref
+from .. import backends
 from ..reference.attention import take_rows
-from . import _library
-from ._triton_checks import unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from ..reference.contrast import contrast_gelu_ref
+from ._common import custom_op, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::contrast_gelu_fwd")
+def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
+                      conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
+                      position_scales: torch.Tensor, origin_scale: torch.Tensor,
+                      contrast_scale: torch.Tensor) -> torch.Tensor:
+    """Six (B, N, H) inputs, position_scales (3, N) -> (B, N, H) float32."""
+    from ..kernels.contrast_gelu import _contrast_gelu_fwd as launch
+
+    return launch([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
+                  position_scales, origin_scale, contrast_scale)
+
+
+@contrast_gelu_fwd.register_fake
+def _(filtered_small, filtered_middle, filtered_large, conv_small, *rest):
+    return conv_small.new_empty(conv_small.shape, dtype=torch.float32)
+
+
+@custom_op("asrec::contrast_gelu_bwd")
+def contrast_gelu_bwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
+                      conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
+                      position_scales: torch.Tensor, origin_scale: torch.Tensor, contrast_scale: torch.Tensor,
+                      grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> d(pair) (3, B, N, H), d position_scales (3, N), d origin_scale, d contrast_scale (scalars), float32.
+
+    The gradient of filtered[i] equals that of conv_outputs[i] (they enter as a sum): one
+    (3, B, N, H) tensor serves both."""
+    from ..kernels.contrast_gelu import _contrast_gelu_bwd as launch
+
+    dpair, dscale, dscalars = launch([filtered_small, filtered_middle, filtered_large],
+                                     [conv_small, conv_middle, conv_large], position_scales, origin_scale,
+                                     contrast_scale, grad)
+    return dpair, dscale.sum(0), dscalars[:, 0].sum(), dscalars[:, 1].sum()
+
+
+@contrast_gelu_bwd.register_fake
+def _(filtered_small, filtered_middle, filtered_large, conv_small, *rest):
+    batch, seq_len, hidden = conv_small.shape
+    grad = rest[-1]
+    return (grad.new_empty((3, batch, seq_len, hidden), dtype=torch.float32),
+            grad.new_empty((3, seq_len), dtype=torch.float32), grad.new_empty((), dtype=torch.float32),
+            grad.new_empty((), dtype=torch.float32))
+
+
+# ---- autograd ----
 
 def _rows_contiguous(tensors: list) -> list:
     """The kernel reads rows contiguously with one batch stride per list: copy only if needed."""
@@ -19,7 +65,7 @@ def _rows_contiguous(tensors: list) -> list:
 
 
 class ContrastGeluFn(torch.autograd.Function):
-    """Triton forward/backward of ``contrast_gelu_ref`` (all rows) through ``asrec::contrast_gelu_fwd/bwd``."""
+    """Triton forward/backward of ``contrast_gelu_ref`` over every row."""
 
     @staticmethod
     def forward(ctx, filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large,
@@ -27,7 +73,7 @@ class ContrastGeluFn(torch.autograd.Function):
         filtered = _rows_contiguous([filtered_small, filtered_middle, filtered_large])
         convs = _rows_contiguous([conv_small, conv_middle, conv_large])
         scalars = [position_scales.reshape(3, -1).contiguous(), origin_scale.contiguous(), contrast_scale.contiguous()]
-        out = _library.contrast_gelu_fwd(*filtered, *convs, *scalars)
+        out = contrast_gelu_fwd(*filtered, *convs, *scalars)
         ctx.save_for_backward(*filtered, *convs, *scalars)
         ctx.shapes = (position_scales.shape, origin_scale.shape, contrast_scale.shape)
         ctx.dtypes = [t.dtype for t in (filtered_small, filtered_middle, filtered_large, conv_small, conv_middle,
@@ -36,49 +82,49 @@ class ContrastGeluFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        saved = ctx.saved_tensors
-        dpair, dscales, dorigin, dcontrast = _library.contrast_gelu_bwd(*saved, grad.contiguous())
+        dpair, dscales, dorigin, dcontrast = contrast_gelu_bwd(*ctx.saved_tensors, grad.contiguous())
         scale_shape, origin_shape, contrast_shape = ctx.shapes
         grads = [dpair[0], dpair[1], dpair[2], dpair[0], dpair[1], dpair[2], dscales.view(scale_shape),
                  dorigin.view(origin_shape), dcontrast.view(contrast_shape)]
         return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
 
 
-def contrast_gelu_unsupported(filtered, scales, position_scales, origin_scale, contrast_scale, output_rows=None):
-    from ..kernels.contrast_gelu import unsupported_shape
-
-    named = {f"filtered[{i}]": t for i, t in enumerate(filtered)}
-    named.update({f"scales[{i}]": t for i, t in enumerate(scales)})
-    return (unsupported_tensors(**named, position_scales=position_scales, origin_scale=origin_scale,
-                                contrast_scale=contrast_scale)
-            or unsupported_shape(scales[0].shape[1], scales[0].shape[2]))
-
-
-def contrast_gelu_triton(filtered, scales, position_scales, origin_scale, contrast_scale, output_rows=None):
-    """Same contract as ``contrast_gelu_ref``; the kernel activates every row, then the rows are taken."""
-    out = ContrastGeluFn.apply(*filtered, *scales, position_scales, origin_scale, contrast_scale)
+def _triton(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows=None):
+    # the kernel activates every row, then the rows are taken
+    out = ContrastGeluFn.apply(*filtered, *conv_outputs, position_scales, origin_scale, contrast_scale)
     return take_rows(out, output_rows)
 
 
-def contrast_gelu(filtered: list, scales: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
+def _triton_unsupported(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows=None):
+    from ..kernels.contrast_gelu import unsupported_shape
+
+    named = {f"filtered[{i}]": t for i, t in enumerate(filtered)}
+    named.update({f"conv_outputs[{i}]": t for i, t in enumerate(conv_outputs)})
+    return (unsupported_tensors(**named, position_scales=position_scales, origin_scale=origin_scale,
+                                contrast_scale=contrast_scale)
+            or unsupported_shape(conv_outputs[0].shape[1], conv_outputs[0].shape[2]))
+
+
+backends.register("contrast_gelu", contrast_gelu_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
+
+
+# ---- public op ----
+
+def contrast_gelu(filtered: list, conv_outputs: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
                   contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
-    """See ``asrec.reference.contrast_gelu_ref``: three filtered and three conv outputs
+    """See ``asrec.reference.contrast_gelu_ref``: three filtered and three convolution outputs
     (batch, seq_len, hidden), position_scales (3, seq_len, 1) -> (batch, seq_len | 1, hidden)."""
-    if len(filtered) != 3 or len(scales) != 3:
-        raise ValueError(f"contrast_gelu: expected three filtered and three conv outputs, got {len(filtered)} and "
-                         f"{len(scales)}")
-    shape = scales[0].shape
-    for name, tensor in [(f"filtered[{i}]", t) for i, t in enumerate(filtered)] + \
-                        [(f"scales[{i}]", t) for i, t in enumerate(scales)]:
+    if len(filtered) != 3 or len(conv_outputs) != 3:
+        raise ValueError(f"contrast_gelu: expected three filtered and three convolution outputs, got {len(filtered)} "
+                         f"and {len(conv_outputs)}")
+    shape = conv_outputs[0].shape
+    named = [(f"filtered[{i}]", t) for i, t in enumerate(filtered)]
+    named += [(f"conv_outputs[{i}]", t) for i, t in enumerate(conv_outputs)]
+    for name, tensor in named:
         if tensor.shape != shape:
             raise ValueError(f"contrast_gelu: {name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
     if position_scales.numel() != 3 * shape[1]:
         raise ValueError(f"contrast_gelu: position_scales must be (3, {shape[1]}, 1), "
                          f"got {tuple(position_scales.shape)}")
-    args = (filtered, scales, position_scales, origin_scale, contrast_scale, output_rows)
-    return implementation("contrast_gelu", scales[0].device, *args)(*args)
-
-
-# not yet run compiled on a GPU: "auto" keeps the reference until it has been
-register("contrast_gelu", contrast_gelu_ref,
-         KernelImplementation(contrast_gelu_triton, contrast_gelu_unsupported, gpu_verified=False))
+    args = (filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows)
+    return backends.dispatch("contrast_gelu", conv_outputs[0].device, *args)(*args)

@@ -1,22 +1,59 @@
-"""Fourier smoothing (SPEC section 2): the public op, its autograd Function on Triton."""
+"""Fourier smoothing (SPEC section 2): the Triton custom ops, the autograd Function and the
+public op ``fourier_smoothing``."""
 
 import torch
 
-from ..reference import fourier_smoothing_ref
-from . import _library
-from ._triton_checks import unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import backends
+from ..reference.fsm import fourier_smoothing_ref, smoothing_norm
+from ._common import custom_op, smoothing_logit_grad, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::fourier_smoothing_fwd")
+def fourier_smoothing_fwd(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level: torch.Tensor,
+                           smoothed_scale: torch.Tensor, mix: float) -> torch.Tensor:
+    """x: (B, N, H) -> (B, N, H) float32."""
+    from ..kernels.fourier_smoothing import _fourier_smoothing_fwd as launch
+
+    return launch(x, smoothing_logit, init_level, smoothed_scale, mix, smoothing_norm(x.shape[1]))
+
+
+@fourier_smoothing_fwd.register_fake
+def _(x, smoothing_logit, init_level, smoothed_scale, mix):
+    return x.new_empty(x.shape, dtype=torch.float32)
+
+
+@custom_op("asrec::fourier_smoothing_bwd")
+def fourier_smoothing_bwd(x: torch.Tensor, grad: torch.Tensor, smoothing_logit: torch.Tensor,
+                           init_level: torch.Tensor, smoothed_scale: torch.Tensor,
+                           mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (float32), and float32 gradients of smoothing_logit, init_level, smoothed_scale."""
+    from ..kernels.fourier_smoothing import _fourier_smoothing_bwd as launch
+
+    dx, dalpha, dlevel, dscale = launch(x, grad, smoothing_logit, init_level, smoothed_scale, mix,
+                                        smoothing_norm(x.shape[1]))
+    return (dx, smoothing_logit_grad(dalpha, smoothing_logit), dlevel.sum(0).view(init_level.shape),
+            dscale.sum(0).view(smoothed_scale.shape))
+
+
+@fourier_smoothing_bwd.register_fake
+def _(x, grad, smoothing_logit, init_level, smoothed_scale, mix):
+    def like(t):
+        return t.new_empty(t.shape, dtype=torch.float32)
+    return like(x), like(smoothing_logit), like(init_level), like(smoothed_scale)
+
+
+# ---- autograd ----
 
 class FourierSmoothingFn(torch.autograd.Function):
-    """Triton forward/backward of ``fourier_smoothing_ref`` (one scan per sequence and channel
-    block), through the ``asrec::fourier_smoothing_fwd/bwd`` custom ops."""
+    """Triton forward/backward of ``fourier_smoothing_ref``: one scan per sequence and channel block."""
 
     @staticmethod
     def forward(ctx, x, smoothing_logit, init_level, smoothed_scale, mix: float):
         x = x.contiguous()
         params = [p.contiguous() for p in (smoothing_logit, init_level, smoothed_scale)]
-        out = _library.fourier_smoothing_fwd(x, *params, float(mix))
+        out = fourier_smoothing_fwd(x, *params, float(mix))
         ctx.save_for_backward(x, *params)
         ctx.mix = float(mix)
         return out
@@ -24,21 +61,26 @@ class FourierSmoothingFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, smoothing_logit, init_level, smoothed_scale = ctx.saved_tensors
-        dx, dlogit, dlevel, dscale = _library.fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit,
-                                                                    init_level, smoothed_scale, ctx.mix)
+        dx, dlogit, dlevel, dscale = fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit, init_level,
+                                                            smoothed_scale, ctx.mix)
         return (dx.to(x.dtype), dlogit.to(smoothing_logit.dtype), dlevel.to(init_level.dtype),
                 dscale.to(smoothed_scale.dtype), None)
 
 
-def fourier_smoothing_unsupported(x, smoothing_logit, init_level, smoothed_scale, mix):
+def _triton(x, smoothing_logit, init_level, smoothed_scale, mix):
+    return FourierSmoothingFn.apply(x, smoothing_logit, init_level, smoothed_scale, mix)
+
+
+def _triton_unsupported(x, smoothing_logit, init_level, smoothed_scale, mix):
     return unsupported_tensors(x=x, smoothing_logit=smoothing_logit, init_level=init_level,
                                smoothed_scale=smoothed_scale)
 
 
-def fourier_smoothing_triton(x, smoothing_logit, init_level, smoothed_scale, mix):
-    """Same contract as ``fourier_smoothing_ref``; float32 output."""
-    return FourierSmoothingFn.apply(x, smoothing_logit, init_level, smoothed_scale, mix)
+backends.register("fourier_smoothing", fourier_smoothing_ref,
+                  triton=backends.FusedKernel(_triton, _triton_unsupported))
 
+
+# ---- public op ----
 
 def _check(x, smoothing_logit, init_level, smoothed_scale):
     if x.dim() != 3:
@@ -57,11 +99,8 @@ def fourier_smoothing(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level
     """Causal exponential smoothing, see ``asrec.reference.fourier_smoothing_ref``.
 
     x: (batch, seq_len, hidden); smoothing_logit: (1,); init_level, smoothed_scale: (1, 1, hidden).
+    -> (batch, seq_len, hidden), float32 (float64 for float64 x).
     """
     _check(x, smoothing_logit, init_level, smoothed_scale)
     args = (x, smoothing_logit, init_level, smoothed_scale, mix)
-    return implementation("fourier_smoothing", x.device, *args)(*args)
-
-
-register("fourier_smoothing", fourier_smoothing_ref,
-         KernelImplementation(fourier_smoothing_triton, fourier_smoothing_unsupported))
+    return backends.dispatch("fourier_smoothing", x.device, *args)(*args)

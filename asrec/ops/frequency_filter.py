@@ -1,25 +1,133 @@
-"""Adaptive frequency filter (SPEC section 3): the public op, its autograd Functions on Triton
-and on the CUDA extension (one Function body over either backend's kernels)."""
+"""Adaptive frequency filter (SPEC section 3): its Triton custom ops, the CUDA extension's ops
+(fakes and wrappers), one autograd Function body over either backend's kernels, and the
+public ops ``frequency_filter`` and ``frequency_filter_groups`` (the three filters of a
+seasonal branch in one call)."""
 
 import torch
 
-from ..reference.frequency_filter import THRESHOLD_SCOPES, frequency_filter_groups_ref, frequency_filter_ref
-from . import _cuda_library, _library
-from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import _cuda_extension, backends
+from ..reference.frequency_filter import (
+    THRESHOLD_SCOPES,
+    frequency_filter_groups_ref,
+    frequency_filter_ref,
+    frequency_keep_mask,
+)
+from ._common import (
+    CUDA_BLOCK_WARPS,
+    FLOAT_BYTES,
+    check_dropout,
+    check_norm,
+    custom_op,
+    dropout_plan,
+    unsupported_cuda_shared_memory,
+    unsupported_tensors,
+)
 
+
+def _keep_mask(energy: torch.Tensor, batch: int, groups: int, threshold: torch.Tensor, scope: str,
+               seq_len: int) -> torch.Tensor:
+    """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code."""
+    return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope).to(torch.float32)
+
+
+# ---- Triton custom ops ----
+
+@custom_op("asrec::frequency_filter_fwd")
+def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
+                         norm_bias: torch.Tensor, seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                         scope: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """y: (B, G, N, H) -> (out (B, G, N, H) in y's dtype, keep (B, G, N//2 + 1) float32 0/1)."""
+    from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
+
+    batch, groups, seq_len, hidden = y.shape
+    flat = y.view(batch * groups, seq_len, hidden)
+    keep = _keep_mask(_frequency_energy(flat), batch, groups, threshold, scope, seq_len)
+    out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping)
+    return out.view(y.shape), keep
+
+
+@frequency_filter_fwd.register_fake
+def _(y, *rest):
+    return y.new_empty(y.shape), y.new_empty((*y.shape[:2], y.shape[2] // 2 + 1), dtype=torch.float32)
+
+
+@custom_op("asrec::frequency_filter_bwd")
+def frequency_filter_bwd(y: torch.Tensor, grad: torch.Tensor, keep: torch.Tensor, norm_weight: torch.Tensor,
+                         seed: torch.Tensor, eps: float, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients (H,)."""
+    from ..kernels.frequency_filter import _frequency_filter_bwd
+
+    batch, groups, seq_len, hidden = y.shape
+    dy, dweight, dbias = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
+                                               keep, norm_weight, eps, int(seed.item()), dropout_p, dropping)
+    return dy.view(y.shape), dweight.sum(0), dbias.sum(0)
+
+
+@frequency_filter_bwd.register_fake
+def _(y, *rest):
+    hidden = y.shape[-1]
+    return (y.new_empty(y.shape, dtype=torch.float32), y.new_empty((hidden,), dtype=torch.float32),
+            y.new_empty((hidden,), dtype=torch.float32))
+
+
+class _TritonKernels:
+    frequency_filter_fwd = frequency_filter_fwd
+    frequency_filter_bwd = frequency_filter_bwd
+
+
+# ---- the CUDA extension's ops (torch.ops.asrec_cuda.*), with the Triton ops' signatures ----
+
+def _register_cuda_fakes():
+    @torch.library.register_fake("asrec_cuda::frequency_energy")
+    def _(y):
+        return y.new_empty((y.shape[0], y.shape[1] // 2 + 1), dtype=torch.float32)
+
+    @torch.library.register_fake("asrec_cuda::frequency_filter_fwd")
+    def _(y, *rest):
+        return torch.empty_like(y)
+
+    @torch.library.register_fake("asrec_cuda::frequency_filter_bwd")
+    def _(y, *rest):
+        return y.new_empty(y.shape, dtype=torch.float32), y.new_empty((2, y.shape[0], y.shape[2]),
+                                                                      dtype=torch.float32)
+
+
+_cuda_extension.after_load(_register_cuda_fakes)
+
+
+class _CudaKernels:
+    @staticmethod
+    def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p, dropping, scope):
+        kernel_ops = _cuda_extension.kernel_ops
+        batch, groups, seq_len, hidden = y.shape
+        flat = y.reshape(batch * groups, seq_len, hidden)
+        keep = _keep_mask(kernel_ops.frequency_energy(flat), batch, groups, threshold, scope, seq_len)
+        out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed, eps,
+                                              dropout_p, dropping)
+        return out.view(y.shape), keep
+
+    @staticmethod
+    def frequency_filter_bwd(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
+        batch, groups, seq_len, hidden = y.shape
+        dy, parts = _cuda_extension.kernel_ops.frequency_filter_bwd(
+            y.reshape(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden), keep.reshape(batch * groups, -1),
+            norm_weight, seed, eps, dropout_p, dropping)
+        return dy.view(y.shape), parts[0].sum(0), parts[1].sum(0)
+
+
+# ---- autograd ----
 
 def _frequency_filter_function(kernels, name: str):
-    """The autograd Function of the filter over ``kernels`` (``_library``: Triton,
-    ``_cuda_library``: CUDA), whose ``frequency_filter_fwd/bwd`` share one signature."""
+    """The autograd Function over ``kernels`` (``_TritonKernels`` or ``_CudaKernels``)."""
 
     class FrequencyFilterFunction(torch.autograd.Function):
         """Forward/backward of ``frequency_filter_ref`` for (batch, groups, seq_len, hidden) input.
 
         Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
-        strict ``>``; the reference's own mask code on the kernel's energies) -> fused
-        inverse + dropout + residual + LayerNorm kernel. Saves the input, the mask and the
-        dropout seed; backward recomputes the rest. ``threshold`` gets no gradient.
+        strict ``>``) -> fused inverse + dropout + residual + LayerNorm kernel. Saves the
+        input, the mask and the dropout seed; backward recomputes the rest. ``threshold``
+        gets no gradient.
         """
 
         @staticmethod
@@ -47,89 +155,60 @@ def _frequency_filter_function(kernels, name: str):
     return FrequencyFilterFunction
 
 
-FrequencyFilterFn = _frequency_filter_function(_library, "FrequencyFilterFn")
-FrequencyFilterCudaFn = _frequency_filter_function(_cuda_library, "FrequencyFilterCudaFn")
+FrequencyFilterFn = _frequency_filter_function(_TritonKernels, "FrequencyFilterFn")
+FrequencyFilterCudaFn = _frequency_filter_function(_CudaKernels, "FrequencyFilterCudaFn")
 
 
-def _as_groups(y):
-    return y if y.dim() == 4 else y.unsqueeze(1)
-
-
-def _unsupported_groups(groups, *args, shape_check):
-    if any(g.shape != groups[0].shape for g in groups):
-        return "the groups must share one shape"
-    return shape_check(groups[0], *args)
-
-
-def frequency_filter_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
-                                 scope="batch"):
+def _triton_shape(seq_len, hidden, device):
     from ..kernels.frequency_filter import unsupported_shape
 
-    return (unsupported_tensors(y=y, norm_weight=norm_weight, norm_bias=norm_bias)
-            or unsupported_shape(y.shape[-2], y.shape[-1]))
+    return unsupported_shape(seq_len, hidden)
 
 
-def frequency_filter_cuda_unsupported(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
-                                      scope="batch"):
-    return (unsupported_tensors(y=y, norm_weight=norm_weight, norm_bias=norm_bias)
-            or _cuda_library.frequency_filter_unsupported_shape(y.shape[-2], y.shape[-1], y.device))
+def _cuda_shape(seq_len, hidden, device):
+    bins = seq_len // 2 + 1
+    needed = FLOAT_BYTES * (2 * seq_len + 2 * bins * hidden + 3 * CUDA_BLOCK_WARPS * hidden)  # the backward's
+    return unsupported_cuda_shared_memory("frequency filter", needed, device, seq_len, hidden)
 
 
-def frequency_filter_groups_unsupported(groups, *args):
-    return _unsupported_groups(groups, *args, shape_check=frequency_filter_unsupported)
+def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
+    """The fused kernel of ``frequency_filter`` (groups=False: y (B, [G,] N, H)) or of
+    ``frequency_filter_groups`` (G same-shaped (B, N, H) inputs stacked into one launch)."""
+
+    def unsupported(y, threshold, norm_weight, norm_bias, *rest):
+        if groups and any(g.shape != y[0].shape for g in y):
+            return "the groups must share one shape"
+        first = y[0] if groups else y
+        return (unsupported_tensors(y=first, norm_weight=norm_weight, norm_bias=norm_bias)
+                or shape_check(first.shape[-2], first.shape[-1], first.device))
+
+    def run(y, *args):
+        if groups:
+            return list(function.apply(torch.stack(y, dim=1), *args).unbind(1))
+        out = function.apply(y if y.dim() == 4 else y.unsqueeze(1), *args)
+        return out if y.dim() == 4 else out.squeeze(1)
+
+    return backends.FusedKernel(run, unsupported)
 
 
-def frequency_filter_groups_cuda_unsupported(groups, *args):
-    return _unsupported_groups(groups, *args, shape_check=frequency_filter_cuda_unsupported)
+backends.register("frequency_filter", frequency_filter_ref,
+                  triton=_fused(FrequencyFilterFn, _triton_shape, groups=False),
+                  cuda=_fused(FrequencyFilterCudaFn, _cuda_shape, groups=False))
+backends.register("frequency_filter_groups", frequency_filter_groups_ref,
+                  triton=_fused(FrequencyFilterFn, _triton_shape, groups=True),
+                  cuda=_fused(FrequencyFilterCudaFn, _cuda_shape, groups=True))
 
 
-def _run(function, y, *args):
-    out = function.apply(_as_groups(y), *args)
-    return out if y.dim() == 4 else out.squeeze(1)
-
-
-def _run_groups(function, groups: list, *args) -> list:
-    # G same-shaped (batch, seq_len, hidden) inputs, each with its own quantile, in one launch
-    # per kernel (stacked into (batch, G, seq_len, hidden))
-    return list(function.apply(torch.stack(groups, dim=1), *args).unbind(1))
-
-
-def frequency_filter_triton(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False,
-                            scope="batch"):
-    """Same contract as ``frequency_filter_ref``."""
-    return _run(FrequencyFilterFn, y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-
-
-def frequency_filter_cuda(y, threshold, norm_weight, norm_bias, eps, dropout_p=0.5, training=False, scope="batch"):
-    """Same contract as ``frequency_filter_ref``, on the CUDA extension."""
-    return _run(FrequencyFilterCudaFn, y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-
-
-def frequency_filter_groups_triton(groups: list, threshold, norm_weight, norm_bias, eps, dropout_p=0.5,
-                                   training=False, scope="batch") -> list:
-    """``frequency_filter_groups_ref`` on Triton."""
-    return _run_groups(FrequencyFilterFn, groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-
-
-def frequency_filter_groups_cuda(groups: list, threshold, norm_weight, norm_bias, eps, dropout_p=0.5,
-                                 training=False, scope="batch") -> list:
-    """``frequency_filter_groups_ref`` on the CUDA extension."""
-    return _run_groups(FrequencyFilterCudaFn, groups, threshold, norm_weight, norm_bias, eps, dropout_p, training,
-                       scope)
-
+# ---- public ops ----
 
 def _check(y, threshold, norm_weight, norm_bias, dropout_p, scope):
     if y.dim() not in (3, 4):
         raise ValueError("frequency_filter: y must be (batch, seq_len, hidden) or (batch, groups, seq_len, hidden), "
                          f"got shape {tuple(y.shape)}")
-    hidden = y.shape[-1]
-    for name, tensor in (("norm_weight", norm_weight), ("norm_bias", norm_bias)):
-        if tensor.shape != (hidden,):
-            raise ValueError(f"frequency_filter: {name} must be ({hidden},), got {tuple(tensor.shape)}")
+    check_norm("frequency_filter", y.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
     if threshold.numel() != 1:
         raise ValueError(f"frequency_filter: threshold must have one element, got shape {tuple(threshold.shape)}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"frequency_filter: dropout_p must be in [0, 1), got {dropout_p!r}")
+    check_dropout("frequency_filter", dropout_p)
     if scope not in THRESHOLD_SCOPES:
         raise ValueError(f"frequency_filter: scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
 
@@ -140,12 +219,7 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
     """See ``asrec.reference.frequency_filter_ref``. y: (batch, [groups,] seq_len, hidden)."""
     _check(y, threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-    return implementation("frequency_filter", y.device, *args)(*args)
-
-
-register("frequency_filter", frequency_filter_ref,
-         KernelImplementation(frequency_filter_triton, frequency_filter_unsupported),
-         cuda=KernelImplementation(frequency_filter_cuda, frequency_filter_cuda_unsupported, gpu_verified=False))
+    return backends.dispatch("frequency_filter", y.device, *args)(*args)
 
 
 def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
@@ -154,10 +228,4 @@ def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: 
     ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
     _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-    return implementation("frequency_filter_groups", groups[0].device, *args)(*args)
-
-
-register("frequency_filter_groups", frequency_filter_groups_ref,
-         KernelImplementation(frequency_filter_groups_triton, frequency_filter_groups_unsupported),
-         cuda=KernelImplementation(frequency_filter_groups_cuda, frequency_filter_groups_cuda_unsupported,
-                                   gpu_verified=False))
+    return backends.dispatch("frequency_filter_groups", groups[0].device, *args)(*args)

@@ -1,32 +1,79 @@
-"""Both attention branches of a layer (SPEC sections 4 and 5) as one op: the public op (a
-leaf of the hybrid layer) and, on Triton, one stacked projection and one kernel launch.
+"""Both attention branches of a layer (SPEC sections 4 and 5) as one op: the Triton custom
+ops, the autograd Function and the public op ``hybrid_attention`` (a leaf of the layer).
 
-On the ``"triton"`` backend the six projections (seasonal and dynamic q, k, v) are one
-GEMM over the concatenated (6H, H) weight, and one launch of the attention kernels runs
-both branches (grid axis 2 = branch; the seasonal gate in branch 0's epilogue), reading
-q, k, v straight out of the (B, N, 6H) product and writing both contexts heads-merged.
-Backward writes d(qkv) in the stacked layout, so the projections' backward is again one
-GEMM for the input and one for the weights.
+On ``"triton"`` the six projections (seasonal and dynamic q, k, v) are one GEMM over the
+concatenated (6H, H) weight, and one launch of the attention kernels runs both branches
+(grid axis 2 = branch; the seasonal gate in branch 0's epilogue), reading q, k, v straight
+out of the (B, N, 6H) product and writing both contexts heads-merged. Backward writes
+d(qkv) in the stacked layout, so the projections' backward is again one GEMM for the
+input and one for the weights.
 """
 
 import torch
 import torch.nn.functional as F
 
+from .. import backends
 from ..reference.attention import take_rows
 from ..reference.hybrid_attention import hybrid_attention_ref
 from ..reference.weights import DynamicWeights, SeasonalWeights
-from . import _library
-from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from ._common import custom_op, dropout_plan, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::hybrid_attention_fwd")
+def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
+                         gate_bias: torch.Tensor, heads: int, seed: torch.Tensor, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """qkv (B, N, 6H) ([seasonal | dynamic] x [q | k | v]) -> out (2, B, N, H) in qkv's dtype (the
+    gated seasonal context, the dynamic context, heads merged), ungated context (2*B*h, N, d)
+    and row log-sum-exp (2*B*h, N), float32."""
+    from ..kernels.gated_attention import _attention_fwd, merged_heads_view, stacked_projection_views
+
+    batch, seq_len, width = qkv.shape
+    out = qkv.new_empty((2, batch, seq_len, width // 6))
+    context, lse = _attention_fwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias,
+                                  int(seed.item()), dropout_p, dropping, merged_heads_view(out, heads))
+    return out, context, lse
+
+
+@hybrid_attention_fwd.register_fake
+def _(qkv, key_bias, gate_weight, gate_bias, heads, *rest):
+    batch, seq_len, width = qkv.shape
+    hidden = width // 6
+    return (qkv.new_empty((2, batch, seq_len, hidden)),
+            qkv.new_empty((2 * batch * heads, seq_len, hidden // heads), dtype=torch.float32),
+            qkv.new_empty((2 * batch * heads, seq_len), dtype=torch.float32))
+
+
+@custom_op("asrec::hybrid_attention_bwd")
+def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
+                         gate_bias: torch.Tensor, context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor,
+                         heads: int, seed: torch.Tensor, dropout_p: float,
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """grad: (2, B, N, H) -> d qkv (B, N, 6H) in the stacked layout, dW (2d, 2d), db (2d,); float32."""
+    from ..kernels.gated_attention import _attention_bwd, merged_heads_view, stacked_projection_views
+
+    dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=torch.float32)
+    dw, db = _attention_bwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias, context, lse,
+                            merged_heads_view(grad, heads), *stacked_projection_views(dqkv, heads), int(seed.item()),
+                            dropout_p, dropping)
+    return dqkv, dw, db
+
+
+@hybrid_attention_bwd.register_fake
+def _(qkv, key_bias, gate_weight, gate_bias, *rest):
+    return (qkv.new_empty(qkv.shape, dtype=torch.float32),
+            gate_weight.new_empty(gate_weight.shape, dtype=torch.float32),
+            gate_bias.new_empty(gate_bias.shape, dtype=torch.float32))
+
+
+# ---- autograd ----
 
 class HybridAttentionFn(torch.autograd.Function):
-    """Triton forward/backward of both branches' attention through ``asrec::hybrid_attention_fwd/bwd``.
-
-    qkv: (B, N, 6H) -> (2, B, N, H): [gated seasonal context, dynamic context]. Saves qkv,
-    the ungated seasonal/dynamic contexts and the row log-sum-exp; backward recomputes the
-    probabilities block by block.
-    """
+    """Triton forward/backward of both branches' attention: qkv (B, N, 6H) -> (2, B, N, H)
+    [gated seasonal context, dynamic context]. Saves qkv, the ungated contexts and the row
+    log-sum-exp; backward recomputes the probabilities block by block."""
 
     @staticmethod
     def forward(ctx, qkv, key_bias, gate_weight, gate_bias, heads: int, dropout_p: float, training: bool):
@@ -35,8 +82,7 @@ class HybridAttentionFn(torch.autograd.Function):
         bias = key_bias.reshape(batch, seq_len).to(torch.float32).contiguous()
         gate_weight, gate_bias = gate_weight.contiguous(), gate_bias.contiguous()
         dropping, seed = dropout_plan(dropout_p, training)
-        out, context, lse = _library.hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, seed, dropout_p,
-                                                          dropping)
+        out, context, lse = hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, seed, dropout_p, dropping)
         ctx.save_for_backward(qkv, bias, gate_weight, gate_bias, context, lse, seed)
         ctx.settings = (heads, dropout_p, dropping)
         return out
@@ -45,8 +91,8 @@ class HybridAttentionFn(torch.autograd.Function):
     def backward(ctx, grad):
         qkv, bias, gate_weight, gate_bias, context, lse, seed = ctx.saved_tensors
         heads, dropout_p, dropping = ctx.settings
-        dqkv, dw, db = _library.hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse,
-                                                     grad.contiguous(), heads, seed, dropout_p, dropping)
+        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, grad.contiguous(), heads,
+                                            seed, dropout_p, dropping)
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 
 
@@ -56,22 +102,10 @@ def _projections(seasonal: SeasonalWeights, dynamic: DynamicWeights) -> dict:
             "dynamic.query": dynamic.query, "dynamic.key": dynamic.key, "dynamic.value": dynamic.value}
 
 
-def hybrid_attention_unsupported(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=False,
-                                 output_rows=None):
-    from ..kernels.gated_attention import unsupported_shape
-
-    named = {"x": x, "gate_weight": seasonal.gate.weight, "gate_bias": seasonal.gate.bias}
-    for name, linear in _projections(seasonal, dynamic).items():
-        named[f"{name}.weight"], named[f"{name}.bias"] = linear.weight, linear.bias
-    return unsupported_tensors(**named) or unsupported_shape(x.shape[-1] // n_heads)
-
-
-def hybrid_attention_triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=False,
-                            output_rows=None):
-    """Same contract as ``hybrid_attention_ref``. Both branches attend from every row (one
-    launch); with ``output_rows`` the dynamic context's rows are taken afterwards (at the
-    model's last layer the dynamic branch computes N - 1 rows per sequence it then drops, in
-    exchange for one launch instead of two)."""
+def _triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=False, output_rows=None):
+    # Both branches attend from every row (one launch); with output_rows the dynamic
+    # context's rows are taken afterwards: at the model's last layer the dynamic branch
+    # computes N - 1 rows per sequence it then drops, in exchange for one launch instead of two.
     projections = _projections(seasonal, dynamic).values()
     weight = torch.cat([linear.weight for linear in projections])
     bias = torch.cat([linear.bias for linear in projections])
@@ -80,11 +114,21 @@ def hybrid_attention_triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0
     return out[0], take_rows(out[1], output_rows)
 
 
-def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: SeasonalWeights, dynamic: DynamicWeights,
-                     n_heads: int, dropout_p: float = 0.0, training: bool = False, output_rows=None) -> tuple:
-    """See ``asrec.reference.hybrid_attention_ref``. x: (batch, seq_len, hidden); key_bias:
-    (batch, 1, 1, seq_len). -> (seasonal context (batch, seq_len, hidden), dynamic context
-    (batch, seq_len | 1, hidden))."""
+def _triton_unsupported(x, key_bias, seasonal, dynamic, n_heads, *rest):
+    from ..kernels.gated_attention import unsupported_shape
+
+    named = {"x": x, "gate_weight": seasonal.gate.weight, "gate_bias": seasonal.gate.bias}
+    for name, linear in _projections(seasonal, dynamic).items():
+        named[f"{name}.weight"], named[f"{name}.bias"] = linear.weight, linear.bias
+    return unsupported_tensors(**named) or unsupported_shape(x.shape[-1] // n_heads)
+
+
+backends.register("hybrid_attention", hybrid_attention_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
+
+
+# ---- public op ----
+
+def _check(x, key_bias, seasonal, dynamic, n_heads):
     if x.dim() != 3:
         raise ValueError(f"hybrid_attention: x must be (batch, seq_len, hidden), got {tuple(x.shape)}")
     batch, seq_len, hidden = x.shape
@@ -100,10 +144,13 @@ def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seasonal
     if seasonal.gate.weight.shape != (2 * d, 2 * d) or seasonal.gate.bias.shape != (2 * d,):
         raise ValueError(f"hybrid_attention: the gate must be a ({2 * d}, {2 * d}) weight and a ({2 * d},) bias, "
                          f"got {tuple(seasonal.gate.weight.shape)} and {tuple(seasonal.gate.bias.shape)}")
+
+
+def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: SeasonalWeights, dynamic: DynamicWeights,
+                     n_heads: int, dropout_p: float = 0.0, training: bool = False, output_rows=None) -> tuple:
+    """See ``asrec.reference.hybrid_attention_ref``. x: (batch, seq_len, hidden); key_bias:
+    (batch, 1, 1, seq_len). -> (seasonal context (batch, seq_len, hidden), dynamic context
+    (batch, seq_len | 1, hidden))."""
+    _check(x, key_bias, seasonal, dynamic, n_heads)
     args = (x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows)
-    return implementation("hybrid_attention", x.device, *args)(*args)
-
-
-# not yet run compiled on a GPU: "auto" keeps the reference until it has been
-register("hybrid_attention", hybrid_attention_ref,
-         KernelImplementation(hybrid_attention_triton, hybrid_attention_unsupported, gpu_verified=False))
+    return backends.dispatch("hybrid_attention", x.device, *args)(*args)

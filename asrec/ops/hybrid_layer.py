@@ -1,22 +1,34 @@
-"""Public hybrid layer op (SPEC section 6): the reference composition over the dispatching
-leaf ops (see ``branches``)."""
-
-import functools
+"""The hybrid layer (SPEC section 6), a composition: both branches' attention in one leaf op
+(``hybrid_attention``), each branch's tail, their mix, the feed-forward block."""
 
 import torch
 
-from ..reference import hybrid_layer_ref
+from .. import backends
+from ..reference.attention import take_rows
 from ..reference.weights import HybridLayerWeights
-from .composites import DISPATCHED_PIECES
-from .registry import implementation, register_composite
+from .dynamic_branch import dynamic_tail
+from .feed_forward import feed_forward
+from .hybrid_attention import hybrid_attention
+from .seasonal_branch import seasonal_tail
 
 
 def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
                  hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                  filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
-    """See ``asrec.reference.hybrid_layer_ref``. x: (batch, seq_len, hidden); output_rows: (batch,) or None."""
-    args = (x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p, training, filter_scope, output_rows)
-    return implementation("hybrid_layer", x.device, *args)(*args)
+    """``FFN(v3 * dynamic(x) + (1 - v3) * seasonal(x))``.
+
+    x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len). Returns x's shape, or
+    (batch, 1, hidden) with ``output_rows`` (batch,): the layer's output at those positions
+    only. (Everything after the seasonal contrast and the attention rows is row-wise, so
+    the model's last layer skips the rows it never reads: same values, less work.)
+    """
+    seasonal_context, dynamic_context = hybrid_attention(x, key_bias, weights.seasonal, weights.dynamic, n_heads,
+                                                         attn_dropout_p, training, output_rows)
+    seasonal = seasonal_tail(seasonal_context, x, weights.seasonal, hidden_dropout_p, training, filter_scope,
+                             output_rows)
+    dynamic = dynamic_tail(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p, training)
+    return feed_forward(torch.lerp(seasonal, dynamic, weights.branch_mix), weights.feed_forward, hidden_dropout_p,
+                        training)
 
 
-register_composite("hybrid_layer", functools.partial(hybrid_layer_ref, pieces=DISPATCHED_PIECES))
+backends.register_composition("hybrid_layer")

@@ -1,22 +1,125 @@
-"""The model's input stage (SPEC sections 1-2): the public op, its autograd Functions on
-Triton and on the CUDA extension (one Function body over either backend's kernels)."""
+"""The model's input stage (SPEC sections 1-2): gather + LayerNorm + dropout + Fourier
+smoothing. Its Triton custom ops, the CUDA extension's ops (fakes and wrappers), one
+autograd Function body over either backend's kernels, and the public op ``input_stage``."""
 
 import torch
 
-from ..reference import input_stage_ref
-from . import _cuda_library, _library
-from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import _cuda_extension, backends
+from ..reference.fsm import smoothing_norm
+from ..reference.input_stage import input_stage_ref
+from ._common import (
+    CUDA_BLOCK_WARPS,
+    FLOAT_BYTES,
+    check_dropout,
+    check_norm,
+    custom_op,
+    dropout_plan,
+    smoothing_logit_grad,
+    unsupported_cuda_shared_memory,
+    unsupported_tensors,
+)
 
+
+def _grads(dembedded: torch.Tensor, parts: torch.Tensor, smoothing_logit: torch.Tensor) -> tuple:
+    """The backward results from either backend's kernel outputs: dembedded (B, N, H) and
+    per-sequence parts (5, B, H) of d alpha, d init_level, d smoothed_scale, d LN weight,
+    d LN bias -> (dembedded, d logit (1,), the four sums (4, H), d position rows (N, H))."""
+    return dembedded, smoothing_logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
+
+
+# ---- Triton custom ops ----
+
+@custom_op("asrec::input_stage_fwd")
+def input_stage_fwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
+                    norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, seed: torch.Tensor, eps: float,
+                    dropout_p: float, dropping: bool, mix: float) -> torch.Tensor:
+    """-> (B, N, H) float32."""
+    from ..kernels.input_stage import _input_stage_fwd as launch
+
+    return launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
+                  smoothed_scale, eps, int(seed.item()), dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+
+
+@input_stage_fwd.register_fake
+def _(item_seq, item_weight, *rest):
+    return item_weight.new_empty((*item_seq.shape, item_weight.shape[1]), dtype=torch.float32)
+
+
+@custom_op("asrec::input_stage_bwd")
+def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
+                    norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor,
+                    eps: float, dropout_p: float, dropping: bool,
+                    mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> d(embedding sum) (B, N, H), the smoothing logit's gradient (1,), (4, H) gradients of
+    init_level, smoothed_scale, the LayerNorm weight and bias, and the used position rows' (N, H);
+    float32."""
+    from ..kernels.input_stage import _input_stage_bwd as launch
+
+    dembedded, parts = launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
+                              init_level, smoothed_scale, grad, eps, int(seed.item()), dropout_p, dropping,
+                              smoothing_norm(item_seq.shape[1]), mix)
+    return _grads(dembedded, parts, smoothing_logit)
+
+
+@input_stage_bwd.register_fake
+def _(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level, smoothed_scale,
+      grad, *rest):
+    hidden = item_weight.shape[1]
+    return (grad.new_empty(grad.shape, dtype=torch.float32), grad.new_empty((1,), dtype=torch.float32),
+            grad.new_empty((4, hidden), dtype=torch.float32),
+            grad.new_empty((item_seq.shape[1], hidden), dtype=torch.float32))
+
+
+# ---- the CUDA extension's ops (torch.ops.asrec_cuda.*), with the Triton ops' signatures ----
+
+def _register_cuda_fakes():
+    @torch.library.register_fake("asrec_cuda::input_stage_fwd")
+    def _(item_seq, item_weight, *rest):
+        return item_weight.new_empty((*item_seq.shape, item_weight.shape[1]), dtype=torch.float32)
+
+    @torch.library.register_fake("asrec_cuda::input_stage_bwd")
+    def _(item_seq, item_weight, *rest):
+        batch, hidden = item_seq.shape[0], item_weight.shape[1]
+        return (item_weight.new_empty((*item_seq.shape, hidden), dtype=torch.float32),
+                item_weight.new_empty((5, batch, hidden), dtype=torch.float32))
+
+
+_cuda_extension.after_load(_register_cuda_fakes)
+
+
+class _CudaKernels:
+    @staticmethod
+    def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
+                        init_level, smoothed_scale, seed, eps, dropout_p, dropping, mix):
+        return _cuda_extension.kernel_ops.input_stage_fwd(
+            item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
+            smoothed_scale, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+
+    @staticmethod
+    def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
+                        init_level, smoothed_scale, grad, seed, eps, dropout_p, dropping, mix):
+        dembedded, parts = _cuda_extension.kernel_ops.input_stage_bwd(
+            item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
+            smoothed_scale, grad, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+        return _grads(dembedded, parts, smoothing_logit)
+
+
+class _TritonKernels:
+    input_stage_fwd = input_stage_fwd
+    input_stage_bwd = input_stage_bwd
+
+
+# ---- autograd ----
 
 def _input_stage_function(kernels, name: str):
-    """The autograd Function of the input stage over ``kernels`` (``_library``: Triton,
-    ``_cuda_library``: CUDA), whose ``input_stage_fwd/bwd`` share one signature."""
+    """The autograd Function over ``kernels`` (``_TritonKernels`` or ``_CudaKernels``)."""
 
     class InputStageFunction(torch.autograd.Function):
-        """Forward/backward of ``input_stage_ref`` through ``input_stage_fwd/bwd``: one kernel
-        gathers, normalises, drops out and smooths each sequence; backward returns the item
-        table's gradient through PyTorch's embedding backward (row 0, the padding item, gets none)."""
+        """Forward/backward of ``input_stage_ref``: one kernel gathers, normalises, drops out and
+        smooths each sequence; backward returns the item table's gradient through PyTorch's
+        embedding backward (row 0, the padding item, gets none)."""
 
         @staticmethod
         def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
@@ -48,8 +151,8 @@ def _input_stage_function(kernels, name: str):
     return InputStageFunction
 
 
-InputStageFn = _input_stage_function(_library, "InputStageFn")
-InputStageCudaFn = _input_stage_function(_cuda_library, "InputStageCudaFn")
+InputStageFn = _input_stage_function(_TritonKernels, "InputStageFn")
+InputStageCudaFn = _input_stage_function(_CudaKernels, "InputStageCudaFn")
 
 
 def _unsupported_tensors(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
@@ -61,28 +164,26 @@ def _unsupported_tensors(item_seq, item_weight, position_weight, norm_weight, no
                 f"item_seq is on {item_seq.device}, the tables on {item_weight.device}"))
 
 
-def input_stage_unsupported(item_seq, item_weight, *args):
+def _triton_unsupported(item_seq, item_weight, *args):
     from ..kernels.input_stage import unsupported_shape
 
     return (_unsupported_tensors(item_seq, item_weight, *args)
             or unsupported_shape(item_seq.shape[1], item_weight.shape[1]))
 
 
-def input_stage_triton(*args):
-    """Same contract as ``input_stage_ref``; float32 output."""
-    return InputStageFn.apply(*args)
-
-
-def input_stage_cuda_unsupported(item_seq, item_weight, *args):
+def _cuda_unsupported(item_seq, item_weight, *args):
+    seq_len, hidden = item_seq.shape[1], item_weight.shape[1]
+    needed = FLOAT_BYTES * 2 * CUDA_BLOCK_WARPS * hidden  # the backward's per-warp LayerNorm gradient sums
     return (_unsupported_tensors(item_seq, item_weight, *args)
-            or _cuda_library.input_stage_unsupported_shape(item_seq.shape[1], item_weight.shape[1],
-                                                           item_weight.device))
+            or unsupported_cuda_shared_memory("input stage", needed, item_weight.device, seq_len, hidden))
 
 
-def input_stage_cuda(*args):
-    """Same contract as ``input_stage_ref`` on the CUDA extension; float32 output."""
-    return InputStageCudaFn.apply(*args)
+backends.register("input_stage", input_stage_ref,
+                  triton=backends.FusedKernel(InputStageFn.apply, _triton_unsupported),
+                  cuda=backends.FusedKernel(InputStageCudaFn.apply, _cuda_unsupported))
 
+
+# ---- public op ----
 
 def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p):
     if item_seq.dim() != 2 or item_seq.dtype not in (torch.int32, torch.int64):
@@ -94,11 +195,8 @@ def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropo
     if position_weight.dim() != 2 or position_weight.shape[1] != hidden or position_weight.shape[0] < item_seq.shape[1]:
         raise ValueError(f"input_stage: position_weight must be (>= {item_seq.shape[1]}, {hidden}), got "
                          f"{tuple(position_weight.shape)}")
-    for name, tensor in (("norm_weight", norm_weight), ("norm_bias", norm_bias)):
-        if tensor.shape != (hidden,):
-            raise ValueError(f"input_stage: {name} must be ({hidden},), got {tuple(tensor.shape)}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"input_stage: dropout_p must be in [0, 1), got {dropout_p!r}")
+    check_norm("input_stage", hidden, norm_weight=norm_weight, norm_bias=norm_bias)
+    check_dropout("input_stage", dropout_p)
 
 
 def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
@@ -113,8 +211,4 @@ def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weig
     _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p)
     args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
             smoothing_logit, init_level, smoothed_scale, mix)
-    return implementation("input_stage", item_weight.device, *args)(*args)
-
-
-register("input_stage", input_stage_ref, KernelImplementation(input_stage_triton, input_stage_unsupported),
-         cuda=KernelImplementation(input_stage_cuda, input_stage_cuda_unsupported, gpu_verified=False))
+    return backends.dispatch("input_stage", item_weight.device, *args)(*args)

@@ -1,28 +1,61 @@
-"""The seasonal branch's three position-channel convolutions (SPEC section 4) as one op:
-the public op (a leaf of the seasonal branch), its autograd Function on Triton."""
+"""The seasonal branch's three position-channel convolutions (SPEC section 4) as one op: its
+Triton custom ops, the autograd Function and the public op ``multiscale_conv``."""
 
 import torch
 
-from ..reference import multiscale_conv_ref
-from ..reference.seasonal import CONV_KERNEL_SIZES
-from . import _library
-from ._triton_checks import unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import backends
+from ..reference.convolutions import CONV_KERNEL_SIZES, multiscale_conv_ref
+from ._common import custom_op, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::multiscale_conv_fwd")
+def multiscale_conv_fwd(x: torch.Tensor, weight_small: torch.Tensor, weight_middle: torch.Tensor,
+                        weight_large: torch.Tensor, bias_small: torch.Tensor, bias_middle: torch.Tensor,
+                        bias_large: torch.Tensor) -> torch.Tensor:
+    """x: (B, N, H) -> (3, B, N, H) in x's dtype: the small, middle and large convolutions."""
+    from ..kernels.multiscale_conv import _multiscale_conv_fwd as launch
+
+    return launch(x, (weight_small, weight_middle, weight_large), (bias_small, bias_middle, bias_large))
+
+
+@multiscale_conv_fwd.register_fake
+def _(x, *rest):
+    return x.new_empty((3, *x.shape))
+
+
+@custom_op("asrec::multiscale_conv_bwd")
+def multiscale_conv_bwd(x: torch.Tensor, weight_small: torch.Tensor, weight_middle: torch.Tensor,
+                        weight_large: torch.Tensor,
+                        grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                     torch.Tensor]:
+    """-> dx (B, N, H), d weight_small, d weight_middle, d weight_large, d biases (3, N), all float32."""
+    from ..kernels.multiscale_conv import _multiscale_conv_bwd as launch
+
+    return launch(x, (weight_small, weight_middle, weight_large), grad)
+
+
+@multiscale_conv_bwd.register_fake
+def _(x, weight_small, weight_middle, weight_large, grad):
+    def f32(t):
+        return t.new_empty(t.shape, dtype=torch.float32)
+    return (f32(x), f32(weight_small), f32(weight_middle), f32(weight_large),
+            x.new_empty((3, x.shape[1]), dtype=torch.float32))
+
+
+# ---- autograd ----
 
 class MultiscaleConvFn(torch.autograd.Function):
-    """Triton forward/backward of ``multiscale_conv_ref`` through ``asrec::multiscale_conv_fwd/bwd``.
-
-    Returns the three outputs stacked, (3, B, N, H); saves only x and the weights (the
-    backward needs no forward intermediate).
-    """
+    """Triton forward/backward of ``multiscale_conv_ref``: the three outputs stacked, (3, B, N, H);
+    saves only x and the weights (the backward needs no forward intermediate)."""
 
     @staticmethod
     def forward(ctx, x, weight_small, weight_middle, weight_large, bias_small, bias_middle, bias_large):
         x = x.contiguous()
         weights = [w.contiguous() for w in (weight_small, weight_middle, weight_large)]
         biases = [b.contiguous() for b in (bias_small, bias_middle, bias_large)]
-        out = _library.multiscale_conv_fwd(x, *weights, *biases)
+        out = multiscale_conv_fwd(x, *weights, *biases)
         ctx.save_for_backward(x, *weights)
         ctx.dtypes = [t.dtype for t in (x, weight_small, weight_middle, weight_large, bias_small, bias_middle,
                                         bias_large)]
@@ -30,11 +63,16 @@ class MultiscaleConvFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        dx, *dweights, dbiases = _library.multiscale_conv_bwd(*ctx.saved_tensors, grad.contiguous())
+        dx, *dweights, dbiases = multiscale_conv_bwd(*ctx.saved_tensors, grad.contiguous())
         return tuple(g.to(dtype) for g, dtype in zip((dx, *dweights, *dbiases), ctx.dtypes))
 
 
-def multiscale_conv_unsupported(context, conv_weights, conv_biases):
+def _triton(context, conv_weights, conv_biases):
+    # [small, middle, large]: views of one (3, B, N, H) output
+    return list(MultiscaleConvFn.apply(context, *conv_weights, *conv_biases).unbind(0))
+
+
+def _triton_unsupported(context, conv_weights, conv_biases):
     from ..kernels.multiscale_conv import unsupported_shape
 
     named = {"context": context}
@@ -43,10 +81,10 @@ def multiscale_conv_unsupported(context, conv_weights, conv_biases):
     return unsupported_tensors(**named) or unsupported_shape(context.shape[1], context.shape[2])
 
 
-def multiscale_conv_triton(context, conv_weights, conv_biases):
-    """Same contract as ``multiscale_conv_ref``: [small, middle, large], views of one (3, B, N, H) output."""
-    return list(MultiscaleConvFn.apply(context, *conv_weights, *conv_biases).unbind(0))
+backends.register("multiscale_conv", multiscale_conv_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
+
+# ---- public op ----
 
 def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> list:
     """See ``asrec.reference.multiscale_conv_ref``. context: (batch, seq_len, hidden); conv_weights:
@@ -64,9 +102,4 @@ def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tup
         if bias.shape != (seq_len,):
             raise ValueError(f"multiscale_conv: conv_biases[{i}] must be ({seq_len},), got {tuple(bias.shape)}")
     args = (context, conv_weights, conv_biases)
-    return implementation("multiscale_conv", context.device, *args)(*args)
-
-
-# not yet run compiled on a GPU: "auto" keeps the reference until it has been
-register("multiscale_conv", multiscale_conv_ref,
-         KernelImplementation(multiscale_conv_triton, multiscale_conv_unsupported, gpu_verified=False))
+    return backends.dispatch("multiscale_conv", context.device, *args)(*args)

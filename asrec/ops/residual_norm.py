@@ -1,12 +1,49 @@
-"""Dropout + residual + LayerNorm: the public op, its autograd Function on Triton."""
+"""Dropout + residual + LayerNorm, the norm after each dense projection (SPEC sections 4-6):
+its Triton custom ops, the autograd Function and the public op ``residual_norm``."""
 
 import torch
 
-from ..reference import residual_norm_ref
-from . import _library
-from ._triton_checks import dropout_plan, unsupported_tensors
-from .registry import KernelImplementation, implementation, register
+from .. import backends
+from ..reference.residual_norm import residual_norm_ref
+from ._common import check_dropout, check_norm, custom_op, dropout_plan, unsupported_tensors
 
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::residual_norm_fwd")
+def residual_norm_fwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                      seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                      out_dtype: torch.dtype) -> torch.Tensor:
+    """x, residual: (..., H) -> (..., H) in out_dtype."""
+    from ..kernels.residual_norm import _residual_norm_fwd as launch
+
+    return launch(x, residual, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping, out_dtype)
+
+
+@residual_norm_fwd.register_fake
+def _(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping, out_dtype):
+    return x.new_empty(x.shape, dtype=out_dtype)
+
+
+@custom_op("asrec::residual_norm_bwd")
+def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, grad: torch.Tensor,
+                      seed: torch.Tensor, eps: float, dropout_p: float,
+                      dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (x's dtype), dresidual (residual's dtype), float32 LayerNorm weight and bias gradients (H,)."""
+    from ..kernels.residual_norm import _residual_norm_bwd as launch
+
+    dx, dresidual, dweight, dbias = launch(x, residual, norm_weight, grad, eps, int(seed.item()), dropout_p, dropping)
+    return dx, dresidual, dweight.sum(0), dbias.sum(0)
+
+
+@residual_norm_bwd.register_fake
+def _(x, residual, *rest):
+    hidden = x.shape[-1]
+    return (x.new_empty(x.shape), residual.new_empty(residual.shape), x.new_empty((hidden,), dtype=torch.float32),
+            x.new_empty((hidden,), dtype=torch.float32))
+
+
+# ---- autograd ----
 
 def _out_dtype(x, residual):
     # as the reference: the sum promotes, and autocast runs LayerNorm in float32
@@ -16,15 +53,15 @@ def _out_dtype(x, residual):
 
 
 class ResidualNormFn(torch.autograd.Function):
-    """Triton forward/backward of ``residual_norm_ref`` through ``asrec::residual_norm_fwd/bwd``."""
+    """Triton forward/backward of ``residual_norm_ref``; saves the inputs and the dropout seed."""
 
     @staticmethod
     def forward(ctx, x, residual, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool):
         x, residual = x.contiguous(), residual.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
         dropping, seed = dropout_plan(dropout_p, training)
-        out = _library.residual_norm_fwd(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping,
-                                         _out_dtype(x, residual))
+        out = residual_norm_fwd(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping,
+                                _out_dtype(x, residual))
         ctx.save_for_backward(x, residual, norm_weight, seed)
         ctx.settings = (eps, dropout_p, dropping)
         ctx.bias_dtype = norm_bias.dtype
@@ -33,38 +70,30 @@ class ResidualNormFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, residual, norm_weight, seed = ctx.saved_tensors
-        dx, dresidual, dweight, dbias = _library.residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), seed,
-                                                                   *ctx.settings)
+        dx, dresidual, dweight, dbias = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), seed,
+                                                          *ctx.settings)
         return dx, dresidual, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype), None, None, None
 
 
-def residual_norm_unsupported(x, residual, norm_weight, norm_bias, eps, dropout_p=0.0, training=False):
+def _triton_unsupported(x, residual, norm_weight, norm_bias, *rest):
     from ..kernels.residual_norm import unsupported_shape
 
     return (unsupported_tensors(x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
             or unsupported_shape(x.shape[-1]))
 
 
-def residual_norm_triton(x, residual, norm_weight, norm_bias, eps, dropout_p=0.0, training=False):
-    """Same contract as ``residual_norm_ref``."""
-    return ResidualNormFn.apply(x, residual, norm_weight, norm_bias, eps, dropout_p, training)
+backends.register("residual_norm", residual_norm_ref,
+                  triton=backends.FusedKernel(ResidualNormFn.apply, _triton_unsupported))
 
+
+# ---- public op ----
 
 def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
                   eps: float, dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
     """``LN(drop(p)(x) + residual)``; see ``asrec.reference.residual_norm_ref``. x, residual: (..., hidden)."""
     if x.shape != residual.shape:
         raise ValueError(f"residual_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must match")
-    hidden = x.shape[-1]
-    for name, tensor in (("norm_weight", norm_weight), ("norm_bias", norm_bias)):
-        if tensor.shape != (hidden,):
-            raise ValueError(f"residual_norm: {name} must be ({hidden},), got {tuple(tensor.shape)}")
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"residual_norm: dropout_p must be in [0, 1), got {dropout_p!r}")
+    check_norm("residual_norm", x.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
+    check_dropout("residual_norm", dropout_p)
     args = (x, residual, norm_weight, norm_bias, eps, dropout_p, training)
-    return implementation("residual_norm", x.device, *args)(*args)
-
-
-# not yet run compiled on a GPU: "auto" keeps the reference until it has been
-register("residual_norm", residual_norm_ref,
-         KernelImplementation(residual_norm_triton, residual_norm_unsupported, gpu_verified=False))
+    return backends.dispatch("residual_norm", x.device, *args)(*args)

@@ -24,16 +24,17 @@ def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor
     return context * torch.addcmul(origin_scale, similarity, contrast_scale, value=-1)
 
 
-def contrast_gelu_ref(filtered: list, scales: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
+def contrast_gelu_ref(filtered: list, conv_outputs: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
                       contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
-    """``gelu(contrast(sum_i position_scales[i] * (filtered[i] + scales[i])))`` (SPEC section 4).
+    """``gelu(contrast(sum_i position_scales[i] * (filtered[i] + conv_outputs[i])))`` (SPEC section 4).
 
-    filtered, scales: three (batch, seq_len, hidden) tensors each (small, middle, large);
+    filtered, conv_outputs: three (batch, seq_len, hidden) tensors each (small, middle, large
+    convolution, and each one's frequency filter);
     position_scales: (3, seq_len, 1); origin_scale, contrast_scale: scalars (1,). With
     ``output_rows`` (batch,) only those rows are activated: (batch, 1, hidden).
     """
     # sum_i scale_i * (f_i + s_i), accumulated by addcmul (no separate product and sum passes)
-    combined = (filtered[0] + scales[0]) * position_scales[0]
-    for scale, f, s in zip(position_scales[1:], filtered[1:], scales[1:]):
-        combined = torch.addcmul(combined, f + s, scale)
+    combined = (filtered[0] + conv_outputs[0]) * position_scales[0]
+    for scale, f, c in zip(position_scales[1:], filtered[1:], conv_outputs[1:]):
+        combined = torch.addcmul(combined, f + c, scale)
     return F.gelu(take_rows(oversmoothing_contrast_ref(combined, origin_scale, contrast_scale), output_rows))

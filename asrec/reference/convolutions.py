@@ -10,9 +10,9 @@ def multiscale_conv_ref(context: torch.Tensor, conv_weights: tuple, conv_biases:
     """The three convolutions of SPEC section 4.
 
     The published ``Conv1d(N, N, k)`` layers treat the N positions as channels and slide
-    along the hidden axis with 'same' padding. (Merging them into one conv with 3N output
-    channels by zero-padding the kernels to 7 taps was measured 15-35% slower on the CPU:
-    the padded taps are real multiply-adds for a direct convolution.)
+    along the hidden axis with 'same' padding. (They stay three convolutions: merging them
+    into one with 3N output channels would zero-pad the kernels to 7 taps, and the padded
+    taps are real multiply-adds for a direct convolution.)
 
     context: (batch, seq_len, hidden); conv_weights: (N, N, 3), (N, N, 5), (N, N, 7);
     conv_biases: three (N,). Returns [small, middle, large], each (batch, seq_len, hidden).

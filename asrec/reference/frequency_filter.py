@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from ._dtypes import compute_dtype
 
 THRESHOLD_SCOPES = ("batch", "sequence")
-# Sequence length from which the filter transforms by FFT instead of DFT GEMMs. Measured on
-# the 2-core development CPU, forward + masked inverse with the residual, batch 256, per
-# group: N=50, H=256: GEMM 10.3 ms, FFT 13.1 ms; N=100, H=64: 7.0 / 5.0; N=200, H=64: 25.3 / 13.6.
+# Sequence length from which the filter transforms by FFT instead of DFT GEMMs: the CPU
+# crossover recorded in BENCHMARKS.md (session 3, "the filter transforms").
 FFT_FROM_SEQ_LEN = 96
+FILTER_DROPOUT = 0.5  # fixed in the published code, independent of the model's dropout
 
 
 @functools.lru_cache(maxsize=64)
@@ -63,7 +63,7 @@ def full_spectrum_index(seq_len: int, device: torch.device) -> torch.Tensor:
 
 def lower_median(values: torch.Tensor) -> torch.Tensor:
     """Lower median over the last axis, as ``torch.median``: sorted element ``(n - 1) // 2``
-    (a selection, ``kthvalue``, not a sort: same value, ~3x faster on the CPU).
+    (a selection, ``kthvalue``, not a sort: the same value for less work).
 
     values: (..., n) -> (...,)
     """
@@ -97,7 +97,7 @@ def quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """``linear_quantile`` over the last axis of unsorted values (..., n) -> (...,).
 
     On the CPU in eager mode, the two order statistics come from two selections
-    (``kthvalue``, ~3x faster than a sort of the batch's B*N energies) at ranks read from q,
+    (``kthvalue``, cheaper than a sort of the batch's B*N energies) at ranks read from q,
     a CPU tensor (a read, not a device synchronisation); on a GPU or under torch.compile,
     from a sort, with no host read. Same values either way (tests/ops/test_frequency_filter.py).
     """
@@ -157,7 +157,7 @@ def fft_spectrum_energy(spectrum: torch.Tensor) -> torch.Tensor:
 
     rfft along dim -2 lays its output out as (B, H, K): read that way, (Re, Im) pairs are
     contiguous and the sum over hidden is a reduction over an outer axis (vectorised over
-    bins), ~4x faster on the CPU than summing the (H, 2) trailing axes of the logical view.
+    bins): contiguous reads, where summing the (H, 2) trailing axes of the logical view strides.
     """
     batch, bins, hidden = spectrum.shape
     parts = torch.view_as_real(spectrum.transpose(-1, -2)).reshape(batch, hidden, 2 * bins)
@@ -213,7 +213,7 @@ def frequency_filter_groups_ref(
     outputs = []
     for index, (original, computed, spectrum) in enumerate(zip(groups, inputs, spectra)):
         if by_fft:
-            # the mask applied in rfft's own (B, H, K) layout: 4x faster than across it on the CPU
+            # the mask applied in rfft's own (B, H, K) layout: contiguous, where masking across it strides
             masked = torch.where(keep[:, index, None, :], spectrum.transpose(-1, -2), 0).transpose(-1, -2)
             filtered = torch.fft.irfft(masked, n=seq_len, dim=-2)
             # irfft along dim -2 returns a (B, H, N)-strided layout; `computed + filtered` (the

@@ -9,28 +9,24 @@ from .weights import DynamicWeights, SeasonalWeights
 
 
 def seasonal_context_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
-                         dropout_p: float = 0.0, training: bool = False,
-                         gated_attention=gated_attention_ref) -> torch.Tensor:
+                         dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
     """``merge_heads(gate(drop(softmax(q k^T / sqrt(d) + m)) v, v))`` of the seasonal projections,
-    every row (the convolutions after it mix positions): (batch, seq_len, hidden).
-    gated_attention: the implementation of ``gated_attention_ref`` to use."""
+    every row (the convolutions after it mix positions): (batch, seq_len, hidden)."""
     q = split_heads(F.linear(x, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
-    return merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, dropout_p, training))
+    return merge_heads(gated_attention_ref(q, k, v, key_bias, *weights.gate, dropout_p, training))
 
 
 def dynamic_context_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,
-                        dropout_p: float = 0.0, training: bool = False, output_rows=None,
-                        attention=attention_context_ref) -> torch.Tensor:
+                        dropout_p: float = 0.0, training: bool = False, output_rows=None) -> torch.Tensor:
     """``merge_heads(drop(softmax(q k^T / sqrt(d) + m)) v)`` of the dynamic projections:
     (batch, seq_len, hidden), or with ``output_rows`` (batch,) only those query rows,
-    (batch, 1, hidden) (attention rows are independent of each other).
-    attention: the implementation of ``attention_context_ref`` to use."""
+    (batch, 1, hidden) (attention rows are independent of each other)."""
     q = split_heads(F.linear(take_rows(x, output_rows), *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
-    return merge_heads(attention(q, k, v, key_bias, dropout_p, training))
+    return merge_heads(attention_context_ref(q, k, v, key_bias, dropout_p, training))
 
 
 def hybrid_attention_ref(x: torch.Tensor, key_bias: torch.Tensor, seasonal: SeasonalWeights, dynamic: DynamicWeights,
@@ -39,8 +35,8 @@ def hybrid_attention_ref(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seas
     and ``dynamic_context_ref`` (``output_rows`` only, if given). x: (batch, seq_len, hidden);
     key_bias: (batch, 1, 1, seq_len).
 
-    Here each branch projects on its own (on the CPU one stacked (H, 6H) projection was
-    slower: its (batch, seq_len, 6H) output is a fresh, page-faulting allocation per call);
+    Here each branch projects on its own: on the CPU one stacked (H, 6H) projection is
+    slower (its (batch, seq_len, 6H) output is a fresh, page-faulting allocation per call);
     the Triton backend stacks the six projections into one GEMM.
     """
     return (seasonal_context_ref(x, key_bias, seasonal, n_heads, dropout_p, training),

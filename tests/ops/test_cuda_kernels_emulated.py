@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asrec.ops import _cuda_library
+from asrec import _cuda_extension
 from asrec.ops.frequency_filter import FrequencyFilterCudaFn
 from asrec.ops.input_stage import InputStageCudaFn
 from asrec.reference import frequency_keep_mask, input_stage_ref
@@ -32,11 +32,11 @@ def _emulated_kernels(monkeypatch):
         if torch.cuda.is_available():  # a GPU machine tests the built kernels instead (test_cuda_ops.py)
             pytest.skip(f"the host emulation does not compile here ({error}); the GPU tests run the kernels")
         raise
-    monkeypatch.setattr(_cuda_library, "kernel_ops", emulated.kernel_ops())
+    monkeypatch.setattr(_cuda_extension, "kernel_ops", emulated.kernel_ops())
 
 
 def _fixed_seed(monkeypatch, seed):
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([seed]))
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([seed]))
 
 
 def _dropout_factors(shape, seed, p):
@@ -76,10 +76,10 @@ def test_dropout_bits_are_philox_with_tritons_conventions(seed):
 
 def test_dropout_bits_equal_tritons_mask():
     pytest.importorskip("triton")
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
     for seed, p in [(77, 0.5), (1234, 0.3), (2**31 - 2, 0.1)]:
-        torch.testing.assert_close(_dropout_factors((4096,), seed, p), _dropout_mask(4096, seed, p, "cpu"),
+        torch.testing.assert_close(_dropout_factors((4096,), seed, p), kernel_dropout_factors(4096, seed, p, "cpu"),
                                    rtol=0, atol=0)
 
 

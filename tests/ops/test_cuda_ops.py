@@ -35,7 +35,7 @@ def _extension():
 
 
 def _fixed_seed(monkeypatch, seed):
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([seed]))
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([seed]))
 
 
 def _low_precision_close(actual, exact, reference_low):
@@ -131,14 +131,14 @@ def test_frequency_filter_dropout_is_tritons_philox_mask(monkeypatch):
     Triton kernels' dropout factors (the same Philox bits; the keep-masks of the two backends
     may differ at a bin within rounding of the threshold, so the filters are not compared)."""
     pytest.importorskip("triton")
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
     _fixed_seed(monkeypatch, 1234)
     y = torch.randn(64, 3, 50, 64, device=DEVICE, requires_grad=True)
     weight, bias = _norm(64)
     grad = torch.randn_like(y)
     keep = _kernel_keep(y.detach(), 0.8)
-    factors = _dropout_mask(y.numel(), 1234, 0.5, DEVICE).view(y.shape)
+    factors = kernel_dropout_factors(y.numel(), 1234, 0.5, DEVICE).view(y.shape)
     ours = _filter("cuda", y, weight, bias, grad, training=True)
     for name, a, b in zip(("out", "dy", "dweight", "dbias"), ours, _filter_f64(y, keep, weight, bias, grad, factors)):
         torch.testing.assert_close(a.double(), b, rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")

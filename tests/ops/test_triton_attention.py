@@ -68,10 +68,11 @@ def test_plain_attention_matches_reference_with_fewer_queries(q_len):
 
 def test_attention_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """p > 0: equal to the math with the kernels' own mask over the (batch*head, query, key) index."""
-    from asrec.kernels._common import _dropout_mask
     from asrec.reference.attention import seasonal_gate_ref
 
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([3]))
+    from ..triton_support import kernel_dropout_factors
+
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([3]))
     batch, heads, seq_len, head_dim = 2, 2, 12, 16
     q, k, v = _qkv(batch, heads, seq_len, head_dim)
     weight, bias = _gate(head_dim)
@@ -79,7 +80,7 @@ def test_attention_dropout_forward_and_backward_use_one_mask(monkeypatch):
     leaves = [q, k, v, weight, bias]
     grad = torch.randn(q.shape, device=DEVICE)
     ours = _run("triton", gated_attention, leaves, (q, k, v, key_bias, weight, bias, 0.3, True), grad)
-    factors = _dropout_mask(batch * heads * seq_len * seq_len, 3, 0.3, DEVICE).view(batch, heads, seq_len, seq_len)
+    factors = kernel_dropout_factors(batch * heads * seq_len * seq_len, 3, 0.3, DEVICE).view(batch, heads, seq_len, seq_len)
     probabilities = torch.softmax(q @ k.transpose(-1, -2) / head_dim ** 0.5 + key_bias, dim=-1)
     out = seasonal_gate_ref((probabilities * factors) @ v, v, weight, bias)
     expected = (out, *torch.autograd.grad(out, leaves, grad))

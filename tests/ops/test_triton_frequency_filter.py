@@ -75,13 +75,13 @@ def test_kernel_mask_equals_reference_mask_away_from_the_threshold(seq_len, hidd
 
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0 the output and every gradient equal the float64 math with the kernels' mask."""
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([1234]))
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([1234]))
     y = torch.randn(3, 3, 12, 24, device=DEVICE, requires_grad=True)
     weight, bias = _norm(24)
     grad = torch.randn_like(y)
-    factors = _dropout_mask(y.numel(), 1234, 0.5, DEVICE).view(y.shape)
+    factors = kernel_dropout_factors(y.numel(), 1234, 0.5, DEVICE).view(y.shape)
     keep = kernel_keep(y.detach(), 0.8)
     ours = _triton(y, 0.8, weight, bias, grad, training=True)
     _assert_matches(ours, _oracle(y, keep, weight, bias, grad, factors))

@@ -78,9 +78,9 @@ def test_both_branches_match_reference(heads, seq_len, hidden, last_rows_only):
 
 def test_dropout_draws_one_mask_per_branch(monkeypatch):
     """p > 0: equal to the math with the kernels' own factors over the (branch*batch*head, query, key) index."""
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([5]))
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([5]))
     batch, heads, seq_len, hidden = 2, 2, 12, 32
     d = hidden // heads
     x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)
@@ -89,7 +89,7 @@ def test_dropout_draws_one_mask_per_branch(monkeypatch):
     grads = [torch.randn(batch, seq_len, hidden, device=DEVICE) for _ in range(2)]
     ours = _run("triton", x, key_bias, leaves, heads, grads, 0.3, True)
 
-    factors = _dropout_mask(2 * batch * heads * seq_len * seq_len, 5, 0.3, DEVICE)
+    factors = kernel_dropout_factors(2 * batch * heads * seq_len * seq_len, 5, 0.3, DEVICE)
     factors = factors.view(2, batch, heads, seq_len, seq_len)
     seasonal, dynamic = _rebuild(leaves)
 

@@ -43,15 +43,16 @@ def test_forward_and_gradients_match_reference(seq_len, hidden, mix):
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0: the reference computed on the kernels' own dropout factors gives the same
     output and gradients (the mask is regenerated in backward, not stored)."""
-    from asrec.kernels._common import _dropout_mask
     from asrec.reference.fsm import fourier_smoothing_ref
 
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([77]))
+    from ..triton_support import kernel_dropout_factors
+
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([77]))
     ids = _padded_ids(3, 12, 20)
     tables = _tables(20, 12, 24)
     grad = torch.randn(3, 12, 24, device=DEVICE)
     ours = _run("triton", ids, tables, 0.4, grad, dropout_p=0.3, training=True)
-    factors = _dropout_mask(ids.numel() * 24, 77, 0.3, DEVICE).view(3, 12, 24)
+    factors = kernel_dropout_factors(ids.numel() * 24, 77, 0.3, DEVICE).view(3, 12, 24)
     t = tables
     embedded = torch.nn.functional.embedding(ids, t["item_weight"], padding_idx=0) + t["position_weight"]
     normed = torch.nn.functional.layer_norm(embedded, (24,), t["norm_weight"], t["norm_bias"], EPS)
@@ -62,15 +63,15 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
 
 
 def test_dropout_mask_rate_scale_and_seed():
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
-    factors = _dropout_mask(200_000, 5, 0.3, DEVICE)
+    factors = kernel_dropout_factors(200_000, 5, 0.3, DEVICE)
     values = torch.unique(factors)
     assert values.tolist() == [0.0, pytest.approx(1 / 0.7)]
     kept = (factors > 0).double().mean().item()
     assert abs(kept - 0.7) < 4 * (0.7 * 0.3 / 200_000) ** 0.5
-    assert torch.equal(factors, _dropout_mask(200_000, 5, 0.3, DEVICE))
-    assert not torch.equal(factors, _dropout_mask(200_000, 6, 0.3, DEVICE))
+    assert torch.equal(factors, kernel_dropout_factors(200_000, 5, 0.3, DEVICE))
+    assert not torch.equal(factors, kernel_dropout_factors(200_000, 6, 0.3, DEVICE))
 
 
 @pytest.mark.gpu

@@ -38,14 +38,14 @@ def test_forward_and_gradients_match_reference(shape):
 
 
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
-    from asrec.kernels._common import _dropout_mask
+    from ..triton_support import kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._triton_checks"], "dropout_seed", lambda: torch.tensor([99]))
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([99]))
     shape = (3, 12, 24)
     inputs = _inputs(shape)
     grad = torch.randn(shape, device=DEVICE)
     ours = _run("triton", inputs, grad, dropout_p=0.4, training=True)
-    factors = _dropout_mask(3 * 12 * 24, 99, 0.4, DEVICE).view(shape)
+    factors = kernel_dropout_factors(3 * 12 * 24, 99, 0.4, DEVICE).view(shape)
     x, residual, weight, bias = inputs
     out = torch.nn.functional.layer_norm(x * factors + residual, (24,), weight, bias, EPS)
     expected = (out, *torch.autograd.grad(out, inputs, grad))

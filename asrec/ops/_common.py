@@ -1,0 +1,115 @@
+"""What every leaf op's fused plumbing shares: the custom-op wrapper, the argument checks
+that decide whether a kernel takes a call, and the dropout seeds.
+
+The Triton launchers of ``asrec.kernels`` become ``torch.library`` custom ops (namespace
+``asrec``) with fake (shape-only) implementations, so ``torch.compile`` traces the
+autograd Functions into one graph without breaking at a kernel launch, and
+``torch.library.opcheck`` can test the registrations. The ops take tensors and scalars
+only: the dropout seed travels as a one-element int64 CPU tensor drawn by the caller (a
+traced random op under ``torch.compile``, never a constant baked into the graph).
+"""
+
+import functools
+
+import torch
+
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+class CustomOp:
+    """A Triton launcher registered as the custom op ``name``, which eager code calls directly.
+
+    Under ``torch.compile`` the registered op is called (an opaque node with its fake
+    implementation); in eager mode the launcher runs without the dispatcher's Python
+    custom-op path, pure host overhead here. Both run it under the CUDA device of its first
+    argument, so a tensor on ``cuda:1`` never launches on the current device instead.
+    """
+
+    def __init__(self, name: str, launcher):
+        @functools.wraps(launcher)  # the op's schema is read from the launcher's signature
+        def on_input_device(*args):
+            device = args[0].device
+            if device.type != "cuda":
+                return launcher(*args)
+            with torch.cuda.device(device):
+                return launcher(*args)
+
+        self.launcher = on_input_device
+        self.op = torch.library.custom_op(name, on_input_device, mutates_args=())
+
+    def register_fake(self, fake):
+        self.op.register_fake(fake)
+        return fake
+
+    def __call__(self, *args):
+        if torch.compiler.is_compiling():
+            return self.op(*args)
+        return self.launcher(*args)
+
+
+def custom_op(name: str):
+    """Decorator: the launcher below becomes ``CustomOp(name, launcher)``."""
+    return lambda launcher: CustomOp(name, launcher)
+
+
+def unsupported_tensors(**tensors: torch.Tensor):
+    """None if every named tensor has a kernel dtype and all share one device, else the reason."""
+    devices = {t.device for t in tensors.values()}
+    if len(devices) > 1:
+        listing = ", ".join(f"{name} on {t.device}" for name, t in tensors.items())
+        return f"tensors must share one device, got {listing}"
+    for name, tensor in tensors.items():
+        if tensor.dtype not in KERNEL_DTYPES:
+            return (f"{name}: the fused kernels take float32, bfloat16 or float16, got {tensor.dtype} "
+                    f"(use the 'reference' backend for float64)")
+    return None
+
+
+def dropout_seed() -> torch.Tensor:
+    """A fresh seed for a kernel's counter-based dropout: a (1,) int64 CPU tensor drawn from
+    torch's CPU generator (reproducible under ``torch.manual_seed``; no device sync; under
+    ``torch.compile`` a traced random op, drawn anew on every call)."""
+    return torch.randint(0, 2**31 - 1, (1,))
+
+
+def dropout_plan(dropout_p: float, training: bool) -> tuple:
+    """(dropping, seed) for one call: whether the kernels drop anything, and the seed they use
+    (a fresh one when dropping; a placeholder the kernels do not read otherwise)."""
+    dropping = bool(training) and dropout_p > 0
+    return dropping, dropout_seed() if dropping else torch.zeros(1, dtype=torch.int64)
+
+
+def check_dropout(op: str, dropout_p: float) -> None:
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p!r}")
+
+
+def check_norm(op: str, hidden: int, **tensors: torch.Tensor) -> None:
+    """Each named LayerNorm weight or bias must be (hidden,)."""
+    for name, tensor in tensors.items():
+        if tensor.shape != (hidden,):
+            raise ValueError(f"{op}: {name} must be ({hidden},), got {tuple(tensor.shape)}")
+
+
+def smoothing_logit_grad(dalpha_parts: torch.Tensor, smoothing_logit: torch.Tensor) -> torch.Tensor:
+    """The smoothing logit's gradient from partial sums of d/d alpha (alpha = sigmoid(logit)), float32."""
+    alpha = torch.sigmoid(smoothing_logit.float())
+    return (dalpha_parts.sum() * alpha * (1.0 - alpha)).reshape(smoothing_logit.shape)
+
+
+# ---- which shapes the CUDA kernels take (mirrors the shared-memory sizes of csrc/) ----
+
+FLOAT_BYTES = 4
+CUDA_BLOCK_WARPS = 8  # kBlockWarps in csrc/common/device.cuh
+
+
+def unsupported_cuda_shared_memory(what: str, needed: int, device: torch.device, seq_len: int, hidden: int):
+    """None if a block needing ``needed`` bytes of shared memory fits ``device``, else why not."""
+    if device.type != "cuda":
+        return None  # the device check comes first in the dispatch
+    properties = torch.cuda.get_device_properties(device)
+    limit = getattr(properties, "shared_memory_per_block_optin", 99 * 1024)
+    if needed > limit:
+        return (f"the CUDA {what} needs {needed} bytes of shared memory per block at seq_len={seq_len}, "
+                f"hidden={hidden}; this device allows {limit}")
+    return None

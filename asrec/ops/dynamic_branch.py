@@ -1,0 +1,42 @@
+"""The dynamic attention branch (SPEC section 5), a composition of leaf ops: plain masked
+attention, dense, dropout + residual + LayerNorm. Under ``"reference"`` this is the
+reference composition; on a fused backend each leaf runs there."""
+
+import torch
+import torch.nn.functional as F
+
+from .. import backends
+from ..reference.attention import merge_heads, split_heads, take_rows
+from ..reference.weights import DynamicWeights
+from .attention import attention
+from .residual_norm import residual_norm
+
+
+def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
+                 training: bool) -> torch.Tensor:
+    """``LN(drop(dense(context)) + residual)``. context, residual: (batch, seq_len | 1, hidden)."""
+    norm = weights.norm
+    return residual_norm(F.linear(context, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
+                         training)
+
+
+def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,
+                   hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
+                   output_rows=None) -> torch.Tensor:
+    """SPEC section 5. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len).
+
+    output_rows: optional (batch,) positions; then only those query rows are computed and
+    the result is (batch, 1, hidden) (attention rows are independent of each other).
+    """
+    if x.dim() != 3 or x.shape[-1] % n_heads:
+        raise ValueError(f"dynamic_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
+                         f"n_heads={n_heads}, got {tuple(x.shape)}")
+    rows = take_rows(x, output_rows)
+    q = split_heads(F.linear(rows, *weights.query), n_heads)
+    k = split_heads(F.linear(x, *weights.key), n_heads)
+    v = split_heads(F.linear(x, *weights.value), n_heads)
+    context = merge_heads(attention(q, k, v, key_bias, attn_dropout_p, training))
+    return dynamic_tail(context, rows, weights, hidden_dropout_p, training)
+
+
+backends.register_composition("dynamic_branch")

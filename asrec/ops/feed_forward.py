@@ -1,0 +1,25 @@
+"""The point-wise feed-forward block of each layer (SPEC section 6), a composition:
+``LN(drop(dense_out(act(dense_in(x)))) + x)``, the norm through the ``residual_norm`` op."""
+
+import torch
+import torch.nn.functional as F
+
+from .. import backends
+from ..reference.activations import ACTIVATIONS
+from ..reference.weights import FeedForwardWeights
+from .residual_norm import residual_norm
+
+
+def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
+                 training: bool = False) -> torch.Tensor:
+    """x: (..., hidden) -> x's shape; ``weights.activation`` one of ``asrec.reference.ACTIVATIONS``."""
+    if weights.activation not in ACTIVATIONS:
+        raise ValueError(f"feed_forward: activation must be one of {sorted(ACTIVATIONS)}, "
+                         f"got {weights.activation!r}")
+    inner = ACTIVATIONS[weights.activation](F.linear(x, *weights.dense_in))
+    norm = weights.norm
+    return residual_norm(F.linear(inner, *weights.dense_out), x, norm.weight, norm.bias, norm.eps, dropout_p,
+                         training)
+
+
+backends.register_composition("feed_forward")

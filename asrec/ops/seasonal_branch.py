@@ -1,0 +1,57 @@
+"""The seasonal attention branch (SPEC section 4), a composition of leaf ops: gated
+attention, the three position-channel convolutions, their frequency filters, the scale
+combination with the over-smoothing contrast and gelu, dense, dropout + residual + LayerNorm.
+
+Plain code over the public dispatching ops, so each leaf runs on its own backend; under
+``"reference"`` this is the reference composition.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .. import backends
+from ..reference.attention import merge_heads, split_heads, take_rows
+from ..reference.frequency_filter import FILTER_DROPOUT
+from ..reference.weights import SeasonalWeights
+from .attention import gated_attention
+from .contrast_gelu import contrast_gelu
+from .frequency_filter import frequency_filter_groups
+from .multiscale_conv import multiscale_conv
+from .residual_norm import residual_norm
+
+
+def seasonal_tail(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights, dropout_p: float,
+                  training: bool, filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
+    """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
+
+    context: (batch, seq_len, hidden) merged gated context; residual: the branch input x.
+    ``ctx = s1 (F(S) + S) + s2 (F(G) + G) + s3 (F(M) + M)`` with S, M, G the small, middle
+    and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
+    ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
+    rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
+    """
+    conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases)
+    ff = weights.frequency_filter
+    filtered = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
+                                       FILTER_DROPOUT, training, filter_scope)
+    activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
+                              weights.contrast_scale, output_rows)
+    norm = weights.norm
+    return residual_norm(F.linear(activated, *weights.dense), take_rows(residual, output_rows), norm.weight,
+                         norm.bias, norm.eps, dropout_p, training)
+
+
+def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
+                    hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
+                    filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
+    """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
+    output_rows: see ``seasonal_tail``. -> x's shape, or (batch, 1, hidden) with output_rows."""
+    if x.dim() != 3 or x.shape[-1] % n_heads:
+        raise ValueError(f"seasonal_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
+                         f"n_heads={n_heads}, got {tuple(x.shape)}")
+    q, k, v = (split_heads(F.linear(x, *linear), n_heads) for linear in (weights.query, weights.key, weights.value))
+    context = merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
+    return seasonal_tail(context, x, weights, hidden_dropout_p, training, filter_scope, output_rows)
+
+
+backends.register_composition("seasonal_branch")
