@@ -1,8 +1,24 @@
-"""The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate)."""
+"""The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate).
+
+Exit statuses: 0 done; 2 a malformed command line (an unknown flag, a value of the wrong
+kind or out of range, flags that contradict each other), with argparse's usage line; 1 a
+well-formed command that the machine or the files cannot satisfy (a missing or corrupt
+file, a run folder that cannot be used, an absent optional package or device, a failed
+download or write), with one line on stderr; 130 interrupted (Ctrl-C).
+"""
 
 import argparse
 import os
 import sys
+
+
+class CommandError(Exception):
+    """A bad file, run folder or environment: ``asrec`` prints the message as one line and exits 1."""
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -10,23 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import command as train_command
 
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
+    parser.add_argument("--version", action="version", version=f"asrec {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench = commands.add_parser("bench", help="measure throughput of the model and its ops",
-                                description="Throughput of the model and each op at the published settings.")
+                                description="Throughput of the model and each op at the published settings.",
+                                epilog=bench_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench_command.add_arguments(bench)
     bench.set_defaults(handler=bench_command.main)
     train = commands.add_parser("train", help="train and evaluate on a dataset with RecBole's protocol",
                                 description="Train ASRec with the published protocol: leave-one-out split, "
-                                            "full ranking, early stopping on valid Hit@20.")
+                                            "full ranking, early stopping on valid Hit@20.",
+                                epilog=train_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.main)
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename is not None and str(error.filename) not in text:
+        text = f"{text}: {error.filename}"
+    return " ".join(text.split())
+
+
 def main(argv=None) -> int:
-    """Runs a command. Bad input (a missing file, an unreadable dataset, a failed download, an
-    invalid value) ends with one line on stderr and exit status 1; ``ASREC_DEBUG=1`` shows the
-    traceback instead."""
+    """Runs a command; returns its exit status (see the module docstring). ``ASREC_DEBUG=1``
+    shows the traceback of an error instead of its one line."""
     from .data.atomic import DataFormatError
     from .data.download import DatasetDownloadError
 
@@ -35,11 +60,16 @@ def main(argv=None) -> int:
     subparser = parser._subparsers._group_actions[0].choices[args.command]
     try:
         return args.handler(subparser, args)
-    except (FileNotFoundError, DataFormatError, DatasetDownloadError, ValueError) as error:
+    except (CommandError, OSError, DataFormatError, DatasetDownloadError, ValueError) as error:
         if os.environ.get("ASREC_DEBUG"):
             raise
-        print(f"asrec {args.command}: error: {error}", file=sys.stderr)
+        print(f"asrec {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if os.environ.get("ASREC_DEBUG"):
+            raise
+        print(f"\nasrec {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -14,37 +14,63 @@ from .timing import copy_bandwidth_gbs, time_fn
 
 def run_benchmark(settings: list, batch: int, dtype: torch.dtype, device: torch.device, repeats: int,
                   compile_reference: bool, compile_skip_reason: str = "", progress=sys.stderr) -> dict:
-    """Measure every case of ``settings``; returns the JSON-ready result."""
+    """Measure every case of ``settings``; returns the JSON-ready result.
+
+    A row that raises is recorded as ``status: "failed"`` with the error, and the others are
+    measured. Ctrl-C ends the run early: the result holds the rows measured so far and
+    ``interrupted: True``.
+    """
     bandwidth = copy_bandwidth_gbs(device)
     rows = []
+    interrupted = False
     started = time.perf_counter()
-    for setting in settings:
-        cases = case_lib.build_cases(setting, SETTINGS[setting], batch, device, dtype, compile_reference)
-        total = len(cases) * len(case_lib.IMPLEMENTATIONS)
-        for index, case in enumerate(cases):
-            published_ms = None
-            for offset, name in enumerate(case_lib.IMPLEMENTATIONS):
-                label = f"[{setting} {index * len(case_lib.IMPLEMENTATIONS) + offset + 1}/{total}]"
-                row = dict(setting=setting, target=case.target, mode=case.mode, implementation=name, batch=batch)
-                if name in case.run:
-                    print(f"{label} {case.target} {case.mode} {name} ...", end="", file=progress, flush=True)
+    try:
+        for setting in settings:
+            _measure_setting(setting, batch, dtype, device, repeats, compile_reference, compile_skip_reason,
+                             bandwidth, rows, started, progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: keeping the rows measured so far", file=progress, flush=True)
+    result = {**describe(device), "dtype": str(dtype).replace("torch.", ""), "batch": batch, "repeats": repeats,
+              "settings": {s: SETTINGS[s] for s in settings}, "copy_bandwidth_gb_per_s": bandwidth, "rows": rows}
+    if interrupted:
+        result["interrupted"] = True
+    return result
+
+
+def _measure_setting(setting, batch, dtype, device, repeats, compile_reference, compile_skip_reason, bandwidth,
+                     rows, started, progress) -> None:
+    cases = case_lib.build_cases(setting, SETTINGS[setting], batch, device, dtype, compile_reference)
+    total = len(cases) * len(case_lib.IMPLEMENTATIONS)
+    for index, case in enumerate(cases):
+        published_ms = None
+        for offset, name in enumerate(case_lib.IMPLEMENTATIONS):
+            label = f"[{setting} {index * len(case_lib.IMPLEMENTATIONS) + offset + 1}/{total}]"
+            row = dict(setting=setting, target=case.target, mode=case.mode, implementation=name, batch=batch)
+            if name in case.run:
+                print(f"{label} {case.target} {case.mode} {name} ...", end="", file=progress, flush=True)
+                try:
                     timing = time_fn(case.run[name], device, repeats)
-                    print(f" {timing.median_ms:.1f} ms  ({time.perf_counter() - started:.0f} s)", file=progress,
-                          flush=True)
-                    if name == "published":
-                        published_ms = timing.median_ms
-                    row.update(status="ok", median_ms=timing.median_ms, q20_ms=timing.q20_ms, q80_ms=timing.q80_ms,
-                               sequences_per_s=batch / (timing.median_ms * 1e-3),
-                               speedup_vs_published=(published_ms / timing.median_ms) if published_ms else None)
-                    if case.bytes_moved:
-                        gbs = case.bytes_moved / (timing.median_ms * 1e-3) / 1e9
-                        row.update(gb_per_s=gbs, copy_bandwidth_fraction=gbs / bandwidth)
-                else:
-                    absent = case_lib.absent_reason(name, device)
-                    row.update(status="absent" if absent else "skipped", reason=absent or compile_skip_reason)
-                rows.append(row)
-    return {**describe(device), "dtype": str(dtype).replace("torch.", ""), "batch": batch, "repeats": repeats,
-            "settings": {s: SETTINGS[s] for s in settings}, "copy_bandwidth_gb_per_s": bandwidth, "rows": rows}
+                except Exception as error:  # one failing row (out of memory, a kernel error) keeps the others
+                    reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+                    print(f" failed: {reason}", file=progress, flush=True)
+                    row.update(status="failed", reason=reason)
+                    rows.append(row)
+                    continue
+                print(f" {timing.median_ms:.1f} ms  ({time.perf_counter() - started:.0f} s)", file=progress,
+                      flush=True)
+                if name == "published":
+                    published_ms = timing.median_ms
+                row.update(status="ok", median_ms=timing.median_ms, q20_ms=timing.q20_ms, q80_ms=timing.q80_ms,
+                           sequences_per_s=batch / (timing.median_ms * 1e-3),
+                           speedup_vs_published=(published_ms / timing.median_ms) if published_ms else None)
+                if case.bytes_moved:
+                    gbs = case.bytes_moved / (timing.median_ms * 1e-3) / 1e9
+                    row.update(gb_per_s=gbs, copy_bandwidth_fraction=gbs / bandwidth)
+            else:
+                absent = case_lib.absent_reason(name, device)
+                row.update(status="absent" if absent else "skipped", reason=absent or compile_skip_reason)
+            rows.append(row)
 
 
 def format_table(result: dict) -> str:
@@ -54,8 +80,12 @@ def format_table(result: dict) -> str:
     lines = [f"asrec bench on {result['device']} | {result['dtype']} | batch {result['batch']} | commit "
              f"{result['commit']} | copy bandwidth {result['copy_bandwidth_gb_per_s']:.1f} GB/s", header,
              "-" * len(header)]
-    absent = {}
+    absent, failed = {}, []
     for row in result["rows"]:
+        if row["status"] == "failed":
+            failed.append(f"{row['setting']} {row['target']} {row['mode']} {row['implementation']}: failed: "
+                          f"{row['reason']}")
+            continue
         if row["status"] != "ok":
             absent[row["implementation"]] = row["reason"]
             continue
@@ -67,6 +97,9 @@ def format_table(result: dict) -> str:
                      f"{row['sequences_per_s']:>9.0f} {speedup:>12} {gbs:>7} {share:>8}")
     for name, reason in absent.items():
         lines.append(f"{name}: not measured: {reason}")
+    lines += failed
+    if result.get("interrupted"):
+        lines.append(f"interrupted after {len(result['rows'])} rows")
     return "\n".join(lines)
 
 
@@ -80,7 +113,7 @@ def write_plot(result: dict, path: str) -> None:
     try:
         import matplotlib
     except ImportError as error:
-        raise SystemExit("--plot needs matplotlib: pip install 'asrec[bench]'") from error
+        raise ImportError(f"--plot needs matplotlib ({error}): pip install 'asrec[bench]'") from error
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -100,5 +133,5 @@ def write_plot(result: dict, path: str) -> None:
     ax.set_title(f"asrec bench: {result['device']} ({result['dtype']}, batch {result['batch']})", fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)

@@ -3,12 +3,41 @@
 import argparse
 import datetime
 import json
+import math
 import os
 import sys
 
 import torch
 
+from ..cli import CommandError
 from .presets import PRESETS
+
+EPILOG = """\
+exit status: 0 done; 2 a malformed command line (usage line, then the error); 1 a bad
+file, run folder or device (one line on stderr; ASREC_DEBUG=1 shows the traceback).
+
+run folder (--output): log.jsonl, config.json, best.pt, best_original.pth,
+best_original_config.json, last.pt, results.json. Every file is written whole (to a
+temporary name, then renamed), so an interrupted run can always be continued with
+--resume RUN. --output refuses a folder that already holds a run. --resume continues a
+run with its own settings (only --epochs and --patience may change); with --output NEW
+it copies the run's checkpoints into NEW and continues there, leaving RUN as it was.
+
+several processes: torchrun --standalone --nproc_per_node=K -m asrec train ...
+Each process trains on its share (1/K) of every batch of --batch-size sequences and the
+gradients are averaged as for the whole batch's mean loss. The frequency filter's
+threshold (the 0.8 quantile of the batch's frequency energies, --filter-scope batch)
+is then taken over each process's share, not over the whole batch, so K processes
+train a (slightly) different function than one process with the same --batch-size; one
+process equals K processes only with --filter-scope sequence (and without dropout, whose
+masks differ). Evaluation is exact: every process scores whole evaluation batches, and
+the metrics equal one process's.
+"""
+
+
+def _finite(check):
+    return lambda v: math.isfinite(v) and check(v)
+
 
 # option -> (type, check, message); every hyper-parameter of the presets can be overridden
 OVERRIDES = {
@@ -17,130 +46,250 @@ OVERRIDES = {
     "inner_size": (int, lambda v: v >= 1, "a positive int"),
     "n_layers": (int, lambda v: v >= 1, "a positive int"),
     "n_heads": (int, lambda v: v >= 1, "a positive int"),
-    "hidden_dropout_prob": (float, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
-    "attn_dropout_prob": (float, lambda v: 0 <= v < 1, "a probability in [0, 1)"),
+    "hidden_dropout_prob": (float, _finite(lambda v: 0 <= v < 1), "a probability in [0, 1)"),
+    "attn_dropout_prob": (float, _finite(lambda v: 0 <= v < 1), "a probability in [0, 1)"),
     "hidden_act": (str, lambda v: v in ("gelu", "relu", "swish", "tanh", "sigmoid"),
                    "one of gelu, relu, swish, tanh, sigmoid"),
-    "layer_norm_eps": (float, lambda v: v > 0, "a positive float"),
-    "initializer_range": (float, lambda v: v > 0, "a positive float"),
-    "fsm_mix": (float, lambda v: 0 <= v <= 1, "a number in [0, 1] (the published A)"),
+    "layer_norm_eps": (float, _finite(lambda v: v > 0), "a positive finite float"),
+    "initializer_range": (float, _finite(lambda v: v > 0), "a positive finite float"),
+    "fsm_mix": (float, _finite(lambda v: 0 <= v <= 1), "a number in [0, 1] (the published A)"),
     "batch_size": (int, lambda v: v >= 1, "a positive int"),
     "eval_batch_size": (int, lambda v: v >= 1, "a positive int"),
-    "learning_rate": (float, lambda v: v > 0, "a positive float"),
-    "weight_decay": (float, lambda v: v >= 0, "a non-negative float"),
+    "learning_rate": (float, _finite(lambda v: v > 0), "a positive finite float"),
+    "weight_decay": (float, _finite(lambda v: v >= 0), "a non-negative finite float"),
     "epochs": (int, lambda v: v >= 1, "a positive int"),
     "patience": (int, lambda v: v >= 0, "a non-negative int"),
     "seed": (int, lambda v: v >= 0, "a non-negative int"),
-    "min_interactions": (int, lambda v: v >= 1, "a positive int"),
+    "min_interactions": (int, lambda v: v >= 1, "a positive int: users and items with fewer interactions are "
+                                                "dropped, RecBole's iterative filter; published 5"),
 }
+RESUMABLE = ("epochs", "patience")  # the settings --resume may change
 AUTOCAST = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+SYNTHETIC_DEFAULTS = dict(synthetic_users=600, synthetic_items=300)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help="ml-100k, ml-1m, amazon-beauty, amazon-sports-outdoors, yelp (downloaded "
                                         "into the cache) or synthetic (generated)")
-    data.add_argument("--data-path", help="a local RecBole .inter file or a folder holding one")
-    data.add_argument("--cache-dir", help="download cache (default ~/.cache/asrec/datasets or $ASREC_CACHE_DIR)")
-    data.add_argument("--synthetic-users", type=int, default=600, help="users of --dataset synthetic")
-    data.add_argument("--synthetic-items", type=int, default=300, help="items of --dataset synthetic")
+    data.add_argument("--data-path", help="a local RecBole .inter file or a folder holding one (with --dataset NAME, "
+                                          "the folder's NAME file)")
+    data.add_argument("--cache-dir", help="download cache of --dataset NAME (default ~/.cache/asrec/datasets or "
+                                          "$ASREC_CACHE_DIR)")
+    data.add_argument("--synthetic-users", type=int,
+                      help="users of --dataset synthetic (default 600, at least 10)")
+    data.add_argument("--synthetic-items", type=int,
+                      help="items of --dataset synthetic (default 300, at least 12)")
     model = parser.add_argument_group("preset and hyper-parameters")
     model.add_argument("--preset", choices=sorted(PRESETS),
                        help="published settings (default: the dataset's own preset)")
     for name, (kind, _, meaning) in OVERRIDES.items():
         model.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the preset ({meaning})")
-    model.add_argument("--filter-scope", choices=("batch", "sequence"), default="batch",
-                       help="frequency-filter threshold over the batch (published) or per sequence")
+    model.add_argument("--filter-scope", choices=("batch", "sequence"),
+                       help="frequency-filter threshold over the batch (default, published; under torchrun over "
+                            "each process's share of it) or per sequence")
     run = parser.add_argument_group("run")
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.add_argument("--dtype", default="float32", help="float32, or bf16 for bfloat16 autocast")
-    run.add_argument("--output", help="run folder (default runs/<dataset>-<time>)")
-    run.add_argument("--resume", help="a run folder or its last.pt to continue")
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="auto: cuda if present, else cpu (default auto)")
+    run.add_argument("--dtype", choices=sorted(AUTOCAST),
+                     help="float32 (default), or bf16/bfloat16 for bfloat16 autocast")
+    run.add_argument("--output", help="run folder (default runs/<dataset>-<time>; with --resume, the resumed run's "
+                                      "folder); must not hold another run")
+    run.add_argument("--resume", metavar="RUN", help="a run folder or its last.pt to continue")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def resolve_config(parser, args, dataset_name) -> dict:
+def resolve_config(parser, args, dataset_name, data_file=None) -> dict:
     preset_name = args.preset or dataset_name
     if preset_name not in PRESETS:
-        parser.error(f"--preset: no preset for dataset {dataset_name!r}; pass --preset with one of "
-                     f"{', '.join(sorted(PRESETS))}")
-    config = dict(PRESETS[preset_name], preset=preset_name, filter_scope=args.filter_scope)
-    for name, (_, check, meaning) in OVERRIDES.items():
-        value = getattr(args, name)
-        if value is not None:
-            if not check(value):
-                parser.error(f"--{name.replace('_', '-')}: expected {meaning}, got {value!r}")
-            config[name] = value
+        what = f"dataset {dataset_name!r}" if dataset_name else f"data {data_file or args.data_path}"
+        parser.error(f"--preset: no preset for {what}; pass --preset with one of {', '.join(sorted(PRESETS))}")
+    config = dict(PRESETS[preset_name], preset=preset_name, filter_scope=args.filter_scope or "batch",
+                  dtype=args.dtype or "float32")
+    for name in OVERRIDES:
+        if getattr(args, name) is not None:
+            config[name] = getattr(args, name)
     if config["hidden_size"] % config["n_heads"]:
         parser.error(f"--n-heads: {config['n_heads']} does not divide hidden size {config['hidden_size']}")
     return config
 
 
 def _validate(parser, args) -> None:
+    """Malformed command lines: ``parser.error`` (status 2)."""
     if args.dataset is None and args.data_path is None and args.resume is None:
         parser.error("give --dataset NAME or --data-path PATH (or --resume RUN)")
-    if args.dtype not in AUTOCAST:
-        parser.error(f"--dtype: expected float32 or bf16, got {args.dtype!r}")
-    if args.data_path is not None and not os.path.exists(args.data_path):
-        parser.error(f"--data-path: {args.data_path} does not exist")
-    if args.synthetic_users < 10 or args.synthetic_items < 12:
-        parser.error("--synthetic-users must be >= 10 and --synthetic-items >= 12")
+    for name, (_, check, meaning) in OVERRIDES.items():
+        value = getattr(args, name)
+        if value is not None and not check(value):
+            parser.error(f"--{name.replace('_', '-')}: expected {meaning}, got {value!r}")
+    if args.synthetic_users is not None and args.synthetic_users < 10:
+        parser.error(f"--synthetic-users must be >= 10, got {args.synthetic_users}")
+    if args.synthetic_items is not None and args.synthetic_items < 12:
+        parser.error(f"--synthetic-items must be >= 12, got {args.synthetic_items}")
     from ..data.registry import DATASETS
     if args.dataset is not None and args.dataset not in DATASETS and args.dataset != "synthetic":
         parser.error(f"--dataset: unknown {args.dataset!r}; choose from {', '.join(DATASETS)}, synthetic")
+    if args.resume is not None:
+        changed = [n for n in OVERRIDES if getattr(args, n) is not None and n not in RESUMABLE]
+        changed += [n for n in ("dataset", "data_path", "preset", "filter_scope", "dtype", *SYNTHETIC_DEFAULTS)
+                    if getattr(args, n) is not None]
+        if changed:
+            parser.error(f"--resume continues a run with its own settings; only --epochs and --patience may "
+                         f"change (got {', '.join('--' + n.replace('_', '-') for n in changed)})")
+        return
+    synthetic = args.dataset == "synthetic"
+    if synthetic and args.data_path is not None:
+        parser.error("--data-path: --dataset synthetic is generated, it reads no file (give one of the two)")
+    given = [n for n in SYNTHETIC_DEFAULTS if getattr(args, n) is not None]
+    if given and not synthetic:
+        parser.error(f"--{given[0].replace('_', '-')} applies only to --dataset synthetic")
+    if args.cache_dir is not None and (args.dataset is None or synthetic or args.data_path is not None):
+        parser.error("--cache-dir applies only to a downloaded --dataset NAME (without --data-path)")
+
+
+def _load_resume(args) -> tuple:
+    """The checkpoint to continue and its folder; fills ``args`` with the run's data settings."""
+    from .checkpoints import CheckpointError, checkpoint_path, load_last
+
+    path = checkpoint_path(args.resume)
+    resume = load_last(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    saved = resume["config"]
+    best_epoch = resume["loop"].get("best_epoch")
+    if best_epoch is not None and not any(os.path.isfile(os.path.join(folder, name))
+                                          for name in ("best.pt", "best.pt.staged")):
+        raise CheckpointError(f"--resume: {folder} has no best.pt, which holds the run's best epoch {best_epoch}; "
+                              "restore it next to last.pt")
+    saved.update({n: getattr(args, n) for n in RESUMABLE if getattr(args, n) is not None})
+    saved.setdefault("dtype", "float32")
+    args.dataset, args.data_path = saved["dataset"], saved["data_path"]
+    args.synthetic_users, args.synthetic_items = saved["synthetic_users"], saved["synthetic_items"]
+    if args.data_path is not None and not os.path.exists(args.data_path):
+        raise CommandError(f"--resume: the run's data {args.data_path} no longer exists")
+    return resume, folder
+
+
+def _holds_run(folder: str) -> bool:
+    """A folder with a ``last.pt`` holds a run (one without it never finished an epoch and may be reused)."""
+    return os.path.exists(os.path.join(folder, "last.pt"))
+
+
+def prepare_output(output: str, resumed_from, resume) -> None:
+    """Create the run folder; refuse one that holds another run; when a run is resumed into a
+    new folder, copy its checkpoints there (``last.pt`` last, so the copy is resumable); finish
+    or undo a best-epoch save that a stopped run left staged."""
+    import shutil
+
+    from .checkpoints import RUN_FILES, atomic_write, recover_best
+
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise CommandError(f"--output: {output} exists and is not a folder")
+    in_place = resumed_from is not None and os.path.isdir(output) and os.path.samefile(output, resumed_from)
+    if not in_place and os.path.isdir(output) and _holds_run(output):
+        raise CommandError(f"--output: {output} already holds a run; continue it with --resume {output}, or choose "
+                           "another --output")
+    try:
+        os.makedirs(output, exist_ok=True)
+        probe = os.path.join(output, ".asrec-write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise CommandError(f"--output: cannot write run folder {output} ({error.strerror or error})") from None
+    if resumed_from is not None and not in_place:
+        for name in RUN_FILES:
+            source = os.path.join(resumed_from, name)
+            if os.path.isfile(source):
+                atomic_write(os.path.join(output, name), lambda temporary, source=source: shutil.copyfile(source,
+                                                                                                        temporary))
+    if resume is not None:
+        recover_best(output, resume["loop"].get("best_epoch"))
+
+
+def _default_output(dataset_name) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = base = os.path.join("runs", f"{dataset_name or 'data'}-{stamp}")
+    suffix = 1
+    while os.path.exists(output):
+        suffix += 1
+        output = f"{base}-{suffix}"
+    return output
+
+
+def main_process_first(runtime, fn):
+    """``fn()`` on the main process, then on the others (so they read the cache the main one
+    filled); an error on the main process ends every process with its message."""
+    from ..data.download import DatasetDownloadError
+    from .distributed import all_gather_objects
+
+    result = error = None
+    if runtime.is_main:
+        try:
+            result = fn()
+        except (CommandError, OSError, ValueError, DatasetDownloadError) as caught:
+            error = caught
+    message = all_gather_objects(None if error is None else str(error), runtime)[0]
+    if error is not None:
+        raise error
+    if message is not None:
+        raise CommandError(message)
+    return result if runtime.is_main else fn()
 
 
 def main(parser: argparse.ArgumentParser, args) -> int:
     from ..data import load_dataset
     from ..data.load import find_inter_file, infer_dataset_name
-    from .checkpoints import load_last
-    from .distributed import all_gather_objects, barrier, setup, teardown
+    from .distributed import all_gather_objects, setup, teardown
     from .loop import format_results, train
 
     _validate(parser, args)
-    resume = load_last(args.resume) if args.resume else None
-    if resume is not None:  # the run's own settings, so the continuation trains the same model on the same data
-        saved = resume["config"]
-        changed = [n for n in OVERRIDES if getattr(args, n) is not None and n not in ("epochs", "patience")]
-        if changed or args.dataset or args.data_path or args.preset:
-            parser.error(f"--resume continues a run with its own settings; only --epochs and --patience may "
-                         f"change (got {', '.join('--' + n.replace('_', '-') for n in changed) or 'data options'})")
-        saved.update({n: getattr(args, n) for n in ("epochs", "patience") if getattr(args, n) is not None})
-        args.dataset, args.data_path = saved["dataset"], saved["data_path"]
-        args.synthetic_users, args.synthetic_items = saved["synthetic_users"], saved["synthetic_items"]
-    autocast_dtype = AUTOCAST[args.dtype]
+    resume, resumed_from = _load_resume(args) if args.resume else (None, None)
+    if args.data_path is not None:
+        if not os.path.exists(args.data_path):
+            raise CommandError(f"--data-path: {args.data_path} does not exist")
+        args.data_path = os.path.abspath(args.data_path)  # the run folder records it for --resume from anywhere
+    if args.dataset == "synthetic":
+        for name, default in SYNTHETIC_DEFAULTS.items():
+            setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+    dataset_name, data_file = args.dataset, None
+    if resume is None and args.data_path is not None:
+        data_file = find_inter_file(args.data_path, args.dataset)
+        dataset_name = dataset_name or infer_dataset_name(data_file)
+    config = resume["config"] if resume else resolve_config(parser, args, dataset_name, data_file)
+    autocast_dtype = AUTOCAST[config["dtype"]]
     runtime = setup(args.device)
     try:
         if autocast_dtype is not None and runtime.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            parser.error("--dtype bf16: this GPU does not support bfloat16")
+            raise CommandError(f"--dtype {config['dtype']}: this GPU does not support bfloat16")
         log = print if runtime.is_main else (lambda *a, **k: None)
-        dataset_name = args.dataset
-        if dataset_name is None and args.data_path is not None:
-            dataset_name = infer_dataset_name(find_inter_file(args.data_path, None))
-        config = resume["config"] if resume else resolve_config(parser, args, dataset_name)
+        output = args.output or resumed_from or _default_output(dataset_name)
+        output = all_gather_objects(output, runtime)[0]
+        main_process_first(runtime, lambda: prepare_output(output, resumed_from, resume) if runtime.is_main else None)
         synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
-        data = source = None
-        for turn in ("main", "others"):  # the main process downloads first, the others read its cache
-            if (turn == "main") == runtime.is_main:
-                data, dataset_name, source = load_dataset(args.dataset, args.data_path, config["max_seq_length"],
-                                                          args.cache_dir, synthetic)
-            barrier(runtime)
+        data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
+            args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
+            min_interactions=config["min_interactions"]))
+        if resume is not None and resume.get("dataset") not in (None, data.statistics()):
+            raise CommandError(f"--resume: the run's data {source} has changed since the run began (then "
+                               f"{resume['dataset']}, now {data.statistics()})")
+        if not len(data.valid) or not len(data.test):
+            raise CommandError(f"{source}: no user has the 3 interactions a validation and a test sample need "
+                               f"({data.statistics()})")
         config.update(dataset=args.dataset or dataset_name, data_path=args.data_path,
                       synthetic_users=args.synthetic_users, synthetic_items=args.synthetic_items)
-        output = args.output or (os.path.dirname(os.path.abspath(args.resume)) if args.resume and
-                                 os.path.isfile(args.resume) else args.resume)
-        if output is None:
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            output = os.path.join("runs", f"{dataset_name or 'data'}-{stamp}")
-        output = all_gather_objects(output, runtime)[0]
         if runtime.is_main:
-            os.makedirs(output, exist_ok=True)
-            with open(os.path.join(output, "config.json"), "w") as f:
-                json.dump(config, f, indent=2)
+            from .checkpoints import atomic_write_json
+            atomic_write_json(os.path.join(output, "config.json"), config)
         log(f"data: {source}\nstatistics: {json.dumps(data.statistics())}\nrun folder: {output}  "
             f"device: {runtime.device} x {runtime.world_size}  preset: {config['preset']}")
-        results = train(config, data, runtime, output, resume, autocast_dtype, log,
-                        progress_stream=None if args.quiet else sys.stderr)
+        try:
+            results = train(config, data, runtime, output, resume, autocast_dtype, log,
+                            progress_stream=None if args.quiet else sys.stderr)
+        except KeyboardInterrupt:
+            if runtime.is_main:
+                print(f"\ncontinue with: asrec train --resume {output}" if os.path.exists(os.path.join(
+                    output, "last.pt")) else "\nno epoch had finished", file=sys.stderr)
+            raise
         log(format_results(results))
     finally:
         teardown(runtime)

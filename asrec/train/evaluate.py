@@ -10,9 +10,14 @@ single process computes.
 import numpy as np
 import torch
 
+from ..cli import CommandError
 from ..data.preprocess import Samples, SequentialData, padded_batch
 from .distributed import Runtime, all_gather_objects
 from .metrics import metrics_from_ranks, target_ranks
+
+
+class ModelDiverged(CommandError):
+    """The model scores items as NaN."""
 
 
 @torch.no_grad()
@@ -22,18 +27,21 @@ def evaluation_ranks(model, data: SequentialData, samples: Samples, batch_size: 
     was_training = model.training
     model.eval()
     n_batches = (len(samples) + batch_size - 1) // batch_size
-    mine = {}
+    mine, unscored = {}, False
     for batch in range(runtime.rank, n_batches, runtime.world_size):
         index = np.arange(batch * batch_size, min((batch + 1) * batch_size, len(samples)))
         seq, length, target = (torch.from_numpy(a).to(runtime.device)
                                for a in padded_batch(data.items, samples, index, data.max_seq_length))
         with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             scores = model.full_sort_scores(seq, length)
+        unscored = unscored or bool(torch.isnan(scores).any())  # NaN never outranks the target: it would look perfect
         mine[batch] = target_ranks(scores.float(), target).cpu()
     model.train(was_training)
     merged = {}
-    for part in all_gather_objects(mine, runtime):
+    for part, part_unscored in all_gather_objects((mine, unscored), runtime):
         merged.update(part)
+        if part_unscored:
+            raise ModelDiverged("the model's scores are NaN: training diverged (lower --learning-rate)")
     return torch.cat([merged[b] for b in range(n_batches)]) if n_batches else torch.zeros(0, dtype=torch.long)
 
 

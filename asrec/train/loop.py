@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cli import CommandError
 from ..data.preprocess import SequentialData, padded_batch
 from ..model import ASRecModel
 from . import checkpoints
@@ -20,6 +21,10 @@ from .presets import MODEL_KEYS
 from .progress import Progress
 
 VALID_METRIC = "hit@20"
+
+
+class TrainingDiverged(CommandError):
+    """The training loss became NaN or infinite."""
 
 
 class _LossModule(nn.Module):
@@ -34,10 +39,22 @@ class _LossModule(nn.Module):
 
 
 def _rank_batches(n_samples: int, batch_size: int, epoch_seed: int, runtime: Runtime) -> list:
-    """This rank's share of each global batch of one shuffled epoch (same shuffle on all ranks)."""
+    """This rank's share of each global batch of one shuffled epoch (the same shuffle on every
+    rank) and the share's loss weight ``len(share) * world_size / len(batch)``: DDP averages the
+    ranks' gradients, so the weights make the step the gradient of the whole batch's mean loss
+    even when the shares differ in size. A rank whose share of a short last batch is empty
+    trains on the batch's first sample with weight 0, so that it still joins the all-reduce.
+    With one process every weight is 1."""
     order = np.random.default_rng(epoch_seed).permutation(n_samples)
-    return [order[start:start + batch_size][runtime.rank::runtime.world_size]
-            for start in range(0, n_samples, batch_size)]
+    shares = []
+    for start in range(0, n_samples, batch_size):
+        batch = order[start:start + batch_size]
+        share = batch[runtime.rank::runtime.world_size]
+        if len(share):
+            shares.append((share, len(share) * runtime.world_size / len(batch)))
+        else:
+            shares.append((batch[:1], 0.0))
+    return shares
 
 
 def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str, resume: dict = None,
@@ -62,7 +79,8 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
             torch.cuda.set_rng_state(resume["rng"]["cuda"], runtime.device)
         log(f"resumed after epoch {state['epoch']} (best {VALID_METRIC} {state['best']:.4f})")
     dataset_stats = data.statistics()
-    log_path = os.path.join(output_dir, "log.jsonl")
+    if runtime.is_main:
+        write_log(output_dir, state["history"])  # a resumed run's log is its checkpoint's history
     stop = state["bad_epochs"] > config["patience"]
     while state["epoch"] < config["epochs"] and not stop:
         epoch = state["epoch"] + 1
@@ -72,16 +90,17 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
                        stream=progress_stream)
         model.train()
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=runtime.device), 0
-        for step, index in enumerate(batches, 1):
+        for step, (index, weight) in enumerate(batches, 1):
             seq, length, target = (torch.from_numpy(a).to(runtime.device)
                                    for a in padded_batch(data.items, data.train, index, data.max_seq_length))
             with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss = step_module(seq, length, target)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight if runtime.distributed else loss).backward()
             optimizer.step()
-            loss_sum += loss.detach().double() * len(index)  # stays on the device: no sync per step
-            seen += len(index)
+            if weight:
+                loss_sum += loss.detach().double() * len(index)  # stays on the device: no sync per step
+                seen += len(index)
             if bar.due(step):
                 elapsed = time.perf_counter() - started
                 bar.update(step, loss=f"{loss_sum.item() / seen:.4f}",
@@ -90,6 +109,10 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         train_seconds = time.perf_counter() - started
         totals = all_gather_objects((loss_sum.item(), seen), runtime)
         train_loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
+        if not math.isfinite(train_loss):
+            kept = f"{output_dir} keeps epoch {epoch - 1}" if epoch > 1 else f"no epoch was saved in {output_dir}"
+            raise TrainingDiverged(f"epoch {epoch}: the training loss is {train_loss} (training diverged); {kept}; "
+                                   f"start again with a lower --learning-rate (was {config['learning_rate']})")
         valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
         improved = valid[VALID_METRIC] >= state["best"]
         if improved:
@@ -108,11 +131,12 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
                 checkpoints.save_best(output_dir, model, epoch, valid, dataset_stats)
             checkpoints.save_last(output_dir, dict(
                 model_config=model.config, state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
-                loop=state, config=config,
+                loop=state, config=config, dataset=dataset_stats,
                 rng=dict(torch=torch.get_rng_state(),
                          cuda=torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None)))
-            with open(log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            if improved:
+                checkpoints.commit_best(output_dir)
+            write_log(output_dir, state["history"])
             log(f"epoch {epoch}: loss {train_loss:.4f}  valid {VALID_METRIC} {valid[VALID_METRIC]:.4f}  "
                 f"ndcg@20 {valid['ndcg@20']:.4f}  ({record['epoch_seconds']:.1f} s)"
                 + ("  *best*" if improved else f"  ({state['bad_epochs']} without improvement)"))
@@ -123,9 +147,15 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
 def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log) -> dict:
     """Reload the best weights, evaluate valid and test, write ``results.json``."""
     best_path = os.path.join(output_dir, "best.pt")
-    if state["best_epoch"] is None or not os.path.isfile(best_path):
-        raise RuntimeError("no epoch finished: nothing to evaluate")
-    model.load_state_dict(torch.load(best_path, map_location=runtime.device, weights_only=False)["state_dict"])
+    if state["best_epoch"] is None:
+        raise checkpoints.CheckpointError(f"{output_dir}: no epoch has finished with a valid {VALID_METRIC}: "
+                                          "nothing to evaluate")
+    best = checkpoints.load_best(best_path)
+    if best["epoch"] != state["best_epoch"]:
+        raise checkpoints.CheckpointError(
+            f"{best_path} holds epoch {best['epoch']}, but the run's last.pt names epoch {state['best_epoch']} as the "
+            "best: the two files come from different runs")
+    model.load_state_dict(best["state_dict"])
     valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
     test = evaluate(model, data, "test", config["eval_batch_size"], runtime, autocast_dtype)
     epoch_times = [r["epoch_seconds"] for r in state["history"]]
@@ -133,9 +163,13 @@ def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log)
                    mean_epoch_seconds=float(np.mean(epoch_times)) if epoch_times else None,
                    dataset=data.statistics(), config=config, world_size=runtime.world_size)
     if runtime.is_main:
-        with open(os.path.join(output_dir, "results.json"), "w") as f:
-            json.dump(results, f, indent=2)
+        checkpoints.atomic_write_json(os.path.join(output_dir, "results.json"), results)
     return results
+
+
+def write_log(output_dir: str, history: list) -> None:
+    """``log.jsonl``: one line per finished epoch, rewritten whole from the checkpoint's history."""
+    checkpoints.atomic_write_text(os.path.join(output_dir, "log.jsonl"), "".join(json.dumps(r) + "\n" for r in history))
 
 
 def format_results(results: dict) -> str:

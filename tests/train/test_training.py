@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from asrec import ASRecModel
 from asrec.cli import main
 from asrec.data import load_dataset
+from asrec.data.preprocess import padded_batch
 from asrec.train.checkpoints import load_model
 from asrec.train.distributed import Runtime
 from asrec.train.evaluate import evaluate, popularity_metrics
@@ -79,66 +81,82 @@ def test_asrec_beats_popularity_clearly(tmp_path):
     assert ours["hit@10"] > 2 * popular["hit@10"] and ours["ndcg@10"] > 2 * popular["ndcg@10"], (ours, popular)
 
 
-def test_two_gloo_processes_give_the_single_process_metrics(tmp_path):
+def _first_step_loss(config, data, share_count, filter_scope, training=True):
+    """The mean loss of the first step of training (one batch of every training sample) at
+    initialisation, the batch cut into ``share_count`` interleaved shares as torchrun's
+    processes cut it, each share computed as its process computes it: a model seeded alike
+    (so the same dropout draws, the frequency filter's dropout included) and the filter's
+    threshold over the share alone."""
+    from asrec.train.presets import MODEL_KEYS
+
+    order = np.random.default_rng(config["seed"] + 1).permutation(len(data.train))
+    total = 0.0
+    for share in (order[r::share_count] for r in range(share_count)):
+        torch.manual_seed(config["seed"])
+        model = ASRecModel(n_items=data.n_items + 1, filter_scope=filter_scope, **{k: config[k] for k in MODEL_KEYS})
+        model.train(training)
+        with torch.no_grad():
+            loss = model.loss(*(torch.from_numpy(a) for a in padded_batch(data.items, data.train, share,
+                                                                           data.max_seq_length)))
+        total += len(share) * loss.item()
+    return total / len(order)
+
+
+def test_two_gloo_processes_give_the_single_process_metrics_and_take_the_quantile_per_process(tmp_path):
+    data = _data()
     folder = str(tmp_path / "ddp")
+    # one step (the whole training set in one batch) without dropout, so that the logged loss
+    # is the initial model's on the two processes' shares
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "asrec", "train", *SMALL, "--epochs", "2", "--device", "cpu", "--output", folder,
-               "--eval-batch-size", "16"]
+               "-m", "asrec", "train", *SMALL, "--epochs", "1", "--batch-size", str(len(data.train)),
+               "--device", "cpu", "--output", folder, "--eval-batch-size", "16", "--hidden-dropout-prob", "0",
+               "--attn-dropout-prob", "0"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = _log(folder)
-    assert [r["epoch"] for r in log] == [1, 2]  # written once, by rank 0
+    assert [r["epoch"] for r in log] == [1]  # written once, by rank 0
     results = json.load(open(os.path.join(folder, "results.json")))
     assert results["world_size"] == 2
     model = load_model(os.path.join(folder, "best.pt"))
-    data = _data()
     # eval batches of 16 alternate between the two ranks; one process must agree exactly
     assert evaluate(model, data, "valid", 16, CPU) == results["valid"]
     assert evaluate(model, data, "test", 16, CPU) == results["test"]
+    # training: each process computes its share of the batch alone, its own threshold included
+    config = json.load(open(os.path.join(folder, "config.json")))
+    torch.set_num_threads(1)  # the processes' thread count: the same rounding
+    assert log[0]["train_loss"] == pytest.approx(_first_step_loss(config, data, 2, "batch"), rel=1e-6)
+    # which is another function than one process's on the whole batch, unless the threshold is
+    # taken per sequence: the rows of one share computed alone and within the whole batch
+    from asrec.train.presets import MODEL_KEYS
+
+    seq, length, _ = (torch.from_numpy(a) for a in padded_batch(data.items, data.train, np.arange(64),
+                                                                data.max_seq_length))
+    for scope, differs in (("batch", True), ("sequence", False)):
+        encoder = ASRecModel(n_items=data.n_items + 1, filter_scope=scope, **{k: config[k] for k in MODEL_KEYS})
+        with torch.no_grad():
+            gap = (encoder.eval()(seq, length)[0::2] - encoder(seq[0::2], length[0::2])).abs().max().item()
+        assert (gap > 1e-3) if differs else (gap < 1e-5), (scope, gap)
 
 
-@pytest.mark.parametrize("argv,message", [
-    ([], "give --dataset NAME or --data-path PATH"),
-    (["--dataset", "netflix"], "--dataset: unknown 'netflix'"),
-    (["--data-path", "/no/such/file.inter"], "--data-path: /no/such/file.inter does not exist"),
-    (["--dataset", "synthetic", "--dtype", "fp8"], "--dtype: expected float32 or bf16, got 'fp8'"),
-    (["--dataset", "synthetic", "--hidden-dropout-prob", "1.5"], "--hidden-dropout-prob: expected a probability"),
-    (["--dataset", "synthetic", "--n-heads", "3"], "--n-heads: 3 does not divide hidden size 32"),
-    (["--dataset", "synthetic", "--batch-size", "0"], "--batch-size: expected a positive int, got 0"),
-    (["--dataset", "synthetic", "--preset", "ml-20m"], "argument --preset: invalid choice"),
-    (["--dataset", "synthetic", "--synthetic-users", "2"], "--synthetic-users must be >= 10"),
-])
-def test_bad_options_are_named(argv, message, capsys):
-    with pytest.raises(SystemExit) as stop:
-        main(["train", *argv])
-    assert stop.value.code == 2
-    assert message in capsys.readouterr().err
+@pytest.mark.parametrize("n_samples,batch_size,world_size", [(13, 8, 2), (9, 8, 3), (3, 8, 4), (16, 8, 1)])
+def test_process_shares_weigh_to_the_batch_mean(n_samples, batch_size, world_size):
+    """Shares of a short last batch differ in size (a process may get none): a share's mean
+    loss is weighted by len(share) * world_size / len(batch), so the processes' averaged
+    gradient is the batch mean's; an empty share trains one sample with weight 0."""
+    from asrec.train.loop import _rank_batches
 
-
-def test_custom_file_needs_a_preset(tmp_path, capsys):
-    path = tmp_path / "mine.inter"
-    path.write_text("user_id:token\titem_id:token\ttimestamp:float\n" +
-                    "".join(f"{u}\t{i}\t{u + i}\n" for u in range(6) for i in range(6)))
-    with pytest.raises(SystemExit):
-        main(["train", "--data-path", str(path), "--output", str(tmp_path / "run")])
-    assert "--preset: no preset for dataset None" in capsys.readouterr().err
-
-
-def test_resume_refuses_changed_settings(short_run, capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--resume", short_run, "--hidden-size", "64"])
-    assert "only --epochs and --patience may change (got --hidden-size)" in capsys.readouterr().err
-
-
-def test_missing_resume_file_is_named(tmp_path, capsys):
-    assert main(["train", "--resume", str(tmp_path)]) == 1
-    assert "asrec train: error: --resume: no checkpoint at" in capsys.readouterr().err
-
-
-def test_folder_without_an_inter_file_is_one_line_error(tmp_path, capsys):
-    assert main(["train", "--data-path", str(tmp_path), "--preset", "ml-100k"]) == 1
-    assert "expected one .inter file in" in capsys.readouterr().err
+    ranks = [_rank_batches(n_samples, batch_size, 0, Runtime(r, world_size, torch.device("cpu")))
+             for r in range(world_size)]
+    sample_loss = torch.rand(n_samples, dtype=torch.float64)
+    covered = []
+    for shares in zip(*ranks):
+        batch = [i for index, weight in shares if weight for i in index]
+        averaged = sum(weight * sample_loss[index].mean() for index, weight in shares) / world_size
+        assert averaged.item() == pytest.approx(sample_loss[batch].mean().item())
+        assert all(len(index) >= 1 and (weight > 0 or len(index) == 1) for index, weight in shares)
+        covered += batch
+    assert sorted(covered) == list(range(n_samples))
 
 
 def test_bf16_autocast_trains_on_cpu(tmp_path):
