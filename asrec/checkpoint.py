@@ -5,7 +5,12 @@ the published modules register their tensors, so ``to_original`` returns a state
 whose keys come in the same order as the published model's own ``state_dict()``.
 """
 
+import math
+import numbers
 from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
 
 # (published name, asrec name) inside one seasonal branch, published registration order:
 # the module's own parameters first, then its children.
@@ -88,14 +93,51 @@ def original_config(model_config: dict) -> dict:
                 initializer_range=c["initializer_range"], A=c["fsm_mix"], MAX_ITEM_LIST_LENGTH=c["max_seq_length"])
 
 
-def model_kwargs_from_original(state_dict: dict, config: dict) -> dict:
-    """ASRecModel keyword arguments from a published config and its state_dict."""
+_INT_KEYS = ("n_layers", "n_heads", "hidden_size", "inner_size", "MAX_ITEM_LIST_LENGTH")
+_FLOAT_KEYS = ("hidden_dropout_prob", "attn_dropout_prob", "layer_norm_eps", "initializer_range", "A")
+
+
+def _check_mapping(name: str, value) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a dict, got {type(value).__name__}")
+
+
+def _check_config(config) -> None:
+    _check_mapping("config", config)
     missing = [k for k in CONFIG_KEYS if k not in config]
     if missing:
         raise ValueError(f"config: missing published config keys {missing}")
+    for key in _INT_KEYS:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"config[{key!r}]: expected a positive int, got {value!r}")
+    for key in _FLOAT_KEYS:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"config[{key!r}]: expected a finite number, got {value!r}")
+    if not isinstance(config["hidden_act"], str):
+        raise ValueError(f"config['hidden_act']: expected an activation name, got {config['hidden_act']!r}")
+
+
+def _check_tensors(state_dict) -> None:
+    _check_mapping("state_dict", state_dict)
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state_dict[{key!r}]: expected a torch.Tensor, got {type(value).__name__}")
+
+
+def model_kwargs_from_original(state_dict: dict, config: dict) -> dict:
+    """ASRecModel keyword arguments from a published config and its state_dict (both checked:
+    a dict of tensors; the config's keys present, its sizes positive ints, its rates numbers)."""
+    _check_tensors(state_dict)
+    _check_config(config)
     if "item_embedding.weight" not in state_dict:
         raise ValueError("state_dict: missing key 'item_embedding.weight' (needed for n_items)")
-    n_items, hidden = state_dict["item_embedding.weight"].shape
+    table = state_dict["item_embedding.weight"]
+    if table.dim() != 2:
+        raise ValueError(f"state_dict['item_embedding.weight']: expected (n_items, hidden_size), got "
+                         f"{tuple(table.shape)}")
+    n_items, hidden = table.shape
     if hidden != config["hidden_size"]:
         raise ValueError(f"state_dict: item_embedding.weight has hidden size {hidden}, "
                          f"config hidden_size is {config['hidden_size']}")
@@ -110,6 +152,7 @@ def model_kwargs_from_original(state_dict: dict, config: dict) -> dict:
 
 def from_original(state_dict: dict, n_layers: int) -> OrderedDict:
     """Published state_dict -> asrec state_dict (same tensors, asrec names)."""
+    _check_tensors(state_dict)
     pairs = name_map(n_layers)
     _check_keys(state_dict, [o for o, _ in pairs], "state_dict")
     return OrderedDict((ours, state_dict[orig]) for orig, ours in pairs)

@@ -1,11 +1,46 @@
 """Argument checks at the public boundary: errors that name the argument, what was
 expected and what was given, instead of a wrong answer or a stack trace from deep in torch."""
 
+import math
+import numbers
+
 import torch
 
 
 def _shape(t: torch.Tensor) -> str:
     return "(" + ", ".join(str(s) for s in t.shape) + ")"
+
+
+def require_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
+def require_number(name: str, value, low: float = -math.inf, high: float = math.inf, what: str = "a number",
+                   include_high: bool = True) -> None:
+    """A finite real number in [low, high] (or [low, high) without include_high)."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < low or value > high or (value == high and not include_high)):
+        raise ValueError(f"{name}: expected {what}, got {value!r}")
+
+
+def check_encoder_config(hidden_size, max_seq_length, n_layers, n_heads, inner_size, hidden_dropout_prob,
+                         attn_dropout_prob, layer_norm_eps, fsm_mix, initializer_range, filter_scope) -> None:
+    """The encoder's constructor arguments (ASRec and ASRecModel)."""
+    from .reference.frequency_filter import THRESHOLD_SCOPES
+
+    if filter_scope not in THRESHOLD_SCOPES:
+        raise ValueError(f"filter_scope: expected one of {THRESHOLD_SCOPES}, got {filter_scope!r}")
+    for name, value in (("hidden_size", hidden_size), ("max_seq_length", max_seq_length), ("n_layers", n_layers),
+                        ("n_heads", n_heads), ("inner_size", inner_size)):
+        require_positive_int(name, value)
+    if hidden_size % n_heads:
+        raise ValueError(f"n_heads: must divide hidden_size={hidden_size}, got {n_heads}")
+    for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attn_dropout_prob", attn_dropout_prob)):
+        require_number(name, value, 0.0, 1.0, "a probability in [0, 1)", include_high=False)
+    require_number("layer_norm_eps", layer_norm_eps, 0.0, what="a finite number >= 0")
+    require_number("fsm_mix", fsm_mix, what="a finite number (the published A)")
+    require_number("initializer_range", initializer_range, 0.0, what="a finite standard deviation >= 0")
 
 
 def require_tensor(name: str, value) -> torch.Tensor:
@@ -48,11 +83,15 @@ def require_in_range(name: str, t: torch.Tensor, low: int, high: int) -> None:
         raise ValueError(f"{name}: values must lie in [{low}, {high - 1}], got min {low_seen}, max {high_seen}")
 
 
-def check_encoder_input(x, valid, hidden_size: int, max_seq_length: int) -> None:
-    """x: (batch, max_seq_length, hidden_size) float; valid: (batch, max_seq_length) bool."""
+def check_encoder_input(x, valid, hidden_size: int, max_seq_length: int, dtype: torch.dtype) -> None:
+    """x: (batch, max_seq_length, hidden_size) in the encoder's dtype ``dtype`` (any float dtype
+    under autocast); valid: (batch, max_seq_length) bool."""
     require_tensor("x", x)
     require_tensor("valid", valid)
     require_floating("x", x)
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"x: expected {dtype}, the dtype of the encoder's parameters (convert one of the two, or "
+                        f"run under torch.autocast), got {x.dtype}")
     require_shape("x", x, (None, max_seq_length, hidden_size), "(batch, max_seq_length, hidden_size)")
     if valid.dtype != torch.bool:
         raise TypeError(f"valid: expected a bool mask of real items, got {valid.dtype}")

@@ -1,11 +1,13 @@
 """ASRecModel: item and position embeddings, the ASRec encoder, full-sort scoring and loss."""
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
-from .checks import check_item_seq, check_item_sequences, check_targets
+from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 from .ops.input_stage import input_stage
@@ -27,8 +29,12 @@ class ASRecModel(nn.Module):
                  initializer_range: float = 0.02, fsm_mix: float = 1.0, filter_scope: str = "batch",
                  check_values: bool = True, device=None, dtype=None):
         super().__init__()
-        if not isinstance(n_items, int) or n_items < 2:
+        if isinstance(n_items, bool) or not isinstance(n_items, numbers.Integral) or n_items < 2:
             raise ValueError(f"n_items: expected an int >= 2 (padding item 0 plus real items), got {n_items!r}")
+        check_encoder_config(max_seq_length=max_seq_length, hidden_size=hidden_size, n_layers=n_layers,
+                             n_heads=n_heads, inner_size=inner_size, hidden_dropout_prob=hidden_dropout_prob,
+                             attn_dropout_prob=attn_dropout_prob, layer_norm_eps=layer_norm_eps, fsm_mix=fsm_mix,
+                             initializer_range=initializer_range, filter_scope=filter_scope)
         self.config = dict(n_items=n_items, max_seq_length=max_seq_length, hidden_size=hidden_size,
                            n_layers=n_layers, n_heads=n_heads, inner_size=inner_size,
                            hidden_dropout_prob=hidden_dropout_prob, attn_dropout_prob=attn_dropout_prob,

@@ -5,7 +5,7 @@ import copy
 import torch
 from torch import nn
 
-from ..checks import check_encoder_input
+from ..checks import check_encoder_config, check_encoder_input
 from ..reference.attention import key_padding_bias
 from .fsm import FourierSmoothing
 from .init import init_linear_embedding_norm
@@ -32,13 +32,8 @@ class ASRec(nn.Module):
                  hidden_act: str = "gelu", layer_norm_eps: float = 1e-12, fsm_mix: float = 1.0,
                  initializer_range: float = 0.02, filter_scope: str = "batch", device=None, dtype=None):
         super().__init__()
-        for name, value in (("hidden_size", hidden_size), ("max_seq_length", max_seq_length),
-                            ("n_layers", n_layers), ("n_heads", n_heads), ("inner_size", inner_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        for name, value in (("hidden_dropout_prob", hidden_dropout_prob), ("attn_dropout_prob", attn_dropout_prob)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+        check_encoder_config(hidden_size, max_seq_length, n_layers, n_heads, inner_size, hidden_dropout_prob,
+                             attn_dropout_prob, layer_norm_eps, fsm_mix, initializer_range, filter_scope)
         self.hidden_size = hidden_size
         self.max_seq_length = max_seq_length
         factory = dict(device=device, dtype=dtype)
@@ -49,7 +44,7 @@ class ASRec(nn.Module):
         init_linear_embedding_norm(self, initializer_range)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        check_encoder_input(x, valid, self.hidden_size, self.max_seq_length)
+        check_encoder_input(x, valid, self.hidden_size, self.max_seq_length, self.fsm.init_level.dtype)
         return self.encode(x, valid)
 
     def encode(self, x: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
@@ -62,7 +57,17 @@ class ASRec(nn.Module):
 
     def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
         """The hybrid layers over an already smoothed input (``ASRecModel`` fuses the smoothing
-        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``."""
+        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``.
+
+        The smoothing computes in float32; its result enters the layers in their parameters'
+        dtype (under autocast as it is: autocast casts at each product). An empty batch gives
+        an empty result: the batch-wide frequency quantile is undefined over no sequences.
+        """
+        dtype = self.fsm.init_level.dtype
+        if hidden.dtype != dtype and not torch.is_autocast_enabled(hidden.device.type):
+            hidden = hidden.to(dtype)
+        if hidden.shape[0] == 0:
+            return hidden if output_rows is None else hidden[:, 0]
         key_bias = key_padding_bias(valid, hidden.dtype)
         last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):

@@ -73,7 +73,8 @@ class ContrastGeluFn(torch.autograd.Function):
         filtered = _rows_contiguous([filtered_small, filtered_middle, filtered_large])
         convs = _rows_contiguous([conv_small, conv_middle, conv_large])
         scalars = [position_scales.reshape(3, -1).contiguous(), origin_scale.contiguous(), contrast_scale.contiguous()]
-        out = contrast_gelu_fwd(*filtered, *convs, *scalars)
+        # float32 from the kernel; the reference's dtype is its inputs' (a cast only in low precision)
+        out = contrast_gelu_fwd(*filtered, *convs, *scalars).to(conv_small.dtype)
         ctx.save_for_backward(*filtered, *convs, *scalars)
         ctx.shapes = (position_scales.shape, origin_scale.shape, contrast_scale.shape)
         ctx.dtypes = [t.dtype for t in (filtered_small, filtered_middle, filtered_large, conv_small, conv_middle,

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 import asrec
-from asrec.modules import (AdaptiveFrequencyFilter, DynamicAttention, FeedForward, FourierSmoothing, HybridLayer,
-                           SeasonalAttention)
+from asrec.modules import (
+    AdaptiveFrequencyFilter,
+    DynamicAttention,
+    FeedForward,
+    FourierSmoothing,
+    HybridLayer,
+    SeasonalAttention,
+)
 
 SMALL = dict(n_items=12, max_seq_length=5, hidden_size=8, n_heads=2, inner_size=8)
 
