@@ -40,7 +40,14 @@ def run_benchmark(settings: list, batch: int, dtype: torch.dtype, device: torch.
 
 def _measure_setting(setting, batch, dtype, device, repeats, compile_reference, compile_skip_reason, bandwidth,
                      rows, started, progress) -> None:
-    cases = case_lib.build_cases(setting, SETTINGS[setting], batch, device, dtype, compile_reference)
+    try:
+        cases = case_lib.build_cases(setting, SETTINGS[setting], batch, device, dtype, compile_reference)
+    except Exception as error:  # e.g. out of memory for the inputs: the other settings are still measured
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        print(f"[{setting}] failed to set up: {reason}", file=progress, flush=True)
+        rows.append(dict(setting=setting, target="(setup)", mode="", implementation="all", batch=batch,
+                         status="failed", reason=reason))
+        return
     total = len(cases) * len(case_lib.IMPLEMENTATIONS)
     for index, case in enumerate(cases):
         published_ms = None

@@ -1,6 +1,7 @@
 """Argument parsing and the entry point of ``asrec train``."""
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -24,13 +25,14 @@ run with its own settings (only --epochs and --patience may change); with --outp
 it copies the run's checkpoints into NEW and continues there, leaving RUN as it was.
 
 several processes: torchrun --standalone --nproc_per_node=K -m asrec train ...
-Each process trains on its share (1/K) of every batch of --batch-size sequences and the
-gradients are averaged as for the whole batch's mean loss. The frequency filter's
-threshold (the 0.8 quantile of the batch's frequency energies, --filter-scope batch)
-is then taken over each process's share, not over the whole batch, so K processes
-train a (slightly) different function than one process with the same --batch-size; one
-process equals K processes only with --filter-scope sequence (and without dropout, whose
-masks differ). Evaluation is exact: every process scores whole evaluation batches, and
+Each process trains on its share (1/K, dealt round-robin) of every batch of --batch-size
+sequences, with its own dropout draws; the shares' losses are weighted so that the
+averaged gradient is the whole batch's mean loss's. The frequency filter's threshold
+(--filter-scope batch: the 0.8 quantile of the batch's frequency energies) is taken over
+each process's share, not over the whole batch, so K processes train another function
+than one process with the same --batch-size. With --filter-scope sequence (a threshold
+per sequence) K processes compute one process's function, dropout draws aside.
+Evaluation is exact: whole evaluation batches are dealt round-robin and reassembled, so
 the metrics equal one process's.
 """
 
@@ -116,6 +118,9 @@ def resolve_config(parser, args, dataset_name, data_file=None) -> dict:
 
 def _validate(parser, args) -> None:
     """Malformed command lines: ``parser.error`` (status 2)."""
+    for name in ("dataset", "data_path", "cache_dir", "output", "resume"):
+        if getattr(args, name) is not None and not getattr(args, name).strip():
+            parser.error(f"--{name.replace('_', '-')}: empty")
     if args.dataset is None and args.data_path is None and args.resume is None:
         parser.error("give --dataset NAME or --data-path PATH (or --resume RUN)")
     for name, (_, check, meaning) in OVERRIDES.items():
@@ -195,6 +200,9 @@ def prepare_output(output: str, resumed_from, resume) -> None:
             pass
         os.remove(probe)
     except OSError as error:
+        if in_place:
+            raise CommandError(f"--resume: cannot write in the run folder {output} ({error.strerror or error}); "
+                               "continue it elsewhere with --output NEW") from None
         raise CommandError(f"--output: cannot write run folder {output} ({error.strerror or error})") from None
     if resumed_from is not None and not in_place:
         for name in RUN_FILES:
@@ -236,8 +244,23 @@ def main_process_first(runtime, fn):
     return result if runtime.is_main else fn()
 
 
-def main(parser: argparse.ArgumentParser, args) -> int:
+def _load_data(args, config, runtime, resume) -> tuple:
     from ..data import load_dataset
+
+    synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
+    data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
+        args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
+        min_interactions=config["min_interactions"]))
+    if resume is not None and resume.get("dataset") not in (None, data.statistics()):
+        raise CommandError(f"--resume: the run's data {source} has changed since the run began (then "
+                           f"{resume['dataset']}, now {data.statistics()})")
+    if not len(data.valid) or not len(data.test):
+        raise CommandError(f"{source}: no user has the 3 interactions a validation and a test sample need "
+                           f"({data.statistics()})")
+    return data, dataset_name, source
+
+
+def main(parser: argparse.ArgumentParser, args) -> int:
     from ..data.load import find_inter_file, infer_dataset_name
     from .distributed import all_gather_objects, setup, teardown
     from .loop import format_results, train
@@ -251,6 +274,11 @@ def main(parser: argparse.ArgumentParser, args) -> int:
     if args.dataset == "synthetic":
         for name, default in SYNTHETIC_DEFAULTS.items():
             setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+    if args.cache_dir is not None:
+        try:
+            os.makedirs(args.cache_dir, exist_ok=True)
+        except OSError as error:
+            raise CommandError(f"--cache-dir: cannot create {args.cache_dir} ({error.strerror or error})") from None
     dataset_name, data_file = args.dataset, None
     if resume is None and args.data_path is not None:
         data_file = find_inter_file(args.data_path, args.dataset)
@@ -264,17 +292,15 @@ def main(parser: argparse.ArgumentParser, args) -> int:
         log = print if runtime.is_main else (lambda *a, **k: None)
         output = args.output or resumed_from or _default_output(dataset_name)
         output = all_gather_objects(output, runtime)[0]
+        created = not os.path.exists(output)
         main_process_first(runtime, lambda: prepare_output(output, resumed_from, resume) if runtime.is_main else None)
-        synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
-        data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
-            args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
-            min_interactions=config["min_interactions"]))
-        if resume is not None and resume.get("dataset") not in (None, data.statistics()):
-            raise CommandError(f"--resume: the run's data {source} has changed since the run began (then "
-                               f"{resume['dataset']}, now {data.statistics()})")
-        if not len(data.valid) or not len(data.test):
-            raise CommandError(f"{source}: no user has the 3 interactions a validation and a test sample need "
-                               f"({data.statistics()})")
+        try:
+            data, dataset_name, source = _load_data(args, config, runtime, resume)
+        except BaseException:
+            if created and runtime.is_main:  # leave no empty run folder behind a failed download or a bad file
+                with contextlib.suppress(OSError):
+                    os.rmdir(output)
+            raise
         config.update(dataset=args.dataset or dataset_name, data_path=args.data_path,
                       synthetic_users=args.synthetic_users, synthetic_items=args.synthetic_items)
         if runtime.is_main:

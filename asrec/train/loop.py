@@ -57,6 +57,28 @@ def _rank_batches(n_samples: int, batch_size: int, epoch_seed: int, runtime: Run
     return shares
 
 
+def process_seed(seed: int, rank: int) -> int:
+    """The torch seed of process ``rank`` > 0 of a multi-process run (rank 0 keeps ``seed``)."""
+    return (seed * 1_000_003 + rank) % 2**63
+
+
+def _rng_state(runtime: Runtime) -> dict:
+    return dict(torch=torch.get_rng_state(),
+                cuda=torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None)
+
+
+def _restore_rng(saved: dict, runtime: Runtime, fallback_seed: int) -> None:
+    """This process's RNG state from ``last.pt``; a process the saved run did not have (a
+    resume with more processes) is seeded from ``fallback_seed``."""
+    processes = saved.get("processes") or [saved]
+    if runtime.rank >= len(processes):
+        torch.manual_seed(fallback_seed)
+        return
+    torch.set_rng_state(processes[runtime.rank]["torch"])
+    if runtime.device.type == "cuda" and processes[runtime.rank].get("cuda") is not None:
+        torch.cuda.set_rng_state(processes[runtime.rank]["cuda"], runtime.device)
+
+
 def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str, resume: dict = None,
           autocast_dtype=None, log=print, progress_stream=None) -> dict:
     """Train and evaluate; returns the final results (also written to ``results.json``)."""
@@ -65,6 +87,8 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
     model = ASRecModel(n_items=data.n_items + 1, filter_scope=config.get("filter_scope", "batch"),
                        **model_kwargs).to(runtime.device)
     model.check_values = False  # ids and lengths are valid by construction of the dataset
+    if runtime.rank:  # each process draws its own dropout masks (the weights are rank 0's: DDP broadcasts them)
+        torch.manual_seed(process_seed(config["seed"], runtime.rank))
     step_module = _LossModule(model)
     if runtime.distributed:
         step_module = nn.parallel.DistributedDataParallel(step_module)
@@ -74,9 +98,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         model.load_state_dict(resume["state_dict"])
         optimizer.load_state_dict(resume["optimizer"])
         state = resume["loop"]
-        torch.set_rng_state(resume["rng"]["torch"])
-        if runtime.device.type == "cuda" and resume["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(resume["rng"]["cuda"], runtime.device)
+        _restore_rng(resume["rng"], runtime, process_seed(config["seed"] + state["epoch"], runtime.rank))
         log(f"resumed after epoch {state['epoch']} (best {VALID_METRIC} {state['best']:.4f})")
     dataset_stats = data.statistics()
     if runtime.is_main:
@@ -126,14 +148,14 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
                       valid={k: valid[k] for k in sorted(valid)}, best_epoch=state["best_epoch"])
         state["epoch"] = epoch
         state["history"].append(record)
+        rng = all_gather_objects(_rng_state(runtime), runtime)
         if runtime.is_main:
             if improved:
                 checkpoints.save_best(output_dir, model, epoch, valid, dataset_stats)
             checkpoints.save_last(output_dir, dict(
                 model_config=model.config, state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
                 loop=state, config=config, dataset=dataset_stats,
-                rng=dict(torch=torch.get_rng_state(),
-                         cuda=torch.cuda.get_rng_state(runtime.device) if runtime.device.type == "cuda" else None)))
+                rng=dict(rng[0], processes=rng)))
             if improved:
                 checkpoints.commit_best(output_dir)
             write_log(output_dir, state["history"])

@@ -137,3 +137,15 @@ def test_interrupt_keeps_the_rows_measured(monkeypatch, tmp_path, capsys):
     assert code == 130 and "interrupted after 1 rows" in out and "interrupted" in err
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["interrupted"] and [r["implementation"] for r in result["rows"]] == ["published"]
+
+
+def test_a_setting_that_cannot_be_set_up_keeps_the_others(monkeypatch):
+    def build_cases(setting, *args):
+        if setting == "ml-1m":
+            raise RuntimeError("out of memory")
+        return [case_lib.Case(setting, "model", "eval", 4, run={"published": lambda: None})]
+    monkeypatch.setattr(runner, "copy_bandwidth_gbs", lambda device: 10.0)
+    monkeypatch.setattr(case_lib, "build_cases", build_cases)
+    result = runner.run_benchmark(["ml-1m", "ml-100k"], 4, torch.float32, torch.device("cpu"), 1, False, "off")
+    assert [(r["setting"], r["status"]) for r in result["rows"]][:2] == [("ml-1m", "failed"), ("ml-100k", "ok")]
+    assert "ml-1m (setup)" in runner.format_table(result)

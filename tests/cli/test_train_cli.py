@@ -71,6 +71,8 @@ def test_every_override_rejects_bad_values(name, value, message, capsys):
     (["--resume", "RUN", "--dtype", "bf16", "--filter-scope", "batch"], "(got --filter-scope, --dtype)"),
     (["--resume", "RUN", "--dataset", "synthetic"], "(got --dataset)"),
     (["--dataset", "synthetic", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--dataset", "synthetic", "--output", ""], "--output: empty"),
+    (["--resume", " "], "--resume: empty"),
 ])
 def test_malformed_command_lines_exit_2(argv, message, capsys):
     assert message in _fails(argv, capsys, 2)
@@ -91,6 +93,20 @@ def test_bad_data_files_are_one_line(tmp_path, capsys):
     garbage = tmp_path / "garbage.inter"
     garbage.write_bytes(b"\x00\xff\xfe not an atomic file \x80\n")
     _fails(["--data-path", str(garbage), "--preset", "ml-100k", "--output", str(tmp_path / "g")], capsys, 1)
+
+
+def test_failed_data_leaves_no_run_folder(tmp_path, capsys):
+    (tmp_path / "empty.inter").write_text("")
+    folder = tmp_path / "run"
+    err = _fails(["--data-path", str(tmp_path / "empty.inter"), "--preset", "ml-100k", "--output", str(folder)],
+                 capsys, 1)
+    assert "empty file" in err and not folder.exists()
+
+
+def test_unusable_cache_dir_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    err = _fails(["--dataset", "ml-1m", "--cache-dir", str(tmp_path / "file" / "cache")], capsys, 1)
+    assert "--cache-dir: cannot create" in err
 
 
 def test_cuda_without_cuda_is_one_line(tmp_path, capsys):

@@ -84,16 +84,19 @@ def test_asrec_beats_popularity_clearly(tmp_path):
 def _first_step_loss(config, data, share_count, filter_scope, training=True):
     """The mean loss of the first step of training (one batch of every training sample) at
     initialisation, the batch cut into ``share_count`` interleaved shares as torchrun's
-    processes cut it, each share computed as its process computes it: a model seeded alike
-    (so the same dropout draws, the frequency filter's dropout included) and the filter's
-    threshold over the share alone."""
+    processes cut it, each share computed as its process computes it: the same initial model,
+    the process's own dropout draws (the frequency filter's fixed dropout included) and the
+    filter's threshold over the share alone."""
+    from asrec.train.loop import process_seed
     from asrec.train.presets import MODEL_KEYS
 
     order = np.random.default_rng(config["seed"] + 1).permutation(len(data.train))
     total = 0.0
-    for share in (order[r::share_count] for r in range(share_count)):
+    for rank, share in enumerate(order[r::share_count] for r in range(share_count)):
         torch.manual_seed(config["seed"])
         model = ASRecModel(n_items=data.n_items + 1, filter_scope=filter_scope, **{k: config[k] for k in MODEL_KEYS})
+        if rank:
+            torch.manual_seed(process_seed(config["seed"], rank))
         model.train(training)
         with torch.no_grad():
             loss = model.loss(*(torch.from_numpy(a) for a in padded_batch(data.items, data.train, share,
