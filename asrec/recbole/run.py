@@ -1,0 +1,50 @@
+"""``run``: RecBole's quick start (``run_recbole``) for ``asrec.recbole.ASRec``."""
+
+import os
+from logging import getLogger
+from typing import Optional
+
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.trainer import Trainer
+from recbole.utils import init_logger, init_seed
+
+from .config import published_config
+from .model import ASRec
+
+
+def run(dataset: str, data_path: Optional[str] = None, config_dict: Optional[dict] = None,
+        config_file_list: Optional[list] = None, saved: bool = True, show_progress: bool = False) -> dict:
+    """Train ``ASRec`` with RecBole's ``Trainer`` on ``dataset`` and evaluate the best model on
+    the test set, as ``run_recbole`` does for RecBole's own models.
+
+    The config is ``published_config(dataset)`` for the paper's datasets (else RecBole's
+    defaults), then ``config_file_list``, then ``config_dict``. ``data_path``: the folder
+    holding ``<dataset>.inter`` (RecBole would otherwise read its own copy of ml-100k, or
+    ``<config data_path>/<dataset>``). Returns RecBole's result dict (best_valid_score,
+    valid_score_bigger, best_valid_result, test_result).
+    """
+    try:
+        base = published_config(dataset)
+    except ValueError:
+        base = {"loss_type": "CE", "train_neg_sample_args": None}
+    config = Config(model=ASRec, dataset=dataset, config_file_list=config_file_list,
+                    config_dict={**base, **(config_dict or {})})
+    if data_path is not None:
+        config["data_path"] = os.path.abspath(data_path)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    data = create_dataset(config)
+    logger.info(data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = ASRec(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = Trainer(config, model)
+    best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved,
+                                                      show_progress=show_progress)
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show_progress)
+    return {"best_valid_score": best_valid_score, "valid_score_bigger": config["valid_metric_bigger"],
+            "best_valid_result": best_valid_result, "test_result": test_result}
