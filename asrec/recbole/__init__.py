@@ -14,6 +14,6 @@ except ImportError as error:  # pragma: no cover - exercised where RecBole is ab
 
 from .config import published_config
 from .model import ASRec
-from .run import run
+from .run import load_best, run
 
-__all__ = ["ASRec", "published_config", "run"]
+__all__ = ["ASRec", "load_best", "published_config", "run"]

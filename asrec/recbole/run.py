@@ -4,6 +4,7 @@ import os
 from logging import getLogger
 from typing import Optional
 
+import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.trainer import Trainer
@@ -45,6 +46,20 @@ def run(dataset: str, data_path: Optional[str] = None, config_dict: Optional[dic
     trainer = Trainer(config, model)
     best_valid_score, best_valid_result = trainer.fit(train_data, valid_data, saved=saved,
                                                       show_progress=show_progress)
-    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=show_progress)
+    if saved:
+        load_best(trainer)
+    test_result = trainer.evaluate(test_data, load_best_model=False, show_progress=show_progress)
     return {"best_valid_score": best_valid_score, "valid_score_bigger": config["valid_metric_bigger"],
             "best_valid_result": best_valid_result, "test_result": test_result}
+
+
+def load_best(trainer: Trainer) -> None:
+    """Load the trainer's saved best model into its model.
+
+    What ``Trainer.evaluate(load_best_model=True)`` does, but RecBole 1.2.1 calls
+    ``torch.load`` with torch's default ``weights_only``, which is True from torch 2.6 on and
+    refuses the config object inside RecBole's checkpoints; this is RecBole's own file.
+    """
+    state = torch.load(trainer.saved_model_file, map_location=trainer.device, weights_only=False)
+    trainer.model.load_state_dict(state["state_dict"])
+    trainer.model.load_other_parameter(state.get("other_parameter"))
