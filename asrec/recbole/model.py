@@ -35,11 +35,14 @@ class ASRec(SequentialRecommender):
         published = {key: config[key] if config[key] is not None else DEFAULTS.get(key)
                      for key in checkpoint.CONFIG_KEYS}
         published["MAX_ITEM_LIST_LENGTH"] = self.max_seq_length
-        kwargs = checkpoint.model_kwargs_from_original(
-            {"item_embedding.weight": torch.empty(self.n_items, published["hidden_size"], device="meta")}, published)
+        # the published config -> ASRecModel arguments, as for a published checkpoint; n_items
+        # (which that conversion reads off the item embedding) is the dataset's
+        shape_only = {"item_embedding.weight": torch.empty(self.n_items, published["hidden_size"], device="meta")}
+        kwargs = checkpoint.model_kwargs_from_original(shape_only, published)
         self.asrec = ASRecModel(filter_scope=config["filter_scope"] or "batch", **kwargs)
         self.asrec.check_values = False  # RecBole's batches hold valid ids and lengths
         self.n_layers = kwargs["n_layers"]
+        # older torch releases have only the private name of the post-hook registration
         (getattr(self, "register_state_dict_post_hook", None) or self._register_state_dict_hook)(
             _to_published_keys)
         self.register_load_state_dict_pre_hook(_from_published_keys)
@@ -49,7 +52,9 @@ class ASRec(SequentialRecommender):
         return self.asrec(item_seq, item_seq_len)
 
     def calculate_loss(self, interaction) -> torch.Tensor:
-        return self.asrec.loss(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN], interaction[self.POS_ITEM_ID])
+        """Cross-entropy of the next item over all items (mean over the batch)."""
+        seq, length = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        return self.asrec.loss(seq, length, interaction[self.POS_ITEM_ID])
 
     def predict(self, interaction) -> torch.Tensor:
         """Score of ``interaction[ITEM_ID]`` for each sequence (RecBole's sampled evaluation)."""

@@ -16,7 +16,6 @@ import logging
 import os
 import sys
 import tempfile
-
 from unittest import mock
 
 import numpy as np
