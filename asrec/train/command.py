@@ -312,10 +312,13 @@ def main(parser: argparse.ArgumentParser, args) -> int:
             results = train(config, data, runtime, output, resume, autocast_dtype, log,
                             progress_stream=None if args.quiet else sys.stderr)
         except KeyboardInterrupt:
+            if os.environ.get("ASREC_DEBUG"):
+                raise
             if runtime.is_main:
-                print(f"\ncontinue with: asrec train --resume {output}" if os.path.exists(os.path.join(
-                    output, "last.pt")) else "\nno epoch had finished", file=sys.stderr)
-            raise
+                finished = os.path.exists(os.path.join(output, "last.pt"))
+                print("\nasrec train: interrupted; " + (f"continue with: asrec train --resume {output}" if finished
+                                                         else "no epoch had finished"), file=sys.stderr)
+            return 130
         log(format_results(results))
     finally:
         teardown(runtime)

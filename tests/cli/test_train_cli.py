@@ -212,3 +212,13 @@ def test_interrupted_best_save_is_finished_or_undone(run, tmp_path):
     assert open(os.path.join(folder, "best.pt"), "rb").read() == best
     assert not os.path.exists(os.path.join(folder, "best.pt.staged"))
     assert main(["train", "--resume", folder, "--quiet"]) == 0
+
+
+def test_help_states_what_several_processes_compute(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--help"])
+    assert stop.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "is taken over each process's share, not over the whole batch" in text
+    assert "With --filter-scope sequence (a threshold per sequence) K processes compute one process's function" in text
+    assert "exit status: 0 done; 2 a malformed command line" in text
