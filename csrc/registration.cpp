@@ -11,21 +11,21 @@ namespace asrec {
 at::Tensor input_stage_fwd(const at::Tensor& item_seq, const at::Tensor& item_weight,
                            const at::Tensor& position_weight, const at::Tensor& norm_weight,
                            const at::Tensor& norm_bias, const at::Tensor& smoothing_logit,
-                           const at::Tensor& init_level, const at::Tensor& smoothed_scale, const at::Tensor& seed,
+                           const at::Tensor& init_level, const at::Tensor& smoothed_scale, const at::Tensor& rng,
                            double eps, double dropout_p, bool dropping, double inv_sqrt_len, double mix);
 std::tuple<at::Tensor, at::Tensor> input_stage_bwd(const at::Tensor& item_seq, const at::Tensor& item_weight,
                                                    const at::Tensor& position_weight, const at::Tensor& norm_weight,
                                                    const at::Tensor& norm_bias, const at::Tensor& smoothing_logit,
                                                    const at::Tensor& init_level, const at::Tensor& smoothed_scale,
-                                                   const at::Tensor& grad, const at::Tensor& seed, double eps,
+                                                   const at::Tensor& grad, const at::Tensor& rng, double eps,
                                                    double dropout_p, bool dropping, double inv_sqrt_len, double mix);
 at::Tensor frequency_energy(const at::Tensor& y);
 at::Tensor frequency_filter_fwd(const at::Tensor& y, const at::Tensor& keep, const at::Tensor& norm_weight,
-                                const at::Tensor& norm_bias, const at::Tensor& seed, double eps, double dropout_p,
+                                const at::Tensor& norm_bias, const at::Tensor& rng, double eps, double dropout_p,
                                 bool dropping);
 std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, const at::Tensor& grad,
                                                         const at::Tensor& keep, const at::Tensor& norm_weight,
-                                                        const at::Tensor& seed, double eps, double dropout_p,
+                                                        const at::Tensor& rng, double eps, double dropout_p,
                                                         bool dropping);
 
 }  // namespace asrec
@@ -33,18 +33,18 @@ std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, con
 TORCH_LIBRARY(asrec_cuda, m) {
   m.def(
       "input_stage_fwd(Tensor item_seq, Tensor item_weight, Tensor position_weight, Tensor norm_weight, "
-      "Tensor norm_bias, Tensor smoothing_logit, Tensor init_level, Tensor smoothed_scale, Tensor seed, float eps, "
+      "Tensor norm_bias, Tensor smoothing_logit, Tensor init_level, Tensor smoothed_scale, Tensor rng, float eps, "
       "float dropout_p, bool dropping, float inv_sqrt_len, float mix) -> Tensor");
   m.def(
       "input_stage_bwd(Tensor item_seq, Tensor item_weight, Tensor position_weight, Tensor norm_weight, "
       "Tensor norm_bias, Tensor smoothing_logit, Tensor init_level, Tensor smoothed_scale, Tensor grad, "
-      "Tensor seed, float eps, float dropout_p, bool dropping, float inv_sqrt_len, float mix) -> (Tensor, Tensor)");
+      "Tensor rng, float eps, float dropout_p, bool dropping, float inv_sqrt_len, float mix) -> (Tensor, Tensor)");
   m.def("frequency_energy(Tensor y) -> Tensor");
   m.def(
-      "frequency_filter_fwd(Tensor y, Tensor keep, Tensor norm_weight, Tensor norm_bias, Tensor seed, float eps, "
+      "frequency_filter_fwd(Tensor y, Tensor keep, Tensor norm_weight, Tensor norm_bias, Tensor rng, float eps, "
       "float dropout_p, bool dropping) -> Tensor");
   m.def(
-      "frequency_filter_bwd(Tensor y, Tensor grad, Tensor keep, Tensor norm_weight, Tensor seed, float eps, "
+      "frequency_filter_bwd(Tensor y, Tensor grad, Tensor keep, Tensor norm_weight, Tensor rng, float eps, "
       "float dropout_p, bool dropping) -> (Tensor, Tensor)");
 }
 

@@ -1,8 +1,6 @@
 """Shared pieces of the Triton backend tests: the device to run on, float64 oracles that
 take the kernels' own keep-mask and dropout factors, and the low-precision criterion."""
 
-import functools
-
 import pytest
 import torch
 
@@ -11,29 +9,41 @@ from asrec.reference.frequency_filter import frequency_keep_mask
 from .oracle import filter_with_mask_f64  # noqa: F401  (the tests import it from here too)
 
 triton = pytest.importorskip("triton", reason="the Triton backend tests need triton (pip install triton)")
+import triton.language as tl  # noqa: E402
+
+from asrec.kernels._common import _dropout_scale  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: Triton's interpreter (tests/conftest.py)
 
 
-@functools.lru_cache(maxsize=1)
-def _dropout_factors_kernel():
-    import triton.language as tl
-
-    from asrec.kernels._common import _dropout_scale
-
-    @triton.jit
-    def kernel(out_ptr, numel, seed, p, BLOCK: tl.constexpr):
-        offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        tl.store(out_ptr + offsets, _dropout_scale(seed, offsets, p), mask=offsets < numel)
-    return kernel
+@triton.jit
+def _dropout_factors_kernel(out_ptr, numel, rng_ptr, p, BLOCK: tl.constexpr):
+    # module level: the interpreter re-parses a kernel's source against its module globals
+    # (a closure's names would be lost)
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offsets, _dropout_scale(rng_ptr, offsets, p), mask=offsets < numel)
 
 
-def kernel_dropout_factors(numel: int, seed: int, p: float, device) -> torch.Tensor:
-    """The (numel,) float32 dropout factors the kernels use for ``(seed, p)`` at element
-    offsets ``0..numel-1``, so a test can rebuild the reference with the kernels' own mask."""
+def rng_state(seed: int, offset: int = 0, device=DEVICE) -> torch.Tensor:
+    """A fixed dropout Philox state: the (2,) int64 (seed, offset) tensor the kernels read."""
+    return torch.tensor([seed, offset], dtype=torch.int64, device=device)
+
+
+def fix_dropout_rng(monkeypatch, seed: int, offset: int = 0) -> None:
+    """Make every dropping call draw the Philox state (seed, offset) (asrec.ops._common.dropout_rng)."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+                        lambda device: rng_state(seed, offset, device))
+
+
+def kernel_dropout_factors(numel: int, seed: int, p: float, device, offset: int = 0) -> torch.Tensor:
+    """The (numel,) float32 dropout factors the kernels use for state ``(seed, offset)`` and
+    ``p`` at elements ``0..numel-1``, so a test can rebuild the reference with the kernels' own mask."""
     out = torch.empty(numel, device=device, dtype=torch.float32)
     block = 1024
-    _dropout_factors_kernel()[(triton.cdiv(numel, block),)](out, numel, seed, p, BLOCK=block)
+    _dropout_factors_kernel[(triton.cdiv(numel, block),)](out, numel, rng_state(seed, offset, device), p,
+                                                            BLOCK=block)
     return out
 
 

@@ -1,7 +1,10 @@
 """Device helpers shared by the kernels: the linear-recurrence scan and dropout.
 
 Dropout is counter-based (Philox via ``tl.rand``): the keep bit of element ``i`` is a pure
-function of ``(seed, i)``, so backward regenerates the forward mask instead of storing it.
+function of ``(seed, offset + i)``, so backward regenerates the forward mask instead of
+storing it. ``seed`` and ``offset`` are read from a (2,) int64 device tensor (``rng_ptr``),
+never passed as numbers: a launch captured in a CUDA graph then reads whatever state the
+tensor holds at replay (asrec.ops._common.dropout_rng).
 """
 
 import triton
@@ -41,9 +44,16 @@ def _layer_norm_rows(x, col_ok, hidden, eps):
 
 
 @triton.jit
-def _dropout_scale(seed, offsets, p):
-    """Inverted-dropout factor per element: ``1/(1-p)`` where kept, 0 where dropped."""
-    keep = tl.rand(seed, offsets) >= p
+def _dropout_scale(rng_ptr, offsets, p):
+    """Inverted-dropout factor per element: ``1/(1-p)`` where kept, 0 where dropped.
+
+    rng_ptr: (2,) int64 (seed, offset); offsets: the elements' integer counters relative to
+    ``offset`` (the sum is 64-bit: tl.rand draws Philox4x32 at counter (lo, hi, 0, 0), as
+    csrc/common/philox.h does).
+    """
+    seed = tl.load(rng_ptr)
+    base = tl.load(rng_ptr + 1)
+    keep = tl.rand(seed, base + offsets) >= p
     return tl.where(keep, 1.0 / (1.0 - p), 0.0)
 
 

@@ -22,6 +22,8 @@ it and transforms back with ``DFT^T``. LayerNorm weight/bias gradients are per-p
 partial sums reduced on the host (deterministic, no atomics).
 """
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -102,7 +104,7 @@ def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, b
 
 
 @triton.jit
-def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, seed, dropout_p,
+def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, rng_ptr, dropout_p,
                    seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr, TRAINING: tl.constexpr,
                    BLOCK_K: tl.constexpr):
     """Rows of ``drop(irfft(masked spectrum)) + y`` normalised over hidden: (normalised rows, rstd,
@@ -113,7 +115,7 @@ def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps,
     filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
     drop = tl.full(filtered.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p)
+        drop = _dropout_scale(rng_ptr, offsets, dropout_p)
         filtered = filtered * drop
     summed = filtered + tl.load(y_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
@@ -135,7 +137,7 @@ def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
 @triton.jit
 def _frequency_filter_fwd_kernel(
     y_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr, bias_ptr, out_ptr,
-    eps, seed, dropout_p,
+    eps, rng_ptr, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -151,7 +153,7 @@ def _frequency_filter_fwd_kernel(
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, _, _, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base,
-                                                          eps, seed, dropout_p, seq_len, hidden, bins,
+                                                          eps, rng_ptr, dropout_p, seq_len, hidden, bins,
                                                           TRAINING, BLOCK_K)
         out = normed * weight + bias
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
@@ -161,7 +163,7 @@ def _frequency_filter_fwd_kernel(
 def _frequency_filter_bwd_kernel(
     y_ptr, grad_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr,
     dy_ptr, dweight_part_ptr, dbias_part_ptr,
-    eps, seed, dropout_p,
+    eps, rng_ptr, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -184,7 +186,7 @@ def _frequency_filter_bwd_kernel(
     for start in range(0, seq_len, BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, rstd, drop, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols,
-                                                                base, eps, seed, dropout_p, seq_len,
+                                                                base, eps, rng_ptr, dropout_p, seq_len,
                                                                 hidden, bins, TRAINING, BLOCK_K)
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         dweight += tl.sum(grad * normed, axis=0)[None, :]
@@ -224,8 +226,13 @@ def _frequency_filter_bwd_kernel(
     tl.store(dbias_part_ptr + part, dbias, mask=col_ok)
 
 
-def dft_bases(seq_len: int, device) -> tuple:
-    """float32 (cos, -sin) forward rows (bins, N) and inverse columns (N, bins), contiguous."""
+@functools.lru_cache(maxsize=64)
+def dft_bases(seq_len: int, device: torch.device) -> tuple:
+    """float32 (cos, -sin) forward rows (bins, N) and inverse columns (N, bins), contiguous.
+
+    Cached per (seq_len, device), as real_dft_matrices is: the inverse halves are column
+    slices, and copying them contiguous on every call would be two kernels per launch.
+    """
     from asrec.reference.frequency_filter import real_dft_matrices
 
     forward, inverse = real_dft_matrices(seq_len, torch.float32, device)
@@ -247,19 +254,19 @@ def _frequency_energy(y):
     return energy
 
 
-def _frequency_filter_fwd(y, keep, weight, bias, eps: float, seed: int, dropout_p: float, training: bool):
+def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):
     """y: (S, N, H); keep: (S, N//2 + 1) float32 0/1 -> (S, N, H) in y's dtype."""
     sequences, seq_len, hidden = y.shape
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
     out = torch.empty_like(y)
     _frequency_filter_fwd_kernel[(sequences,)](
-        y, keep, cos, sin, icos, isin, weight, bias, out, eps, seed, dropout_p,
+        y, keep, cos, sin, icos, isin, weight, bias, out, eps, rng, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden),
         num_warps=8)
     return out
 
 
-def _frequency_filter_bwd(y, grad, keep, weight, eps: float, seed: int, dropout_p: float, training: bool):
+def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):
     """-> dy (S, N, H) float32, and (S, H) partial sums of the LayerNorm weight and bias gradients."""
     sequences, seq_len, hidden = y.shape
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
@@ -269,7 +276,7 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, seed: int, dropout_
     # loads (num_stages > 1) would overflow shared memory at the published shapes
     blocks = dict(filter_blocks(seq_len, hidden), BLOCK_M=16)
     _frequency_filter_bwd_kernel[(sequences,)](
-        y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, seed, dropout_p,
+        y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, rng, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
         **blocks, num_warps=8, num_stages=1)
     return dy, parts[0], parts[1]

@@ -108,7 +108,7 @@ def _query_block(q_base, q_sn, q_len: tl.constexpr, head_dim: tl.constexpr, BLOC
 def _attention_fwd_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, w_ptr, b_ptr, out_ptr, context_ptr, lse_ptr,
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, o_sr, o_sb, o_sh, o_sn,
-    heads, batch_heads, scale, seed, dropout_p,
+    heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -130,7 +130,7 @@ def _attention_fwd_kernel(
         p = tl.exp(s - m_new)
         l_i = l_i * rescale + tl.sum(p, axis=1)[:, None]
         if DROPOUT:
-            p = p * _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
+            p = p * _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
         key_rows = start + tl.arange(0, BLOCK_N)[:, None]
         v = tl.load(v_base + key_rows * v_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         acc = acc * rescale + tl.dot(p, v, input_precision="ieee")
@@ -209,7 +209,7 @@ def _attention_bwd_preprocess_kernel(
 def _attention_bwd_dkdv_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dvalue_ptr, dk_ptr, dv_ptr,
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
-    heads, batch_heads, scale, seed, dropout_p,
+    heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -239,7 +239,7 @@ def _attention_bwd_dkdv_kernel(
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t, input_precision="ieee")
         if DROPOUT:
-            drop = _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
+            drop = _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
             dv += tl.dot(tl.trans(p * drop), dcontext, input_precision="ieee")
             dp = dp * drop
         else:
@@ -259,7 +259,7 @@ def _attention_bwd_dkdv_kernel(
 def _attention_bwd_dq_kernel(
     q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dq_ptr,
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
-    heads, batch_heads, scale, seed, dropout_p,
+    heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
@@ -283,7 +283,7 @@ def _attention_bwd_dq_kernel(
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
         dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision="ieee")
         if DROPOUT:
-            dp = dp * _dropout_scale(seed, (gbh * q_len + rows) * k_len + keys, dropout_p)
+            dp = dp * _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
         ds = p * (dp - delta)
         k = tl.load(k_base + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
         dq += tl.dot(ds, k, input_precision="ieee") * scale
@@ -297,7 +297,7 @@ def _strides(t):
     return t.stride()[:4]
 
 
-def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout_p: float, dropping: bool, out):
+def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, rng: torch.Tensor, dropout_p: float, dropping: bool, out):
     """q: (R, B, h, Nq, d), k, v: (R, B, h, Nk, d) views (unit stride along d) of R branches;
     key_bias: (B, Nk) float32; gate_weight (2d, 2d) / gate_bias (2d,) or None (with them, branch 0
     is gated); out: a (R, B, h, Nq, d) view the output is written into.
@@ -311,12 +311,12 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, seed: int, dropout
     grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads, branches)
     _attention_fwd_kernel[grid](
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
-        *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, seed,
+        *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, rng,
         dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks, num_warps=4)
     return context, lse
 
 
-def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, dq, dk, dv, seed: int,
+def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, dq, dk, dv, rng: torch.Tensor,
                    dropout_p: float, dropping: bool):
     """Views as ``_attention_fwd``; grad: the output's gradient, a (R, B, h, Nq, d) view; dq, dk, dv:
     float32 (R, B, h, N, d) views the gradients are written into. -> dW (2d, 2d), db (2d,) of the
@@ -338,7 +338,7 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
         db_part, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
         BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], num_warps=4)
     inputs = (*_strides(q), *_strides(k), *_strides(v))
-    settings = (heads, batch * heads, head_dim ** -0.5, seed, dropout_p)
+    settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
     sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks)
     assert dk.stride() == dv.stride(), "dk and dv share one layout"
     _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads, branches)](

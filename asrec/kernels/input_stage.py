@@ -47,7 +47,7 @@ def _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows
 
 @triton.jit
 def _smoothing_input(item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows,
-                     cols, seq_len, hidden, eps, seed, dropout_p, TRAINING: tl.constexpr):
+                     cols, seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING: tl.constexpr):
     """The smoothing's input ``y = drop(LN(e))`` for one sequence, with what backward reuses:
     (y, normalised e, rstd, dropout factors, LN weight, in_bounds, element offsets)."""
     normed, rstd, in_bounds = _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols,
@@ -59,7 +59,7 @@ def _smoothing_input(item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_we
     y = tl.where(in_bounds, normed * norm_weight + norm_bias, 0.0)
     drop = tl.full(y.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p)
+        drop = _dropout_scale(rng_ptr, offsets, dropout_p)
         y = y * drop
     return y, normed, rstd, drop, norm_weight, in_bounds, offsets
 
@@ -68,7 +68,7 @@ def _smoothing_input(item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_we
 def _input_stage_fwd_kernel(
     item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr,
     logit_ptr, level_ptr, scale_ptr, out_ptr,
-    seq_len, hidden, eps, seed, dropout_p, inv_sqrt_len, mix,
+    seq_len, hidden, eps, rng_ptr, dropout_p, inv_sqrt_len, mix,
     TRAINING: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
@@ -76,7 +76,7 @@ def _input_stage_fwd_kernel(
     cols = tl.arange(0, BLOCK_H)[None, :]
     y, _, _, _, _, in_bounds, offsets = _smoothing_input(
         item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
-        seq_len, hidden, eps, seed, dropout_p, TRAINING)
+        seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
     out = _smoothing_fwd_tile(y, rows, alpha, level, scale, inv_sqrt_len, mix)
     tl.store(out_ptr + offsets, out, mask=in_bounds)
@@ -87,7 +87,7 @@ def _input_stage_bwd_kernel(
     item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr,
     logit_ptr, level_ptr, scale_ptr, grad_ptr,
     dembedded_ptr, part_ptr, part_stride,
-    seq_len, hidden, eps, seed, dropout_p, inv_sqrt_len, mix,
+    seq_len, hidden, eps, rng_ptr, dropout_p, inv_sqrt_len, mix,
     TRAINING: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
@@ -96,7 +96,7 @@ def _input_stage_bwd_kernel(
     col_ok = cols < hidden
     y, normed, rstd, drop, norm_weight, in_bounds, offsets = _smoothing_input(
         item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
-        seq_len, hidden, eps, seed, dropout_p, TRAINING)
+        seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
     grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
     dy, dalpha, dlevel, dscale = _smoothing_bwd_tile(y, grad, grad_next, rows, alpha, level, scale,
@@ -116,7 +116,7 @@ def _input_stage_bwd_kernel(
 
 
 def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                     init_level, smoothed_scale, eps: float, seed: int, dropout_p: float, training: bool,
+                     init_level, smoothed_scale, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
                      inv_sqrt_len: float, mix: float):
     """item_seq: (B, N) int -> (B, N, H) float32 smoothed embeddings."""
     batch, seq_len = item_seq.shape
@@ -124,13 +124,13 @@ def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_b
     out = torch.empty((batch, seq_len, hidden), device=item_seq.device, dtype=torch.float32)
     _input_stage_fwd_kernel[(batch,)](
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-        smoothed_scale, out, seq_len, hidden, eps, seed, dropout_p, inv_sqrt_len, mix,
+        smoothed_scale, out, seq_len, hidden, eps, rng, dropout_p, inv_sqrt_len, mix,
         TRAINING=training, **input_blocks(seq_len, hidden), num_warps=16)
     return out
 
 
 def _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                     init_level, smoothed_scale, grad, eps: float, seed: int, dropout_p: float, training: bool,
+                     init_level, smoothed_scale, grad, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
                      inv_sqrt_len: float, mix: float):
     """-> d(embedding sum) (B, N, H) float32 and (5, B, H) per-sequence partial sums of the
     gradients of alpha, init_level, smoothed_scale, the LayerNorm weight and bias."""
@@ -140,6 +140,6 @@ def _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_b
     parts = torch.empty((5, batch, hidden), device=item_seq.device, dtype=torch.float32)
     _input_stage_bwd_kernel[(batch,)](
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-        smoothed_scale, grad, dembedded, parts, batch * hidden, seq_len, hidden, eps, seed, dropout_p, inv_sqrt_len,
+        smoothed_scale, grad, dembedded, parts, batch * hidden, seq_len, hidden, eps, rng, dropout_p, inv_sqrt_len,
         mix, TRAINING=training, **input_blocks(seq_len, hidden), num_warps=16)
     return dembedded, parts

@@ -5,7 +5,7 @@ one Triton kernel forward and one backward.
 
 One program normalises BLOCK_R whole rows. Forward reads x and the residual once and
 writes the output once; backward recomputes the sum and its statistics from x and the
-residual (regenerating the dropout mask from its seed) instead of storing them, and writes
+residual (regenerating the dropout mask from its Philox state) instead of storing them, and writes
 the gradients of x and of the residual; the LayerNorm weight and bias gradients are
 per-program partial sums reduced on the host (deterministic).
 """
@@ -31,20 +31,20 @@ def unsupported_shape(hidden: int):
 
 
 @triton.jit
-def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p,
+def _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, rng_ptr, dropout_p,
                     TRAINING: tl.constexpr):
     """(normalised rows, rstd, dropout factors or None) of ``drop(x) + residual``."""
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     drop = tl.full(x.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
-        drop = _dropout_scale(seed, offsets, dropout_p)
+        drop = _dropout_scale(rng_ptr, offsets, dropout_p)
     summed = x * drop + tl.load(residual_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     normed, rstd = _layer_norm_rows(summed, col_ok, hidden, eps)
     return normed, rstd, drop
 
 
 @triton.jit
-def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr, rows, hidden, eps, seed,
+def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr, rows, hidden, eps, rng_ptr,
                               dropout_p, TRAINING: tl.constexpr, BLOCK_R: tl.constexpr,
                               BLOCK_H: tl.constexpr):
     row = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
@@ -52,7 +52,7 @@ def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr
     col_ok = cols < hidden
     in_bounds = (row < rows) & col_ok
     offsets = row * hidden + cols
-    normed, _, _ = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed, dropout_p,
+    normed, _, _ = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, rng_ptr, dropout_p,
                                    TRAINING)
     weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     bias = tl.load(bias_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
@@ -61,7 +61,7 @@ def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, out_ptr
 
 @triton.jit
 def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr, dresidual_ptr, dweight_part_ptr,
-                              dbias_part_ptr, rows, hidden, eps, seed, dropout_p,
+                              dbias_part_ptr, rows, hidden, eps, rng_ptr, dropout_p,
                               TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
     program = tl.program_id(0).to(tl.int64)
     row = program * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
@@ -69,7 +69,7 @@ def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr,
     col_ok = cols < hidden
     in_bounds = (row < rows) & col_ok
     offsets = row * hidden + cols
-    normed, rstd, drop = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, seed,
+    normed, rstd, drop = _normalise_rows(x_ptr, residual_ptr, offsets, in_bounds, col_ok, hidden, eps, rng_ptr,
                                          dropout_p, TRAINING)
     weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
@@ -82,7 +82,7 @@ def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, grad_ptr, dx_ptr,
     tl.store(dbias_part_ptr + program * hidden + cols, tl.sum(grad, axis=0)[None, :], mask=col_ok)
 
 
-def _residual_norm_fwd(x, residual, weight, bias, eps: float, seed: int, dropout_p: float, dropping: bool,
+def _residual_norm_fwd(x, residual, weight, bias, eps: float, rng: torch.Tensor, dropout_p: float, dropping: bool,
                        out_dtype: torch.dtype):
     """x, residual: (..., H) contiguous, same shape -> LN(drop(x) + residual) in out_dtype."""
     hidden = x.shape[-1]
@@ -90,12 +90,12 @@ def _residual_norm_fwd(x, residual, weight, bias, eps: float, seed: int, dropout
     out = torch.empty(x.shape, device=x.device, dtype=out_dtype)
     blocks = row_blocks(hidden)
     _residual_norm_fwd_kernel[(triton.cdiv(rows, blocks["BLOCK_R"]),)](
-        x, residual, weight, bias, out, rows, hidden, eps, seed, dropout_p, TRAINING=dropping,
+        x, residual, weight, bias, out, rows, hidden, eps, rng, dropout_p, TRAINING=dropping,
         **blocks, num_warps=4)
     return out
 
 
-def _residual_norm_bwd(x, residual, weight, grad, eps: float, seed: int, dropout_p: float, dropping: bool):
+def _residual_norm_bwd(x, residual, weight, grad, eps: float, rng: torch.Tensor, dropout_p: float, dropping: bool):
     """-> dx (x's dtype), dresidual (residual's dtype), and (programs, H) float32 partial sums of
     the LayerNorm weight and bias gradients."""
     hidden = x.shape[-1]
@@ -106,6 +106,6 @@ def _residual_norm_bwd(x, residual, weight, grad, eps: float, seed: int, dropout
     dresidual = torch.empty_like(residual)
     parts = torch.empty((2, programs, hidden), device=x.device, dtype=torch.float32)
     _residual_norm_bwd_kernel[(programs,)](
-        x, residual, weight, grad, dx, dresidual, parts[0], parts[1], rows, hidden, eps, seed, dropout_p,
+        x, residual, weight, grad, dx, dresidual, parts[0], parts[1], rows, hidden, eps, rng, dropout_p,
         TRAINING=dropping, **blocks, num_warps=4)
     return dx, dresidual, parts[0], parts[1]

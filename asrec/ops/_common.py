@@ -1,12 +1,12 @@
 """What every leaf op's fused plumbing shares: the custom-op wrapper, the argument checks
-that decide whether a kernel takes a call, and the dropout seeds.
+that decide whether a kernel takes a call, and the dropout RNG state of a call.
 
 The Triton launchers of ``asrec.kernels`` become ``torch.library`` custom ops (namespace
 ``asrec``) with fake (shape-only) implementations, so ``torch.compile`` traces the
 autograd Functions into one graph without breaking at a kernel launch, and
 ``torch.library.opcheck`` can test the registrations. The ops take tensors and scalars
-only: the dropout seed travels as a one-element int64 CPU tensor drawn by the caller (a
-traced random op under ``torch.compile``, never a constant baked into the graph).
+only: a call's dropout RNG state travels as a (2,) int64 tensor ``rng = (seed, offset)`` on
+the input's device, which the kernels read (see ``dropout_rng``).
 """
 
 import functools
@@ -65,18 +65,33 @@ def unsupported_tensors(**tensors: torch.Tensor):
     return None
 
 
-def dropout_seed() -> torch.Tensor:
-    """A fresh seed for a kernel's counter-based dropout: a (1,) int64 CPU tensor drawn from
-    torch's CPU generator (reproducible under ``torch.manual_seed``; no device sync; under
-    ``torch.compile`` a traced random op, drawn anew on every call)."""
-    return torch.randint(0, 2**31 - 1, (1,))
+def dropout_rng(device: torch.device) -> torch.Tensor:
+    """A fresh Philox state for one call's counter-based dropout: a (2,) int64 tensor
+    ``(seed, offset)`` on ``device``, drawn there from torch's generator of that device.
+
+    The kernels read both words through a pointer (never a Python number): element ``i``'s
+    keep bit is Philox4x32-10 under key ``seed`` at counter ``offset + i``. Forward saves the
+    tensor and backward passes it back, so backward regenerates the same mask. Drawing it with
+    ``torch.randint`` on the device makes it graph-safe and reproducible through PyTorch's own
+    generator: no host read, no host-to-device copy; a CUDA-graph replay advances the CUDA
+    generator's graph-safe Philox state (torch.cuda.graph registers it), so every replay draws
+    a fresh state and fresh masks; ``torch.manual_seed`` (and ``torch.cuda.set_rng_state``,
+    as checkpoints restore it) reproduces the sequence of states; under ``torch.compile`` it
+    is a traced random op. Distinct calls take distinct random 62-bit keys, so their streams
+    do not overlap (a collision has probability about ``calls^2 / 2^63``). One tiny kernel per
+    dropping call.
+    """
+    return torch.randint(0, 2**62, (2,), dtype=torch.int64, device=device)
 
 
-def dropout_plan(dropout_p: float, training: bool) -> tuple:
-    """(dropping, seed) for one call: whether the kernels drop anything, and the seed they use
-    (a fresh one when dropping; a placeholder the kernels do not read otherwise)."""
+def dropout_plan(dropout_p: float, training: bool, device: torch.device) -> tuple:
+    """(dropping, rng) for one call: whether the kernels drop anything, and the (2,) int64
+    ``(seed, offset)`` tensor they read when they do (``dropout_rng``; otherwise an unread
+    placeholder: an allocation, no kernel)."""
     dropping = bool(training) and dropout_p > 0
-    return dropping, dropout_seed() if dropping else torch.zeros(1, dtype=torch.int64)
+    if dropping:
+        return True, dropout_rng(device)
+    return False, torch.empty(2, dtype=torch.int64, device=device)
 
 
 def check_dropout(op: str, dropout_p: float) -> None:

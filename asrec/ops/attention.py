@@ -17,14 +17,14 @@ from ._common import custom_op, dropout_plan, unsupported_tensors
 @custom_op("asrec::attention_fwd")
 def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
                   gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
-                  seed: torch.Tensor, dropout_p: float,
+                  rng: torch.Tensor, dropout_p: float,
                   dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """q: (B, h, Nq, d), k, v: (B, h, Nk, d) -> out (q's dtype), ungated context (B*h, Nq, d) and row
     log-sum-exp (B*h, Nq), float32."""
     from ..kernels.gated_attention import _attention_fwd
 
     out = torch.empty_like(q, memory_format=torch.contiguous_format)
-    context, lse = _attention_fwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, int(seed.item()),
+    context, lse = _attention_fwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, rng,
                                   dropout_p, dropping, out[None])
     return out, context, lse
 
@@ -39,7 +39,7 @@ def _(q, *rest):
 @custom_op("asrec::attention_bwd")
 def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
                   gate_weight: typing.Optional[torch.Tensor], gate_bias: typing.Optional[torch.Tensor],
-                  context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor, dropout_p: float,
+                  context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor, rng: torch.Tensor, dropout_p: float,
                   dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> dq, dk, dv (float32, (B, h, N, d)), dW, db (float32; zero-sized without the gate)."""
     from ..kernels.gated_attention import _attention_bwd
@@ -48,7 +48,7 @@ def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
     dk = torch.empty(k.shape, device=q.device, dtype=torch.float32)
     dv = torch.empty(k.shape, device=q.device, dtype=torch.float32)
     dw, db = _attention_bwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, context, lse, grad[None],
-                            dq[None], dk[None], dv[None], int(seed.item()), dropout_p, dropping)
+                            dq[None], dk[None], dv[None], rng, dropout_p, dropping)
     if dw is None:
         dw, db = q.new_zeros((0,), dtype=torch.float32), q.new_zeros((0,), dtype=torch.float32)
     return dq, dk, dv, dw, db
@@ -74,21 +74,21 @@ class AttentionFn(torch.autograd.Function):
         q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
         bias = key_bias.reshape(q.shape[0], k.shape[2]).to(torch.float32).contiguous()
         gate = [t.contiguous() if t is not None else None for t in (gate_weight, gate_bias)]
-        dropping, seed = dropout_plan(dropout_p, training)
-        out, context, lse = attention_fwd(q, k, v, bias, *gate, seed, dropout_p, dropping)
+        dropping, rng = dropout_plan(dropout_p, training, q.device)
+        out, context, lse = attention_fwd(q, k, v, bias, *gate, rng, dropout_p, dropping)
         ctx.save_for_backward(q, k, v, bias, *[t if t is not None else torch.empty(0) for t in gate], context, lse,
-                              seed)
+                              rng)
         ctx.gated = gate_weight is not None
         ctx.settings = (dropout_p, dropping)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        q, k, v, bias, gate_weight, gate_bias, context, lse, seed = ctx.saved_tensors
+        q, k, v, bias, gate_weight, gate_bias, context, lse, rng = ctx.saved_tensors
         if not ctx.gated:
             gate_weight = gate_bias = None
         dq, dk, dv, dw, db = attention_bwd(q, k, v, bias, gate_weight, gate_bias, context, lse, grad.contiguous(),
-                                           seed, *ctx.settings)
+                                           rng, *ctx.settings)
         gate_grads = (dw.to(gate_weight.dtype), db.to(gate_bias.dtype)) if ctx.gated else (None, None)
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, *gate_grads, None, None
 

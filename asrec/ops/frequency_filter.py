@@ -26,15 +26,17 @@ from ._common import (
 
 def _keep_mask(energy: torch.Tensor, batch: int, groups: int, threshold: torch.Tensor, scope: str,
                seq_len: int) -> torch.Tensor:
-    """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code."""
-    return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope).to(torch.float32)
+    """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code,
+    reading nothing on the host (a fused step must run without host work, DESIGN.md)."""
+    return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope,
+                               host_ranks=False).to(torch.float32)
 
 
 # ---- Triton custom ops ----
 
 @custom_op("asrec::frequency_filter_fwd")
 def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
-                         norm_bias: torch.Tensor, seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                         norm_bias: torch.Tensor, rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
                          scope: str) -> tuple[torch.Tensor, torch.Tensor]:
     """y: (B, G, N, H) -> (out (B, G, N, H) in y's dtype, keep (B, G, N//2 + 1) float32 0/1)."""
     from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
@@ -42,7 +44,7 @@ def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: 
     batch, groups, seq_len, hidden = y.shape
     flat = y.view(batch * groups, seq_len, hidden)
     keep = _keep_mask(_frequency_energy(flat), batch, groups, threshold, scope, seq_len)
-    out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping)
+    out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, rng, dropout_p, dropping)
     return out.view(y.shape), keep
 
 
@@ -53,14 +55,14 @@ def _(y, *rest):
 
 @custom_op("asrec::frequency_filter_bwd")
 def frequency_filter_bwd(y: torch.Tensor, grad: torch.Tensor, keep: torch.Tensor, norm_weight: torch.Tensor,
-                         seed: torch.Tensor, eps: float, dropout_p: float,
+                         rng: torch.Tensor, eps: float, dropout_p: float,
                          dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients (H,)."""
     from ..kernels.frequency_filter import _frequency_filter_bwd
 
     batch, groups, seq_len, hidden = y.shape
     dy, dweight, dbias = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
-                                               keep, norm_weight, eps, int(seed.item()), dropout_p, dropping)
+                                               keep, norm_weight, eps, rng, dropout_p, dropping)
     return dy.view(y.shape), dweight.sum(0), dbias.sum(0)
 
 
@@ -98,21 +100,21 @@ _cuda_extension.after_load(_register_cuda_fakes)
 
 class _CudaKernels:
     @staticmethod
-    def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p, dropping, scope):
+    def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p, dropping, scope):
         kernel_ops = _cuda_extension.kernel_ops
         batch, groups, seq_len, hidden = y.shape
         flat = y.reshape(batch * groups, seq_len, hidden)
         keep = _keep_mask(kernel_ops.frequency_energy(flat), batch, groups, threshold, scope, seq_len)
-        out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, seed, eps,
+        out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, rng, eps,
                                               dropout_p, dropping)
         return out.view(y.shape), keep
 
     @staticmethod
-    def frequency_filter_bwd(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
+    def frequency_filter_bwd(y, grad, keep, norm_weight, rng, eps, dropout_p, dropping):
         batch, groups, seq_len, hidden = y.shape
         dy, parts = _cuda_extension.kernel_ops.frequency_filter_bwd(
             y.reshape(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden), keep.reshape(batch * groups, -1),
-            norm_weight, seed, eps, dropout_p, dropping)
+            norm_weight, rng, eps, dropout_p, dropping)
         return dy.view(y.shape), parts[0].sum(0), parts[1].sum(0)
 
 
@@ -126,7 +128,7 @@ def _frequency_filter_function(kernels, name: str):
 
         Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
         strict ``>``) -> fused inverse + dropout + residual + LayerNorm kernel. Saves the
-        input, the mask and the dropout seed; backward recomputes the rest. ``threshold``
+        input, the mask and the dropout RNG state; backward recomputes the rest. ``threshold``
         gets no gradient.
         """
 
@@ -135,18 +137,18 @@ def _frequency_filter_function(kernels, name: str):
                     scope: str):
             y = y.contiguous()
             norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-            dropping, seed = dropout_plan(dropout_p, training)
-            out, keep = kernels.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, seed, eps, dropout_p,
+            dropping, rng = dropout_plan(dropout_p, training, y.device)
+            out, keep = kernels.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p,
                                                      dropping, scope)
-            ctx.save_for_backward(y, keep, norm_weight, seed)
+            ctx.save_for_backward(y, keep, norm_weight, rng)
             ctx.settings = (eps, dropout_p, dropping)
             ctx.bias_dtype = norm_bias.dtype
             return out
 
         @staticmethod
         def backward(ctx, grad):
-            y, keep, norm_weight, seed = ctx.saved_tensors
-            dy, dweight, dbias = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, seed,
+            y, keep, norm_weight, rng = ctx.saved_tensors
+            dy, dweight, dbias = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng,
                                                               *ctx.settings)
             return (dy.to(y.dtype), None, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype),
                     None, None, None, None)

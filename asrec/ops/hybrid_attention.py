@@ -23,7 +23,7 @@ from ._common import custom_op, dropout_plan, unsupported_tensors
 
 @custom_op("asrec::hybrid_attention_fwd")
 def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
-                         gate_bias: torch.Tensor, heads: int, seed: torch.Tensor, dropout_p: float,
+                         gate_bias: torch.Tensor, heads: int, rng: torch.Tensor, dropout_p: float,
                          dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """qkv (B, N, 6H) ([seasonal | dynamic] x [q | k | v]) -> out (2, B, N, H) in qkv's dtype (the
     gated seasonal context, the dynamic context, heads merged), ungated context (2*B*h, N, d)
@@ -33,7 +33,7 @@ def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight:
     batch, seq_len, width = qkv.shape
     out = qkv.new_empty((2, batch, seq_len, width // 6))
     context, lse = _attention_fwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias,
-                                  int(seed.item()), dropout_p, dropping, merged_heads_view(out, heads))
+                                  rng, dropout_p, dropping, merged_heads_view(out, heads))
     return out, context, lse
 
 
@@ -49,14 +49,14 @@ def _(qkv, key_bias, gate_weight, gate_bias, heads, *rest):
 @custom_op("asrec::hybrid_attention_bwd")
 def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
                          gate_bias: torch.Tensor, context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor,
-                         heads: int, seed: torch.Tensor, dropout_p: float,
+                         heads: int, rng: torch.Tensor, dropout_p: float,
                          dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """grad: (2, B, N, H) -> d qkv (B, N, 6H) in the stacked layout, dW (2d, 2d), db (2d,); float32."""
     from ..kernels.gated_attention import _attention_bwd, merged_heads_view, stacked_projection_views
 
     dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=torch.float32)
     dw, db = _attention_bwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias, context, lse,
-                            merged_heads_view(grad, heads), *stacked_projection_views(dqkv, heads), int(seed.item()),
+                            merged_heads_view(grad, heads), *stacked_projection_views(dqkv, heads), rng,
                             dropout_p, dropping)
     return dqkv, dw, db
 
@@ -81,18 +81,18 @@ class HybridAttentionFn(torch.autograd.Function):
         batch, seq_len, _ = qkv.shape
         bias = key_bias.reshape(batch, seq_len).to(torch.float32).contiguous()
         gate_weight, gate_bias = gate_weight.contiguous(), gate_bias.contiguous()
-        dropping, seed = dropout_plan(dropout_p, training)
-        out, context, lse = hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, seed, dropout_p, dropping)
-        ctx.save_for_backward(qkv, bias, gate_weight, gate_bias, context, lse, seed)
+        dropping, rng = dropout_plan(dropout_p, training, qkv.device)
+        out, context, lse = hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, rng, dropout_p, dropping)
+        ctx.save_for_backward(qkv, bias, gate_weight, gate_bias, context, lse, rng)
         ctx.settings = (heads, dropout_p, dropping)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        qkv, bias, gate_weight, gate_bias, context, lse, seed = ctx.saved_tensors
+        qkv, bias, gate_weight, gate_bias, context, lse, rng = ctx.saved_tensors
         heads, dropout_p, dropping = ctx.settings
         dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, grad.contiguous(), heads,
-                                            seed, dropout_p, dropping)
+                                            rng, dropout_p, dropping)
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 
 

@@ -32,13 +32,13 @@ def _grads(dembedded: torch.Tensor, parts: torch.Tensor, smoothing_logit: torch.
 @custom_op("asrec::input_stage_fwd")
 def input_stage_fwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                     norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
-                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, seed: torch.Tensor, eps: float,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, rng: torch.Tensor, eps: float,
                     dropout_p: float, dropping: bool, mix: float) -> torch.Tensor:
     """-> (B, N, H) float32."""
     from ..kernels.input_stage import _input_stage_fwd as launch
 
     return launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-                  smoothed_scale, eps, int(seed.item()), dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+                  smoothed_scale, eps, rng, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
 
 
 @input_stage_fwd.register_fake
@@ -49,7 +49,7 @@ def _(item_seq, item_weight, *rest):
 @custom_op("asrec::input_stage_bwd")
 def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                     norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
-                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, seed: torch.Tensor,
+                    init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, rng: torch.Tensor,
                     eps: float, dropout_p: float, dropping: bool,
                     mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> d(embedding sum) (B, N, H), the smoothing logit's gradient (1,), (4, H) gradients of
@@ -58,7 +58,7 @@ def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_
     from ..kernels.input_stage import _input_stage_bwd as launch
 
     dembedded, parts = launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                              init_level, smoothed_scale, grad, eps, int(seed.item()), dropout_p, dropping,
+                              init_level, smoothed_scale, grad, eps, rng, dropout_p, dropping,
                               smoothing_norm(item_seq.shape[1]), mix)
     return _grads(dembedded, parts, smoothing_logit)
 
@@ -92,17 +92,17 @@ _cuda_extension.after_load(_register_cuda_fakes)
 class _CudaKernels:
     @staticmethod
     def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                        init_level, smoothed_scale, seed, eps, dropout_p, dropping, mix):
+                        init_level, smoothed_scale, rng, eps, dropout_p, dropping, mix):
         return _cuda_extension.kernel_ops.input_stage_fwd(
             item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-            smoothed_scale, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+            smoothed_scale, rng, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
 
     @staticmethod
     def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                        init_level, smoothed_scale, grad, seed, eps, dropout_p, dropping, mix):
+                        init_level, smoothed_scale, grad, rng, eps, dropout_p, dropping, mix):
         dembedded, parts = _cuda_extension.kernel_ops.input_stage_bwd(
             item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-            smoothed_scale, grad, seed, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
+            smoothed_scale, grad, rng, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
         return _grads(dembedded, parts, smoothing_logit)
 
 
@@ -126,17 +126,17 @@ def _input_stage_function(kernels, name: str):
                     smoothing_logit, init_level, smoothed_scale, mix):
             tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                                  smoothing_logit, init_level, smoothed_scale)]
-            dropping, seed = dropout_plan(dropout_p, training)
-            out = kernels.input_stage_fwd(*tensors, seed, eps, dropout_p, dropping, float(mix))
-            ctx.save_for_backward(*tensors, seed)
+            dropping, rng = dropout_plan(dropout_p, training, item_weight.device)
+            out = kernels.input_stage_fwd(*tensors, rng, eps, dropout_p, dropping, float(mix))
+            ctx.save_for_backward(*tensors, rng)
             ctx.settings = (eps, dropout_p, dropping, float(mix))
             return out
 
         @staticmethod
         def backward(ctx, grad):
-            *tensors, seed = ctx.saved_tensors
+            *tensors, rng = ctx.saved_tensors
             item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
-            dembedded, dlogit, sums, dposition_rows = kernels.input_stage_bwd(*tensors, grad.contiguous(), seed,
+            dembedded, dlogit, sums, dposition_rows = kernels.input_stage_bwd(*tensors, grad.contiguous(), rng,
                                                                               *ctx.settings)
             ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
             unused_rows = position_weight.shape[0] - dposition_rows.shape[0]

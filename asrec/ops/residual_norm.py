@@ -12,27 +12,27 @@ from ._common import check_dropout, check_norm, custom_op, dropout_plan, unsuppo
 
 @custom_op("asrec::residual_norm_fwd")
 def residual_norm_fwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                      seed: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                      rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
                       out_dtype: torch.dtype) -> torch.Tensor:
     """x, residual: (..., H) -> (..., H) in out_dtype."""
     from ..kernels.residual_norm import _residual_norm_fwd as launch
 
-    return launch(x, residual, norm_weight, norm_bias, eps, int(seed.item()), dropout_p, dropping, out_dtype)
+    return launch(x, residual, norm_weight, norm_bias, eps, rng, dropout_p, dropping, out_dtype)
 
 
 @residual_norm_fwd.register_fake
-def _(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping, out_dtype):
+def _(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype):
     return x.new_empty(x.shape, dtype=out_dtype)
 
 
 @custom_op("asrec::residual_norm_bwd")
 def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, grad: torch.Tensor,
-                      seed: torch.Tensor, eps: float, dropout_p: float,
+                      rng: torch.Tensor, eps: float, dropout_p: float,
                       dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> dx (x's dtype), dresidual (residual's dtype), float32 LayerNorm weight and bias gradients (H,)."""
     from ..kernels.residual_norm import _residual_norm_bwd as launch
 
-    dx, dresidual, dweight, dbias = launch(x, residual, norm_weight, grad, eps, int(seed.item()), dropout_p, dropping)
+    dx, dresidual, dweight, dbias = launch(x, residual, norm_weight, grad, eps, rng, dropout_p, dropping)
     return dx, dresidual, dweight.sum(0), dbias.sum(0)
 
 
@@ -53,24 +53,24 @@ def _out_dtype(x, residual):
 
 
 class ResidualNormFn(torch.autograd.Function):
-    """Triton forward/backward of ``residual_norm_ref``; saves the inputs and the dropout seed."""
+    """Triton forward/backward of ``residual_norm_ref``; saves the inputs and the dropout RNG state."""
 
     @staticmethod
     def forward(ctx, x, residual, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool):
         x, residual = x.contiguous(), residual.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
-        dropping, seed = dropout_plan(dropout_p, training)
-        out = residual_norm_fwd(x, residual, norm_weight, norm_bias, seed, eps, dropout_p, dropping,
+        dropping, rng = dropout_plan(dropout_p, training, x.device)
+        out = residual_norm_fwd(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping,
                                 _out_dtype(x, residual))
-        ctx.save_for_backward(x, residual, norm_weight, seed)
+        ctx.save_for_backward(x, residual, norm_weight, rng)
         ctx.settings = (eps, dropout_p, dropping)
         ctx.bias_dtype = norm_bias.dtype
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, residual, norm_weight, seed = ctx.saved_tensors
-        dx, dresidual, dweight, dbias = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), seed,
+        x, residual, norm_weight, rng = ctx.saved_tensors
+        dx, dresidual, dweight, dbias = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), rng,
                                                           *ctx.settings)
         return dx, dresidual, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype), None, None, None
 

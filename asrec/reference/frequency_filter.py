@@ -93,15 +93,18 @@ def linear_quantile(sorted_values: torch.Tensor, q: torch.Tensor) -> torch.Tenso
     return torch.lerp(value_below, value_above, rank - below.to(rank.dtype)).squeeze(-1)
 
 
-def quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def quantile(values: torch.Tensor, q: torch.Tensor, host_ranks: bool = True) -> torch.Tensor:
     """``linear_quantile`` over the last axis of unsorted values (..., n) -> (...,).
 
-    On the CPU in eager mode, the two order statistics come from two selections
-    (``kthvalue``, cheaper than a sort of the batch's B*N energies) at ranks read from q,
-    a CPU tensor (a read, not a device synchronisation); on a GPU or under torch.compile,
-    from a sort, with no host read. Same values either way (tests/ops/test_frequency_filter.py).
+    With ``host_ranks`` on the CPU in eager mode, the two order statistics come from two
+    selections (``kthvalue``, cheaper than a sort of the batch's B*N energies) at ranks read
+    from q, a CPU tensor (a read, not a device synchronisation, but host work that a captured
+    step could not replay); otherwise (``host_ranks=False``, as the fused backends ask, a GPU,
+    or torch.compile) from a sort, with no host read. Same values either way
+    (tests/ops/test_frequency_filter.py).
     """
-    if values.device.type != "cpu" or q.device.type != "cpu" or torch.compiler.is_compiling():
+    if (not host_ranks or values.device.type != "cpu" or q.device.type != "cpu"
+            or torch.compiler.is_compiling()):
         return linear_quantile(values.sort(dim=-1).values, q)
     rank, below, above = _quantile_ranks(q, values.shape[-1], values.dtype)
     below, above = int(below), int(above)
@@ -111,7 +114,7 @@ def quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def frequency_keep_mask(energy: torch.Tensor, seq_len: int, threshold: torch.Tensor,
-                        scope: str = "batch") -> torch.Tensor:
+                        scope: str = "batch", host_ranks: bool = True) -> torch.Tensor:
     """Bool keep-mask over half-spectrum bins, SPEC section 3.
 
     energy: (B, G, K) ``sum_h |X[b, g, k, h]|^2`` of G independent groups (K = N//2 + 1);
@@ -124,15 +127,16 @@ def frequency_keep_mask(energy: torch.Tensor, seq_len: int, threshold: torch.Ten
     one bin both are dropped (strict ``>``), the exact-arithmetic answer; the published
     full FFT may keep one copy of such a pair by rounding noise (SPEC section 3 allows the
     half-spectrum form; DESIGN.md on comparing hard thresholds).
+    ``host_ranks=False`` takes the quantile without reading anything on the host (``quantile``).
     """
     to_full = full_spectrum_index(seq_len, energy.device)
     normalised = energy / (lower_median(energy[..., to_full])[..., None] + 1e-6)
     full_normalised = normalised[..., to_full]  # (B, G, N)
     if scope == "batch":
         pooled = full_normalised.transpose(0, 1).flatten(start_dim=1)  # (G, B*N)
-        cutoff = quantile(pooled, threshold)[None, :, None]
+        cutoff = quantile(pooled, threshold, host_ranks)[None, :, None]
     else:
-        cutoff = quantile(full_normalised, threshold)[..., None]
+        cutoff = quantile(full_normalised, threshold, host_ranks)[..., None]
     return normalised > cutoff
 
 

@@ -41,15 +41,17 @@ inline void check_rank(const at::Tensor& tensor, int64_t rank, const char* op, c
               tensor.sizes());
 }
 
-// The dropout seed: a one-element int64 CPU tensor drawn by the caller (read here without
-// a device sync; under torch.compile a traced random op).
-inline uint64_t read_seed(const at::Tensor& seed, const char* op) {
-  TORCH_CHECK(seed.device().is_cpu() && seed.scalar_type() == at::kLong && seed.numel() == 1, "asrec_cuda::", op,
-              ": seed must be a one-element int64 CPU tensor, got ", seed.scalar_type(), " ", seed.sizes(), " on ",
-              seed.device());
-  const int64_t value = seed.item<int64_t>();
-  TORCH_CHECK(value >= 0, "asrec_cuda::", op, ": seed must be non-negative, got ", value);
-  return static_cast<uint64_t>(value);
+// A call's dropout Philox state: a contiguous (2,) int64 tensor (seed, offset) on the
+// inputs' device, which the kernels read (the host never does: no sync, and a CUDA graph
+// replay reads the tensor's current contents). Checked only when the kernel drops.
+inline const int64_t* checked_rng(const at::Tensor& rng, const at::Tensor& reference, bool dropping,
+                                  const char* op) {
+  if (!dropping) return nullptr;
+  TORCH_CHECK(rng.scalar_type() == at::kLong && rng.numel() == 2 && rng.is_contiguous(), "asrec_cuda::", op,
+              ": rng must be a contiguous (2,) int64 tensor (seed, offset), got ", rng.scalar_type(), " ",
+              rng.sizes());
+  check_same_device(rng, reference, op, "rng");
+  return rng.data_ptr<int64_t>();
 }
 
 inline void check_dropout(double dropout_p, const char* op) {

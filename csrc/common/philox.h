@@ -61,4 +61,13 @@ ASREC_HOST_DEVICE float dropout_factor(uint64_t seed, uint64_t offset, float p, 
   return uniform_from_bits(philox_first_word(seed, offset)) >= p ? keep_scale : 0.0f;
 }
 
+// The same under a call's Philox state `rng` = (seed, offset), read from device memory (a
+// (2,) int64 tensor drawn on the device per call, asrec.ops._common.dropout_rng): element
+// `element` draws at counter offset + element, as the Triton kernels' _dropout_scale does.
+// Read through a pointer, never passed by value, so a launch captured in a CUDA graph
+// reads the state the tensor holds at each replay.
+ASREC_HOST_DEVICE float dropout_factor(const int64_t* rng, uint64_t element, float p, float keep_scale) {
+  return dropout_factor(static_cast<uint64_t>(rng[0]), static_cast<uint64_t>(rng[1]) + element, p, keep_scale);
+}
+
 }  // namespace asrec

@@ -37,9 +37,10 @@ at::Tensor checked_norm_parameter(const at::Tensor& tensor, const at::Tensor& y,
   return as_float_parameter(tensor);
 }
 
-FilterSettings filter_settings(const char* op, const at::Tensor& seed, double eps, double dropout_p, bool dropping) {
+FilterSettings filter_settings(const char* op, const at::Tensor& rng, const at::Tensor& y, double eps,
+                               double dropout_p, bool dropping) {
   check_dropout(dropout_p, op);
-  return {static_cast<float>(eps), dropping ? read_seed(seed, op) : 0u, static_cast<float>(dropout_p), dropping};
+  return {static_cast<float>(eps), checked_rng(rng, y, dropping, op), static_cast<float>(dropout_p), dropping};
 }
 
 }  // namespace
@@ -56,7 +57,7 @@ at::Tensor frequency_energy(const at::Tensor& y) {
 
 // y (S, N, H), keep (S, N // 2 + 1) float32 0/1 -> (S, N, H) in y's dtype.
 at::Tensor frequency_filter_fwd(const at::Tensor& y, const at::Tensor& keep, const at::Tensor& norm_weight,
-                                const at::Tensor& norm_bias, const at::Tensor& seed, double eps, double dropout_p,
+                                const at::Tensor& norm_bias, const at::Tensor& rng, double eps, double dropout_p,
                                 bool dropping) {
   const char* op = "frequency_filter_fwd";
   check_sequences(y, op);
@@ -64,7 +65,7 @@ at::Tensor frequency_filter_fwd(const at::Tensor& y, const at::Tensor& keep, con
   const c10::cuda::OptionalCUDAGuard guard(y.device());
   const at::Tensor weight = checked_norm_parameter(norm_weight, y, op, "norm_weight");
   const at::Tensor bias = checked_norm_parameter(norm_bias, y, op, "norm_bias");
-  const FilterSettings settings = filter_settings(op, seed, eps, dropout_p, dropping);
+  const FilterSettings settings = filter_settings(op, rng, y, eps, dropout_p, dropping);
   at::Tensor out = at::empty_like(y);
   launch_frequency_filter_fwd(y, keep, weight, bias, settings, out);
   return out;
@@ -73,7 +74,7 @@ at::Tensor frequency_filter_fwd(const at::Tensor& y, const at::Tensor& keep, con
 // -> (dy (S, N, H), parts (2, S, H)), float32; see frequency_filter.h.
 std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, const at::Tensor& grad,
                                                         const at::Tensor& keep, const at::Tensor& norm_weight,
-                                                        const at::Tensor& seed, double eps, double dropout_p,
+                                                        const at::Tensor& rng, double eps, double dropout_p,
                                                         bool dropping) {
   const char* op = "frequency_filter_bwd";
   check_sequences(y, op);
@@ -83,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, con
   check_shape(grad, y.sizes(), op, "grad");
   const c10::cuda::OptionalCUDAGuard guard(y.device());
   const at::Tensor weight = checked_norm_parameter(norm_weight, y, op, "norm_weight");
-  const FilterSettings settings = filter_settings(op, seed, eps, dropout_p, dropping);
+  const FilterSettings settings = filter_settings(op, rng, y, eps, dropout_p, dropping);
   const at::Tensor grad_float = grad.to(at::kFloat).contiguous();
   const auto float_options = y.options().dtype(at::kFloat);
   at::Tensor dy = at::empty(y.sizes(), float_options);

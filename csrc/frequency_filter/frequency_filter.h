@@ -15,7 +15,7 @@ namespace asrec {
 
 struct FilterSettings {
   float eps;
-  uint64_t seed;
+  const int64_t* rng;  // (seed, offset) on the device; read by the kernels only when dropping
   float dropout_p;
   bool dropping;
 };

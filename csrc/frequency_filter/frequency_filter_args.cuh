@@ -15,7 +15,7 @@ inline FilterArgs<scalar_t> filter_args(const at::Tensor& y, const FilterSetting
   args.hidden = static_cast<int>(y.size(2));
   args.bins = args.seq_len / 2 + 1;
   args.eps = settings.eps;
-  args.seed = settings.seed;
+  args.rng = settings.rng;
   args.dropout_p = settings.dropout_p;
   args.dropping = settings.dropping;
   return args;

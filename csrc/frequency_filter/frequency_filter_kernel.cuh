@@ -37,7 +37,7 @@ struct FilterArgs {
   float* parts;               // (2, S, H) backward only
   int sequences, seq_len, hidden, bins;
   float eps;
-  uint64_t seed;
+  const int64_t* rng;         // (2,) Philox (seed, offset), read only when dropping
   float dropout_p;
   bool dropping;
 };
@@ -133,7 +133,7 @@ template <typename scalar_t>
 __device__ __forceinline__ float filter_dropout(const FilterArgs<scalar_t>& args, int64_t base, int n, int h,
                                                 float keep_scale) {
   // the element offset base + n * H + h is the Triton kernels' dropout counter for this element
-  return args.dropping ? dropout_factor(args.seed, static_cast<uint64_t>(base + n * args.hidden + h),
+  return args.dropping ? dropout_factor(args.rng, static_cast<uint64_t>(base + n * args.hidden + h),
                                         args.dropout_p, keep_scale)
                        : 1.0f;
 }

@@ -56,10 +56,10 @@ InputStageTensors checked_input_stage(const char* op, const at::Tensor& item_seq
           as_float_parameter(smoothed_scale).view({hidden})};
 }
 
-InputStageSettings input_stage_settings(const char* op, const at::Tensor& seed, double eps, double dropout_p,
-                                        bool dropping, double inv_sqrt_len, double mix) {
-  return {static_cast<float>(eps), dropping ? read_seed(seed, op) : 0u, static_cast<float>(dropout_p), dropping,
-          static_cast<float>(inv_sqrt_len), static_cast<float>(mix)};
+InputStageSettings input_stage_settings(const char* op, const at::Tensor& rng, const at::Tensor& item_weight,
+                                        double eps, double dropout_p, bool dropping, double inv_sqrt_len, double mix) {
+  return {static_cast<float>(eps), checked_rng(rng, item_weight, dropping, op), static_cast<float>(dropout_p),
+          dropping, static_cast<float>(inv_sqrt_len), static_cast<float>(mix)};
 }
 
 }  // namespace
@@ -68,7 +68,7 @@ InputStageSettings input_stage_settings(const char* op, const at::Tensor& seed, 
 at::Tensor input_stage_fwd(const at::Tensor& item_seq, const at::Tensor& item_weight,
                            const at::Tensor& position_weight, const at::Tensor& norm_weight,
                            const at::Tensor& norm_bias, const at::Tensor& smoothing_logit,
-                           const at::Tensor& init_level, const at::Tensor& smoothed_scale, const at::Tensor& seed,
+                           const at::Tensor& init_level, const at::Tensor& smoothed_scale, const at::Tensor& rng,
                            double eps, double dropout_p, bool dropping, double inv_sqrt_len, double mix) {
   const char* op = "input_stage_fwd";
   const c10::cuda::OptionalCUDAGuard guard(item_weight.device());
@@ -77,7 +77,9 @@ at::Tensor input_stage_fwd(const at::Tensor& item_seq, const at::Tensor& item_we
                                                         dropout_p);
   at::Tensor out = at::empty({item_seq.size(0), item_seq.size(1), item_weight.size(1)},
                              item_weight.options().dtype(at::kFloat));
-  launch_input_stage_fwd(tensors, input_stage_settings(op, seed, eps, dropout_p, dropping, inv_sqrt_len, mix), out);
+  const InputStageSettings settings =
+      input_stage_settings(op, rng, item_weight, eps, dropout_p, dropping, inv_sqrt_len, mix);
+  launch_input_stage_fwd(tensors, settings, out);
   return out;
 }
 
@@ -86,7 +88,7 @@ std::tuple<at::Tensor, at::Tensor> input_stage_bwd(const at::Tensor& item_seq, c
                                                    const at::Tensor& position_weight, const at::Tensor& norm_weight,
                                                    const at::Tensor& norm_bias, const at::Tensor& smoothing_logit,
                                                    const at::Tensor& init_level, const at::Tensor& smoothed_scale,
-                                                   const at::Tensor& grad, const at::Tensor& seed, double eps,
+                                                   const at::Tensor& grad, const at::Tensor& rng, double eps,
                                                    double dropout_p, bool dropping, double inv_sqrt_len,
                                                    double mix) {
   const char* op = "input_stage_bwd";
@@ -102,9 +104,9 @@ std::tuple<at::Tensor, at::Tensor> input_stage_bwd(const at::Tensor& item_seq, c
   const auto float_options = item_weight.options().dtype(at::kFloat);
   at::Tensor dembedded = at::empty({batch, seq_len, hidden}, float_options);
   at::Tensor parts = at::empty({5, batch, hidden}, float_options);
-  launch_input_stage_bwd(tensors, grad_float,
-                         input_stage_settings(op, seed, eps, dropout_p, dropping, inv_sqrt_len, mix), dembedded,
-                         parts);
+  const InputStageSettings settings =
+      input_stage_settings(op, rng, item_weight, eps, dropout_p, dropping, inv_sqrt_len, mix);
+  launch_input_stage_bwd(tensors, grad_float, settings, dembedded, parts);
   return {dembedded, parts};
 }
 

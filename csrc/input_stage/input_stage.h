@@ -9,7 +9,7 @@ namespace asrec {
 
 struct InputStageSettings {
   float eps;
-  uint64_t seed;
+  const int64_t* rng;  // (seed, offset) on the device; read by the kernels only when dropping
   float dropout_p;
   bool dropping;
   float inv_sqrt_len;  // 1 / sqrt(L), L = next_fast_len(2N - 1)

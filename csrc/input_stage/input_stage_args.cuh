@@ -22,7 +22,7 @@ inline InputStageArgs<scalar_t> input_stage_args(const InputStageTensors& tensor
   args.seq_len = static_cast<int>(tensors.item_seq.size(1));
   args.hidden = static_cast<int>(tensors.item_weight.size(1));
   args.eps = settings.eps;
-  args.seed = settings.seed;
+  args.rng = settings.rng;
   args.dropout_p = settings.dropout_p;
   args.dropping = settings.dropping;
   args.inv_sqrt_len = settings.inv_sqrt_len;

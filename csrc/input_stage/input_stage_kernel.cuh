@@ -37,7 +37,7 @@ struct InputStageArgs {
   float* parts;                  // (5, B, H) backward only
   int batch, seq_len, hidden;
   float eps;
-  uint64_t seed;
+  const int64_t* rng;            // (2,) Philox (seed, offset), read only when dropping
   float dropout_p;
   bool dropping;
   float inv_sqrt_len, mix;
@@ -79,8 +79,9 @@ template <typename scalar_t>
 __device__ __forceinline__ float element_dropout(const InputStageArgs<scalar_t>& args, int64_t sequence, int n,
                                                  int h, float keep_scale) {
   return args.dropping
-             ? dropout_factor(args.seed, element_offset(sequence, n, h, args.seq_len, args.hidden), args.dropout_p,
-                              keep_scale)
+             ? dropout_factor(args.rng,
+                              static_cast<uint64_t>(element_offset(sequence, n, h, args.seq_len, args.hidden)),
+                              args.dropout_p, keep_scale)
              : 1.0f;
 }
 

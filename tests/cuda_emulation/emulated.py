@@ -34,12 +34,14 @@ def library() -> ctypes.CDLL:
     f, i, u64, p = ctypes.c_float, ctypes.c_int, ctypes.c_uint64, ctypes.c_void_p
     lib.emulated_dropout_factor.argtypes = [u64, u64, f]
     lib.emulated_dropout_factor.restype = f
+    lib.emulated_dropout_factor_at.argtypes = [p, u64, f]
+    lib.emulated_dropout_factor_at.restype = f
     stage = [p] * 8
-    lib.emulated_input_stage_fwd.argtypes = stage + [p, i, i, i, f, u64, f, i, f, f]
-    lib.emulated_input_stage_bwd.argtypes = stage + [p, p, p, i, i, i, f, u64, f, i, f, f]
+    lib.emulated_input_stage_fwd.argtypes = stage + [p, i, i, i, f, p, f, i, f, f]
+    lib.emulated_input_stage_bwd.argtypes = stage + [p, p, p, i, i, i, f, p, f, i, f, f]
     lib.emulated_frequency_energy.argtypes = [p, p, i, i, i]
-    lib.emulated_frequency_filter_fwd.argtypes = [p, p, p, p, p, i, i, i, f, u64, f, i]
-    lib.emulated_frequency_filter_bwd.argtypes = [p, p, p, p, p, p, p, i, i, i, f, u64, f, i]
+    lib.emulated_frequency_filter_fwd.argtypes = [p, p, p, p, p, i, i, i, f, p, f, i]
+    lib.emulated_frequency_filter_bwd.argtypes = [p, p, p, p, p, p, p, i, i, i, f, p, f, i]
     return lib
 
 
@@ -51,8 +53,13 @@ def _f32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to(torch.float32).contiguous()
 
 
-def _seed(seed: torch.Tensor, dropping: bool) -> int:
-    return int(seed.item()) if dropping else 0
+def _rng(rng: torch.Tensor, dropping: bool):
+    """The kernels' pointer to the (2,) int64 (seed, offset) state, as the op's .cpp checks it
+    (null when not dropping: the kernels do not read it)."""
+    if not dropping:
+        return None
+    assert rng.dtype == torch.int64 and rng.shape == (2,) and rng.is_contiguous(), rng
+    return _ptr(rng)
 
 
 def _stage_inputs(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale):
@@ -61,18 +68,18 @@ def _stage_inputs(item_seq, item_weight, position_weight, norm_weight, norm_bias
             *(_f32(t).reshape(-1) for t in (norm_weight, norm_bias, logit, level, scale))]
 
 
-def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale, seed, eps,
+def input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale, rng, eps,
                     dropout_p, dropping, inv_sqrt_len, mix):
     inputs = _stage_inputs(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale)
     batch, seq_len = item_seq.shape
     hidden = item_weight.shape[1]
     out = torch.empty(batch, seq_len, hidden)
     library().emulated_input_stage_fwd(*map(_ptr, inputs), _ptr(out), batch, seq_len, hidden, eps,
-                                       _seed(seed, dropping), dropout_p, int(dropping), inv_sqrt_len, mix)
+                                       _rng(rng, dropping), dropout_p, int(dropping), inv_sqrt_len, mix)
     return out
 
 
-def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale, grad, seed,
+def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale, grad, rng,
                     eps, dropout_p, dropping, inv_sqrt_len, mix):
     inputs = _stage_inputs(item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, level, scale)
     batch, seq_len = item_seq.shape
@@ -80,7 +87,7 @@ def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bi
     grad = _f32(grad)
     dembedded, parts = torch.empty(batch, seq_len, hidden), torch.empty(5, batch, hidden)
     library().emulated_input_stage_bwd(*map(_ptr, inputs), _ptr(grad), _ptr(dembedded), _ptr(parts), batch, seq_len,
-                                       hidden, eps, _seed(seed, dropping), dropout_p, int(dropping), inv_sqrt_len,
+                                       hidden, eps, _rng(rng, dropping), dropout_p, int(dropping), inv_sqrt_len,
                                        mix)
     return dembedded, parts
 
@@ -93,21 +100,21 @@ def frequency_energy(y):
     return energy
 
 
-def frequency_filter_fwd(y, keep, norm_weight, norm_bias, seed, eps, dropout_p, dropping):
+def frequency_filter_fwd(y, keep, norm_weight, norm_bias, rng, eps, dropout_p, dropping):
     y, keep, weight, bias = _f32(y), _f32(keep), _f32(norm_weight), _f32(norm_bias)
     sequences, seq_len, hidden = y.shape
     out = torch.empty_like(y)
     library().emulated_frequency_filter_fwd(_ptr(y), _ptr(keep), _ptr(weight), _ptr(bias), _ptr(out), sequences,
-                                            seq_len, hidden, eps, _seed(seed, dropping), dropout_p, int(dropping))
+                                            seq_len, hidden, eps, _rng(rng, dropping), dropout_p, int(dropping))
     return out
 
 
-def frequency_filter_bwd(y, grad, keep, norm_weight, seed, eps, dropout_p, dropping):
+def frequency_filter_bwd(y, grad, keep, norm_weight, rng, eps, dropout_p, dropping):
     y, grad, keep, weight = _f32(y), _f32(grad), _f32(keep), _f32(norm_weight)
     sequences, seq_len, hidden = y.shape
     dy, dfiltered, parts = torch.empty_like(y), torch.empty_like(y), torch.empty(2, sequences, hidden)
     library().emulated_frequency_filter_bwd(_ptr(y), _ptr(grad), _ptr(keep), _ptr(weight), _ptr(dy), _ptr(dfiltered),
-                                            _ptr(parts), sequences, seq_len, hidden, eps, _seed(seed, dropping),
+                                            _ptr(parts), sequences, seq_len, hidden, eps, _rng(rng, dropping),
                                             dropout_p, int(dropping))
     return dy, parts
 

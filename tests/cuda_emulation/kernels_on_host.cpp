@@ -13,7 +13,7 @@ namespace {
 InputStageArgs<float> input_stage_args(const int64_t* item_seq, const float* item_weight, const float* position_rows,
                                        const float* norm_weight, const float* norm_bias, const float* logit,
                                        const float* level, const float* scale, int batch, int seq_len, int hidden,
-                                       float eps, uint64_t seed, float dropout_p, int dropping, float inv_sqrt_len,
+                                       float eps, const int64_t* rng, float dropout_p, int dropping, float inv_sqrt_len,
                                        float mix) {
   InputStageArgs<float> args{};
   args.item_seq = item_seq;
@@ -28,7 +28,7 @@ InputStageArgs<float> input_stage_args(const int64_t* item_seq, const float* ite
   args.seq_len = seq_len;
   args.hidden = hidden;
   args.eps = eps;
-  args.seed = seed;
+  args.rng = rng;
   args.dropout_p = dropout_p;
   args.dropping = dropping != 0;
   args.inv_sqrt_len = inv_sqrt_len;
@@ -36,7 +36,7 @@ InputStageArgs<float> input_stage_args(const int64_t* item_seq, const float* ite
   return args;
 }
 
-FilterArgs<float> filter_args(const float* y, int sequences, int seq_len, int hidden, float eps, uint64_t seed,
+FilterArgs<float> filter_args(const float* y, int sequences, int seq_len, int hidden, float eps, const int64_t* rng,
                               float dropout_p, int dropping) {
   FilterArgs<float> args{};
   args.y = y;
@@ -45,7 +45,7 @@ FilterArgs<float> filter_args(const float* y, int sequences, int seq_len, int hi
   args.hidden = hidden;
   args.bins = seq_len / 2 + 1;
   args.eps = eps;
-  args.seed = seed;
+  args.rng = rng;
   args.dropout_p = dropout_p;
   args.dropping = dropping != 0;
   return args;
@@ -59,12 +59,18 @@ float emulated_dropout_factor(uint64_t seed, uint64_t offset, float p) {
   return dropout_factor(seed, offset, p, 1.0f / (1.0f - p));
 }
 
+// The kernels' form: the Philox state (seed, offset) read through a pointer, element `element`.
+float emulated_dropout_factor_at(const int64_t* rng, uint64_t element, float p) {
+  return dropout_factor(rng, element, p, 1.0f / (1.0f - p));
+}
+
 void emulated_input_stage_fwd(const int64_t* item_seq, const float* item_weight, const float* position_rows,
                               const float* norm_weight, const float* norm_bias, const float* logit,
                               const float* level, const float* scale, float* out, int batch, int seq_len, int hidden,
-                              float eps, uint64_t seed, float dropout_p, int dropping, float inv_sqrt_len, float mix) {
+                              float eps, const int64_t* rng, float dropout_p, int dropping, float inv_sqrt_len,
+                              float mix) {
   auto args = input_stage_args(item_seq, item_weight, position_rows, norm_weight, norm_bias, logit, level, scale,
-                               batch, seq_len, hidden, eps, seed, dropout_p, dropping, inv_sqrt_len, mix);
+                               batch, seq_len, hidden, eps, rng, dropout_p, dropping, inv_sqrt_len, mix);
   args.rows = out;
   emulator::launch(input_stage_fwd_kernel<float>, batch, kBlockThreads, args);
 }
@@ -72,10 +78,10 @@ void emulated_input_stage_fwd(const int64_t* item_seq, const float* item_weight,
 void emulated_input_stage_bwd(const int64_t* item_seq, const float* item_weight, const float* position_rows,
                               const float* norm_weight, const float* norm_bias, const float* logit,
                               const float* level, const float* scale, const float* grad, float* dembedded,
-                              float* parts, int batch, int seq_len, int hidden, float eps, uint64_t seed,
+                              float* parts, int batch, int seq_len, int hidden, float eps, const int64_t* rng,
                               float dropout_p, int dropping, float inv_sqrt_len, float mix) {
   auto args = input_stage_args(item_seq, item_weight, position_rows, norm_weight, norm_bias, logit, level, scale,
-                               batch, seq_len, hidden, eps, seed, dropout_p, dropping, inv_sqrt_len, mix);
+                               batch, seq_len, hidden, eps, rng, dropout_p, dropping, inv_sqrt_len, mix);
   args.grad = grad;
   args.rows = dembedded;
   args.parts = parts;
@@ -83,15 +89,15 @@ void emulated_input_stage_bwd(const int64_t* item_seq, const float* item_weight,
 }
 
 void emulated_frequency_energy(const float* y, float* energy, int sequences, int seq_len, int hidden) {
-  auto args = filter_args(y, sequences, seq_len, hidden, 0.0f, 0, 0.0f, 0);
+  auto args = filter_args(y, sequences, seq_len, hidden, 0.0f, nullptr, 0.0f, 0);
   args.energy = energy;
   emulator::launch(frequency_energy_kernel<float>, sequences, kBlockThreads, args);
 }
 
 void emulated_frequency_filter_fwd(const float* y, const float* keep, const float* norm_weight,
                                    const float* norm_bias, float* out, int sequences, int seq_len, int hidden,
-                                   float eps, uint64_t seed, float dropout_p, int dropping) {
-  auto args = filter_args(y, sequences, seq_len, hidden, eps, seed, dropout_p, dropping);
+                                   float eps, const int64_t* rng, float dropout_p, int dropping) {
+  auto args = filter_args(y, sequences, seq_len, hidden, eps, rng, dropout_p, dropping);
   args.keep = keep;
   args.norm_weight = norm_weight;
   args.norm_bias = norm_bias;
@@ -101,8 +107,8 @@ void emulated_frequency_filter_fwd(const float* y, const float* keep, const floa
 
 void emulated_frequency_filter_bwd(const float* y, const float* grad, const float* keep, const float* norm_weight,
                                    float* dy, float* dfiltered, float* parts, int sequences, int seq_len, int hidden,
-                                   float eps, uint64_t seed, float dropout_p, int dropping) {
-  auto args = filter_args(y, sequences, seq_len, hidden, eps, seed, dropout_p, dropping);
+                                   float eps, const int64_t* rng, float dropout_p, int dropping) {
+  auto args = filter_args(y, sequences, seq_len, hidden, eps, rng, dropout_p, dropping);
   args.grad = grad;
   args.keep = keep;
   args.norm_weight = norm_weight;

@@ -3,6 +3,7 @@
 against float64 math. This checks their indexing, phase order, reductions, dropout bits
 and gradients where there is no GPU; tests/test_gpu_cuda.py runs the built extension."""
 
+import ctypes
 import subprocess
 import sys
 
@@ -35,15 +36,20 @@ def _emulated_kernels(monkeypatch):
     monkeypatch.setattr(_cuda_extension, "kernel_ops", emulated.kernel_ops())
 
 
-def _fixed_seed(monkeypatch, seed):
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([seed]))
+def _fixed_seed(monkeypatch, seed, offset=0):
+    """Every dropping call draws the Philox state (seed, offset)."""
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+                        lambda device: torch.tensor([seed, offset], device=device))
 
 
-def _dropout_factors(shape, seed, p):
-    """The kernels' own dropout factors at element offsets 0..numel-1 (from the compiled Philox)."""
+def _dropout_factors(shape, seed, p, offset=0):
+    """The kernels' own dropout factors of elements 0..numel-1 under the state (seed, offset),
+    read through a pointer as the kernels read it (from the compiled Philox)."""
     lib = emulated.library()
+    rng = torch.tensor([seed, offset])
     numel = torch.Size(shape).numel()
-    return torch.tensor([lib.emulated_dropout_factor(seed, i, p) for i in range(numel)]).view(shape)
+    return torch.tensor([lib.emulated_dropout_factor_at(ctypes.c_void_p(rng.data_ptr()), i, p)
+                         for i in range(numel)]).view(shape)
 
 
 # ---- dropout bits ----
@@ -81,6 +87,16 @@ def test_dropout_bits_equal_tritons_mask():
     for seed, p in [(77, 0.5), (1234, 0.3), (2**31 - 2, 0.1)]:
         torch.testing.assert_close(_dropout_factors((4096,), seed, p), kernel_dropout_factors(4096, seed, p, "cpu"),
                                    rtol=0, atol=0)
+
+
+def test_dropout_bits_at_a_state_equal_tritons_mask():
+    """The state (seed, offset) as the kernels read it: 64-bit seeds, counters across 2^32."""
+    pytest.importorskip("triton")
+    from ..triton_support import kernel_dropout_factors
+
+    for seed, offset, p in [(77, 2**32 - 300, 0.5), (2**61 + 3, 2**40 + 7, 0.3), (2**62 - 1, 0, 0.1)]:
+        torch.testing.assert_close(_dropout_factors((600,), seed, p, offset),
+                                   kernel_dropout_factors(600, seed, p, "cpu", offset=offset), rtol=0, atol=0)
 
 
 # ---- input stage ----
@@ -129,12 +145,12 @@ def test_input_stage_forward_and_gradients(seq_len, hidden, mix):
 
 
 def test_input_stage_dropout_forward_and_backward_use_one_mask(monkeypatch):
-    _fixed_seed(monkeypatch, 77)
+    _fixed_seed(monkeypatch, 77, 2**32 - 500)  # the call's counters cross 2^32
     ids = padded_ids(3, 12, 20)
     tables = input_tables(20, 12, 24, position_rows=14)
     grad = torch.randn(3, 12, 24)
     ours = _stage(InputStageCudaFn.apply, ids, tables, 0.4, grad, dropout_p=0.3, training=True)
-    expected = _stage(_stage_f64(_dropout_factors((3, 12, 24), 77, 0.3)), ids, tables, 0.4, grad.double())
+    expected = _stage(_stage_f64(_dropout_factors((3, 12, 24), 77, 0.3, 2**32 - 500)), ids, tables, 0.4, grad.double())
     for name, a, b in zip(STAGE_NAMES, ours, expected):
         torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")
 
@@ -178,12 +194,12 @@ def test_filter_forward_and_gradients(seq_len, hidden):
 
 
 def test_filter_dropout_forward_and_backward_use_one_mask(monkeypatch):
-    _fixed_seed(monkeypatch, 1234)
+    _fixed_seed(monkeypatch, 1234, 5)
     y = torch.randn(2, 3, 12, 24, requires_grad=True)
     weight, bias = _norm(24)
     grad = torch.randn_like(y)
     keep = _kernel_keep(y.detach(), 0.8)
     ours = _filter(y, weight, bias, grad, training=True)
-    expected = _filter_f64(y, keep, weight, bias, grad, _dropout_factors(y.shape, 1234, 0.5))
+    expected = _filter_f64(y, keep, weight, bias, grad, _dropout_factors(y.shape, 1234, 0.5, 5))
     for name, a, b in zip(("out", "dy", "dweight", "dbias"), ours, expected):
         torch.testing.assert_close(a.double(), b.double(), rtol=2e-5, atol=2e-5, msg=lambda m, name=name: f"{name}: {m}")

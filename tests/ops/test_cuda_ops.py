@@ -34,8 +34,10 @@ def _extension():
         pytest.skip(reason)
 
 
-def _fixed_seed(monkeypatch, seed):
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([seed]))
+def _fixed_seed(monkeypatch, seed, offset=0):
+    """Every dropping call draws the Philox state (seed, offset)."""
+    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+                        lambda device: torch.tensor([seed, offset], device=device))
 
 
 def _low_precision_close(actual, exact, reference_low):
@@ -76,7 +78,7 @@ def test_input_stage_against_float64(seq_len, hidden, dtype):
 
 def test_input_stage_dropout_equals_tritons(monkeypatch):
     pytest.importorskip("triton")
-    _fixed_seed(monkeypatch, 77)
+    _fixed_seed(monkeypatch, 2**61 + 77, 2**32 - 1000)  # 64-bit key, counters across 2^32
     ids = _padded_ids(64, 50, 300)
     tables = _tables(300, 50, 64)
     grad = torch.randn(64, 50, 64, device=DEVICE)
@@ -146,7 +148,9 @@ def test_frequency_filter_dropout_is_tritons_philox_mask(monkeypatch):
 
 # ---- registrations, checks, the model ----
 
-SEED = torch.tensor([5])
+def _rng():
+    """A dropout Philox state (seed, offset) on the GPU, read by the kernels."""
+    return torch.tensor([5, 0], device=DEVICE)
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -156,15 +160,15 @@ def test_opcheck(dropping):
     stage = (ids, torch.randn(20, 8, device=DEVICE), torch.randn(7, 8, device=DEVICE),
              torch.randn(8, device=DEVICE), torch.randn(8, device=DEVICE), torch.tensor([0.3], device=DEVICE),
              torch.randn(1, 1, 8, device=DEVICE), torch.randn(1, 1, 8, device=DEVICE))
-    settings = (SEED, 1e-12, 0.3, dropping, 0.1, 0.4)
+    settings = (_rng(), 1e-12, 0.3, dropping, 0.1, 0.4)
     torch.library.opcheck(ops.input_stage_fwd.default, (*stage, *settings))
     torch.library.opcheck(ops.input_stage_bwd.default, (*stage, torch.randn(3, 7, 8, device=DEVICE), *settings))
     y = torch.randn(6, 12, 24, device=DEVICE)
     keep = (torch.rand(6, 7, device=DEVICE) > 0.5).float()
     norm = (torch.randn(24, device=DEVICE), torch.randn(24, device=DEVICE))
     torch.library.opcheck(ops.frequency_energy.default, (y,))
-    torch.library.opcheck(ops.frequency_filter_fwd.default, (y, keep, *norm, SEED, 1e-12, 0.5, dropping))
-    torch.library.opcheck(ops.frequency_filter_bwd.default, (y, torch.randn_like(y), keep, norm[0], SEED, 1e-12, 0.5,
+    torch.library.opcheck(ops.frequency_filter_fwd.default, (y, keep, *norm, _rng(), 1e-12, 0.5, dropping))
+    torch.library.opcheck(ops.frequency_filter_bwd.default, (y, torch.randn_like(y), keep, norm[0], _rng(), 1e-12, 0.5,
                                                               dropping))
 
 
@@ -173,13 +177,15 @@ def test_argument_checks_name_the_argument():
     y = torch.randn(6, 12, 24, device=DEVICE)
     norm = torch.randn(24, device=DEVICE)
     with pytest.raises(RuntimeError, match=r"asrec_cuda::frequency_filter_fwd: keep must have shape \[6, 7\]"):
-        ops.frequency_filter_fwd(y, torch.ones(6, 6, device=DEVICE), norm, norm, SEED, 1e-12, 0.5, False)
+        ops.frequency_filter_fwd(y, torch.ones(6, 6, device=DEVICE), norm, norm, _rng(), 1e-12, 0.5, False)
     with pytest.raises(RuntimeError, match="asrec_cuda::frequency_energy: y must be float32, bfloat16 or float16"):
         ops.frequency_energy(y.double())
     with pytest.raises(RuntimeError, match="asrec_cuda::frequency_energy: y must be contiguous"):
         ops.frequency_energy(y.transpose(1, 2))
-    with pytest.raises(RuntimeError, match="asrec_cuda::frequency_filter_fwd: seed must be a one-element int64 CPU"):
-        ops.frequency_filter_fwd(y, torch.ones(6, 7, device=DEVICE), norm, norm, SEED.cuda(), 1e-12, 0.5, True)
+    with pytest.raises(RuntimeError, match=r"asrec_cuda::frequency_filter_fwd: rng must be a contiguous \(2,\) int64"):
+        ops.frequency_filter_fwd(y, torch.ones(6, 7, device=DEVICE), norm, norm, _rng()[:1], 1e-12, 0.5, True)
+    with pytest.raises(RuntimeError, match="asrec_cuda::frequency_filter_fwd: rng is on cpu"):
+        ops.frequency_filter_fwd(y, torch.ones(6, 7, device=DEVICE), norm, norm, _rng().cpu(), 1e-12, 0.5, True)
 
 
 def test_model_trains_on_the_cuda_backend_like_the_reference():

@@ -1,6 +1,5 @@
 """Triton flash-style attention, plain and with the seasonal gate, against the reference."""
 
-import sys
 
 import pytest
 import torch
@@ -70,9 +69,9 @@ def test_attention_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """p > 0: equal to the math with the kernels' own mask over the (batch*head, query, key) index."""
     from asrec.reference.attention import seasonal_gate_ref
 
-    from ..triton_support import kernel_dropout_factors
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([3]))
+    fix_dropout_rng(monkeypatch, 3)
     batch, heads, seq_len, head_dim = 2, 2, 12, 16
     q, k, v = _qkv(batch, heads, seq_len, head_dim)
     weight, bias = _gate(head_dim)

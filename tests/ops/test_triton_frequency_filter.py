@@ -1,7 +1,6 @@
 """Triton adaptive frequency filter against float64 math on the kernels' own keep-mask,
 and the mask itself against the reference (DESIGN.md: hard thresholds)."""
 
-import sys
 
 import pytest
 import torch
@@ -75,9 +74,9 @@ def test_kernel_mask_equals_reference_mask_away_from_the_threshold(seq_len, hidd
 
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0 the output and every gradient equal the float64 math with the kernels' mask."""
-    from ..triton_support import kernel_dropout_factors
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([1234]))
+    fix_dropout_rng(monkeypatch, 1234)
     y = torch.randn(3, 3, 12, 24, device=DEVICE, requires_grad=True)
     weight, bias = _norm(24)
     grad = torch.randn_like(y)

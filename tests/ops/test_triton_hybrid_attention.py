@@ -1,7 +1,6 @@
 """Both branches' attention in one Triton launch from one stacked projection, against the
 reference (two branches, six projections), forward and every gradient."""
 
-import sys
 
 import pytest
 import torch
@@ -78,9 +77,9 @@ def test_both_branches_match_reference(heads, seq_len, hidden, last_rows_only):
 
 def test_dropout_draws_one_mask_per_branch(monkeypatch):
     """p > 0: equal to the math with the kernels' own factors over the (branch*batch*head, query, key) index."""
-    from ..triton_support import kernel_dropout_factors
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([5]))
+    fix_dropout_rng(monkeypatch, 5)
     batch, heads, seq_len, hidden = 2, 2, 12, 32
     d = hidden // heads
     x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)

@@ -1,6 +1,5 @@
 """Triton input stage (gather + LayerNorm + dropout + smoothing) against the reference."""
 
-import sys
 
 import pytest
 import torch
@@ -45,9 +44,9 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     output and gradients (the mask is regenerated in backward, not stored)."""
     from asrec.reference.fsm import fourier_smoothing_ref
 
-    from ..triton_support import kernel_dropout_factors
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([77]))
+    fix_dropout_rng(monkeypatch, 77)
     ids = _padded_ids(3, 12, 20)
     tables = _tables(20, 12, 24)
     grad = torch.randn(3, 12, 24, device=DEVICE)

@@ -24,7 +24,7 @@ def _input_args(seq_len=7, hidden=8, n_items=20):
             *_smoothing_args(hidden))
 
 
-SEED = torch.tensor([5])
+RNG = torch.tensor([5, 0], device=DEVICE)  # a dropout Philox state (seed, offset), read by the kernels
 
 
 def test_opcheck_fourier_smoothing():
@@ -36,9 +36,9 @@ def test_opcheck_fourier_smoothing():
 @pytest.mark.parametrize("dropping", [False, True])
 def test_opcheck_input_stage(dropping):
     args = _input_args()
-    torch.library.opcheck(OPS.input_stage_fwd.default, (*args, SEED, 1e-12, 0.3, dropping, 0.4))
+    torch.library.opcheck(OPS.input_stage_fwd.default, (*args, RNG, 1e-12, 0.3, dropping, 0.4))
     grad = torch.randn(3, 7, 8, device=DEVICE)
-    torch.library.opcheck(OPS.input_stage_bwd.default, (*args, grad, SEED, 1e-12, 0.3, dropping, 0.4))
+    torch.library.opcheck(OPS.input_stage_bwd.default, (*args, grad, RNG, 1e-12, 0.3, dropping, 0.4))
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -47,10 +47,10 @@ def test_opcheck_frequency_filter(dropping):
     weight, bias = 1 + 0.1 * torch.randn(8, device=DEVICE), 0.1 * torch.randn(8, device=DEVICE)
     threshold = torch.tensor(0.8, device=DEVICE)
     torch.library.opcheck(OPS.frequency_filter_fwd.default,
-                          (y, threshold, weight, bias, SEED, 1e-12, 0.5, dropping, "batch"))
-    _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, SEED, 1e-12, 0.5, dropping, "batch")
+                          (y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch"))
+    _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch")
     torch.library.opcheck(OPS.frequency_filter_bwd.default,
-                          (y, torch.randn_like(y), keep, weight, SEED, 1e-12, 0.5, dropping))
+                          (y, torch.randn_like(y), keep, weight, RNG, 1e-12, 0.5, dropping))
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -58,9 +58,9 @@ def test_opcheck_residual_norm(dropping):
     x, residual = torch.randn(3, 7, 24, device=DEVICE), torch.randn(3, 7, 24, device=DEVICE)
     weight, bias = 1 + 0.1 * torch.randn(24, device=DEVICE), 0.1 * torch.randn(24, device=DEVICE)
     torch.library.opcheck(OPS.residual_norm_fwd.default,
-                          (x, residual, weight, bias, SEED, 1e-12, 0.3, dropping, torch.float32))
+                          (x, residual, weight, bias, RNG, 1e-12, 0.3, dropping, torch.float32))
     torch.library.opcheck(OPS.residual_norm_bwd.default,
-                          (x, residual, weight, torch.randn_like(x), SEED, 1e-12, 0.3, dropping))
+                          (x, residual, weight, torch.randn_like(x), RNG, 1e-12, 0.3, dropping))
 
 
 def test_opcheck_contrast_gelu():
@@ -76,10 +76,10 @@ def test_opcheck_attention(gated, dropping):
     q, k, v = (torch.randn(2, 2, 7, 8, device=DEVICE) for _ in range(3))
     key_bias = torch.zeros(2, 7, device=DEVICE)
     gate = (torch.randn(16, 16, device=DEVICE) * 0.2, torch.randn(16, device=DEVICE) * 0.2) if gated else (None, None)
-    torch.library.opcheck(OPS.attention_fwd.default, (q, k, v, key_bias, *gate, SEED, 0.2, dropping))
-    _, context, lse = OPS.attention_fwd(q, k, v, key_bias, *gate, SEED, 0.2, dropping)
+    torch.library.opcheck(OPS.attention_fwd.default, (q, k, v, key_bias, *gate, RNG, 0.2, dropping))
+    _, context, lse = OPS.attention_fwd(q, k, v, key_bias, *gate, RNG, 0.2, dropping)
     torch.library.opcheck(OPS.attention_bwd.default,
-                          (q, k, v, key_bias, *gate, context, lse, torch.randn_like(q), SEED, 0.2, dropping))
+                          (q, k, v, key_bias, *gate, context, lse, torch.randn_like(q), RNG, 0.2, dropping))
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -87,10 +87,10 @@ def test_opcheck_hybrid_attention(dropping):
     qkv = torch.randn(2, 7, 6 * 16, device=DEVICE)  # hidden 16, 2 heads of 8
     key_bias = torch.zeros(2, 7, device=DEVICE)
     gate = (torch.randn(16, 16, device=DEVICE) * 0.2, torch.randn(16, device=DEVICE) * 0.2)
-    torch.library.opcheck(OPS.hybrid_attention_fwd.default, (qkv, key_bias, *gate, 2, SEED, 0.2, dropping))
-    out, context, lse = OPS.hybrid_attention_fwd(qkv, key_bias, *gate, 2, SEED, 0.2, dropping)
+    torch.library.opcheck(OPS.hybrid_attention_fwd.default, (qkv, key_bias, *gate, 2, RNG, 0.2, dropping))
+    out, context, lse = OPS.hybrid_attention_fwd(qkv, key_bias, *gate, 2, RNG, 0.2, dropping)
     torch.library.opcheck(OPS.hybrid_attention_bwd.default,
-                          (qkv, key_bias, *gate, context, lse, torch.randn_like(out), 2, SEED, 0.2, dropping))
+                          (qkv, key_bias, *gate, context, lse, torch.randn_like(out), 2, RNG, 0.2, dropping))
 
 
 def test_opcheck_multiscale_conv():
@@ -137,3 +137,20 @@ def test_compile_captures_the_whole_encoder_on_triton():
         compiled = torch.compile(encoder, backend="aot_eager", fullgraph=True)(x, valid)
     torch.testing.assert_close(compiled, eager)
     torch.testing.assert_close(torch.autograd.grad(compiled.sum(), x)[0], torch.autograd.grad(eager.sum(), x)[0])
+
+
+def test_compile_in_training_traces_the_dropout_rng():
+    """Training mode under fullgraph=True: each call's Philox state is a traced random op on the
+    device (not a constant of the graph), so calls draw fresh masks and manual_seed replays them."""
+    encoder = asrec.ASRec(hidden_size=24, max_seq_length=12, n_heads=2, inner_size=32, fsm_mix=0.4).to(DEVICE)
+    x = torch.randn(3, 12, 24, device=DEVICE, requires_grad=True)
+    valid = torch.arange(12, device=DEVICE)[None, :] < torch.tensor([[3], [12], [7]], device=DEVICE)
+    with asrec.use_backend("triton"):
+        compiled = torch.compile(encoder.train(), backend="aot_eager", fullgraph=True)
+        torch.manual_seed(0)
+        first = compiled(x, valid)
+        torch.autograd.grad(first.sum(), x)
+        torch.manual_seed(0)
+        again, fresh = compiled(x, valid), compiled(x, valid)
+    assert torch.equal(first, again)
+    assert not torch.equal(again, fresh)

@@ -1,6 +1,5 @@
 """Triton dropout + residual + LayerNorm against the reference: forward and every gradient."""
 
-import sys
 
 import pytest
 import torch
@@ -38,9 +37,9 @@ def test_forward_and_gradients_match_reference(shape):
 
 
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
-    from ..triton_support import kernel_dropout_factors
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_seed", lambda: torch.tensor([99]))
+    fix_dropout_rng(monkeypatch, 99)
     shape = (3, 12, 24)
     inputs = _inputs(shape)
     grad = torch.randn(shape, device=DEVICE)

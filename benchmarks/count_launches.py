@@ -1,0 +1,206 @@
+"""Count what one model call costs the host: Triton launches, aten ops, host synchronisations.
+
+For each published setting (asrec.bench.settings) and mode (a training step: forward, loss
+and backward; an eval forward: full-sort scores under no_grad) on the "triton" backend,
+prints one line with:
+
+    triton      Triton kernel launches
+    aten        aten ops dispatched outside the Triton launchers' kernels (views and
+                allocations included)
+    kernels     those of them that launch a device kernel on a GPU (not views, not
+                allocations, not metadata)
+    syncs       ops that make the host wait for the device on a GPU: aten._local_scalar_dense
+                (.item(), int(t), if t:), nonzero, boolean indexing, data-dependent shapes
+    host_data   tensors made from Python data inside the call (torch.tensor(...)): on a GPU,
+                a host-to-device copy per call
+
+Runs anywhere: without a GPU, Triton's interpreter is selected (set here before triton is
+imported) and its launches are counted but not run (``--execute`` runs them, minutes on a
+CPU): the host code between kernels reads no kernel output, which is what this counts, so
+the counts are those of a real run. The batch is small (``--batch``, default 2; the counts
+do not depend on it). ``python benchmarks/count_launches.py [--batch B] [--settings ml-100k,ml-1m]``.
+"""
+
+import argparse
+import collections
+import os
+import sys
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+# Ops whose result the host must read before it can go on: each is a device-to-host sync on a GPU.
+SYNC_OPS = frozenset({"aten._local_scalar_dense.default", "aten.item.default", "aten.is_nonzero.default",
+                      "aten.nonzero.default", "aten.nonzero_static.default", "aten.equal.default",
+                      "aten.masked_select.default", "aten.unique_consecutive.default",
+                      "aten._unique2.default", "aten.repeat_interleave.Tensor"})
+# A tensor built from Python data (torch.tensor) arrives through lift_fresh: a host-to-device copy on a GPU.
+HOST_DATA_OPS = frozenset({"aten.lift_fresh.default", "aten.lift_fresh_copy.default"})
+# Ops that launch no device kernel: allocations and metadata (views are recognised by their schema).
+NO_KERNEL_OPS = frozenset({"aten.empty.memory_format", "aten.empty_strided.default", "aten.new_empty.default",
+                           "aten.new_empty_strided.default", "aten.empty_like.default", "aten.detach.default",
+                           "aten.lift_fresh.default", "aten.set_.source_Storage_storage_offset",
+                           "aten.sym_size.int", "aten.sym_stride.int", "aten.sym_numel.default",
+                           "aten.is_same_size.default", "aten._has_compatible_shallow_copy_type.default",
+                           "aten.promote_types.default"})
+
+
+def is_sync(func, args) -> bool:
+    """Whether one aten call waits for the device: a sync op, or indexing by a bool tensor."""
+    name = str(func)
+    if name in SYNC_OPS:
+        return True
+    if name.startswith("aten.index.") or name.startswith("aten.index_put"):
+        indices = args[1] if len(args) > 1 else ()
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices or ())
+    return False
+
+
+def launches_kernel(func) -> bool:
+    return not (func.is_view or str(func) in NO_KERNEL_OPS)
+
+
+class HostAudit(TorchDispatchMode):
+    """Counts every aten op dispatched while active, except inside a Triton launch (the
+    interpreter's own copies); ``syncs`` and ``host_data`` count the offending op names,
+    ``aten`` all of them, ``kernels`` those that launch a device kernel."""
+
+    def __init__(self):
+        super().__init__()
+        self.aten = collections.Counter()
+        self.kernels = collections.Counter()
+        self.syncs = collections.Counter()
+        self.host_data = collections.Counter()
+        self.paused = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if self.paused:
+            return func(*args, **(kwargs or {}))
+        name = str(func)
+        self.aten[name] += 1
+        if launches_kernel(func):
+            self.kernels[name] += 1
+        if is_sync(func, args):
+            self.syncs[name] += 1
+        if name in HOST_DATA_OPS:
+            self.host_data[name] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class TritonLaunchCounter:
+    """Counts Triton kernel launches (compiled or interpreted) while active; pauses ``audit``
+    during each launch; ``execute=False`` skips interpreted kernels (their outputs stay
+    uninitialised)."""
+
+    def __init__(self, audit: HostAudit = None, execute: bool = True):
+        self.launches = collections.Counter()
+        self.audit = audit
+        self.execute = execute
+
+    def __enter__(self):
+        from triton.runtime.interpreter import InterpretedFunction
+        from triton.runtime.jit import JITFunction
+
+        self._patched = []
+        for cls in (JITFunction, InterpretedFunction):
+            original = cls.run
+
+            def run(fn, *args, _original=original, _interpreted=cls is InterpretedFunction, **kwargs):
+                self.launches[getattr(fn, "__name__", None) or fn.fn.__name__] += 1
+                if _interpreted and not self.execute:
+                    return None
+                if self.audit is not None:
+                    self.audit.paused = True
+                try:
+                    return _original(fn, *args, **kwargs)
+                finally:
+                    if self.audit is not None:
+                        self.audit.paused = False
+
+            cls.run = run
+            self._patched.append((cls, original))
+        return self
+
+    def __exit__(self, *exc):
+        for cls, original in self._patched:
+            cls.run = original
+
+
+def model_and_batch(config: dict, batch: int, device):
+    """A model of one published setting (check_values=False, as training uses it) and a full batch."""
+    import asrec
+
+    torch.manual_seed(0)
+    model = asrec.ASRecModel(**config, check_values=False, device=device)
+    seq_len = config["max_seq_length"]
+    items = torch.randint(1, config["n_items"], (batch, seq_len), device=device)
+    lengths = torch.randint(1, seq_len + 1, (batch,), device=device)
+    items = items * (torch.arange(seq_len, device=device)[None, :] < lengths[:, None])
+    targets = torch.randint(1, config["n_items"], (batch,), device=device)
+    return model, items, lengths, targets
+
+
+def training_step(model, items, lengths, targets):
+    """Forward, loss and backward, as a training loop runs them (gradients set to None first,
+    so backward writes them instead of accumulating; the optimizer step is not counted)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    model.loss(items, lengths, targets).backward()
+
+
+def eval_forward(model, items, lengths, targets):
+    model.eval()
+    with torch.no_grad():
+        model.full_sort_scores(items, lengths)
+
+
+MODES = {"train step": training_step, "eval forward": eval_forward}
+
+
+def count(step, model, items, lengths, targets, backend: str = "triton", execute: bool = True):
+    """(Triton launches, HostAudit) of one call of ``step`` after one warm-up call."""
+    import asrec
+
+    with asrec.use_backend(backend):
+        with TritonLaunchCounter(execute=execute):
+            step(model, items, lengths, targets)  # warm-up: caches, compiled kernels
+        audit = HostAudit()
+        with TritonLaunchCounter(audit, execute) as triton_counter, audit:
+            step(model, items, lengths, targets)
+    return triton_counter, audit
+
+
+def main(argv=None):
+    from asrec.bench.settings import SETTINGS
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--backend", default="triton")
+    parser.add_argument("--execute", action="store_true", help="run interpreted Triton kernels too")
+    parser.add_argument("--verbose", action="store_true", help="list the sync and host-data ops")
+    args = parser.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"device={device} backend={args.backend} batch={args.batch} torch={torch.__version__}")
+    for setting in args.settings.split(","):
+        model, items, lengths, targets = model_and_batch(SETTINGS[setting], args.batch, device)
+        for mode, step in MODES.items():
+            triton_counter, audit = count(step, model, items, lengths, targets, args.backend,
+                                          args.execute or device.type == "cuda")
+            print(f"{setting:8s} {mode:12s} triton={sum(triton_counter.launches.values()):4d} "
+                  f"aten={sum(audit.aten.values()):4d} kernels={sum(audit.kernels.values()):4d} "
+                  f"syncs={sum(audit.syncs.values()):3d} "
+                  f"host_data={sum(audit.host_data.values()):3d}")
+            if args.verbose:
+                for what in (audit.syncs, audit.host_data):
+                    for name, times in sorted(what.items()):
+                        print(f"    {name} x{times}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
