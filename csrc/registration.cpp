@@ -1,5 +1,5 @@
 // The asrec CUDA ops, registered with the PyTorch dispatcher as asrec_cuda::* (CUDA keys).
-// Their fake (shape-only) implementations live in Python (asrec/ops/_cuda_library.py), so
+// Their fake (shape-only) implementations live in Python (asrec/ops/<op>.py), so
 // torch.compile traces them as opaque nodes. Importing asrec._C registers the ops.
 #include <Python.h>
 #include <torch/library.h>

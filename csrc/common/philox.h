@@ -5,7 +5,7 @@
 // Triton's `tl.rand(seed, offset)` (key = seed split lo/hi, counter = (offset lo, offset
 // hi, 0, 0), ten rounds, the first word mapped to [0, 1) through a sign-folded int32), so
 // the CUDA and Triton kernels draw the same mask for the same seed and element offsets.
-// Plain C++ on the host (tests/ops/test_cuda_philox.py compiles it with the system
+// Plain C++ on the host (tests/ops/test_cuda_kernels_emulated.py compiles it with the system
 // compiler and compares it with Triton), `__host__ __device__` under nvcc.
 #pragma once
 
