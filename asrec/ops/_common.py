@@ -94,6 +94,22 @@ def dropout_plan(dropout_p: float, training: bool, device: torch.device) -> tupl
     return False, torch.empty(2, dtype=torch.int64, device=device)
 
 
+def check_tensors(op: str, **named) -> None:
+    """Each named argument must be a tensor (a list or array is a TypeError naming it, not an
+    AttributeError from deep inside)."""
+    for name, value in named.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+
+
+def check_tensor_list(op: str, name: str, values, length: int) -> None:
+    """``values`` must be a list or tuple of ``length`` tensors."""
+    if not isinstance(values, (list, tuple)) or len(values) != length:
+        raise TypeError(f"{op}: {name} must be a list of {length} tensors, got {type(values).__name__}"
+                        + (f" of length {len(values)}" if isinstance(values, (list, tuple)) else ""))
+    check_tensors(op, **{f"{name}[{i}]": v for i, v in enumerate(values)})
+
+
 def check_dropout(op: str, dropout_p: float) -> None:
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p!r}")

@@ -9,7 +9,7 @@ import torch
 
 from .. import backends
 from ..reference.attention import attention_context_ref, gated_attention_ref
-from ._common import custom_op, dropout_plan, unsupported_tensors
+from ._common import check_tensors, custom_op, dropout_plan, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -117,6 +117,7 @@ backends.register("gated_attention", gated_attention_ref,
 # ---- public ops ----
 
 def _check(q, k, v, key_bias):
+    check_tensors("attention", q=q, k=k, v=v, key_bias=key_bias)
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"attention: q, k, v must be (batch, heads, seq_len, head_dim), got {tuple(q.shape)}, "
                          f"{tuple(k.shape)}, {tuple(v.shape)}")

@@ -6,7 +6,7 @@ import torch
 from .. import backends
 from ..reference.attention import take_rows
 from ..reference.contrast import contrast_gelu_ref
-from ._common import custom_op, unsupported_tensors
+from ._common import check_tensor_list, check_tensors, custom_op, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -115,9 +115,10 @@ def contrast_gelu(filtered: list, conv_outputs: list, position_scales: torch.Ten
                   contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
     """See ``asrec.reference.contrast_gelu_ref``: three filtered and three convolution outputs
     (batch, seq_len, hidden), position_scales (3, seq_len, 1) -> (batch, seq_len | 1, hidden)."""
-    if len(filtered) != 3 or len(conv_outputs) != 3:
-        raise ValueError(f"contrast_gelu: expected three filtered and three convolution outputs, got {len(filtered)} "
-                         f"and {len(conv_outputs)}")
+    check_tensor_list("contrast_gelu", "filtered", filtered, 3)
+    check_tensor_list("contrast_gelu", "conv_outputs", conv_outputs, 3)
+    check_tensors("contrast_gelu", position_scales=position_scales, origin_scale=origin_scale,
+                  contrast_scale=contrast_scale)
     shape = conv_outputs[0].shape
     named = [(f"filtered[{i}]", t) for i, t in enumerate(filtered)]
     named += [(f"conv_outputs[{i}]", t) for i, t in enumerate(conv_outputs)]

@@ -5,7 +5,7 @@ import torch
 
 from .. import backends
 from ..reference.fsm import fourier_smoothing_ref, smoothing_norm
-from ._common import custom_op, smoothing_logit_grad, unsupported_tensors
+from ._common import check_tensors, custom_op, smoothing_logit_grad, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -83,6 +83,8 @@ backends.register("fourier_smoothing", fourier_smoothing_ref,
 # ---- public op ----
 
 def _check(x, smoothing_logit, init_level, smoothed_scale):
+    check_tensors("fourier_smoothing", x=x, smoothing_logit=smoothing_logit, init_level=init_level,
+                  smoothed_scale=smoothed_scale)
     if x.dim() != 3:
         raise ValueError(f"fourier_smoothing: x must be (batch, seq_len, hidden), got shape {tuple(x.shape)}")
     hidden = x.shape[-1]

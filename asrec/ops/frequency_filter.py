@@ -17,6 +17,8 @@ from ._common import (
     FLOAT_BYTES,
     check_dropout,
     check_norm,
+    check_tensor_list,
+    check_tensors,
     custom_op,
     dropout_plan,
     unsupported_cuda_shared_memory,
@@ -204,6 +206,7 @@ backends.register("frequency_filter_groups", frequency_filter_groups_ref,
 # ---- public ops ----
 
 def _check(y, threshold, norm_weight, norm_bias, dropout_p, scope):
+    check_tensors("frequency_filter", y=y, threshold=threshold, norm_weight=norm_weight, norm_bias=norm_bias)
     if y.dim() not in (3, 4):
         raise ValueError("frequency_filter: y must be (batch, seq_len, hidden) or (batch, groups, seq_len, hidden), "
                          f"got shape {tuple(y.shape)}")
@@ -228,6 +231,9 @@ def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: 
                             eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch") -> list:
     """The filters of a seasonal branch: G (batch, seq_len, hidden) inputs, a quantile each; see
     ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
+    if not isinstance(groups, (list, tuple)) or not groups:
+        raise TypeError(f"frequency_filter_groups: groups must be a non-empty list of tensors, got {groups!r:.60}")
+    check_tensor_list("frequency_filter_groups", "groups", groups, len(groups))
     _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter_groups", groups[0].device, *args)(*args)

@@ -16,7 +16,7 @@ from .. import backends
 from ..reference.attention import take_rows
 from ..reference.hybrid_attention import hybrid_attention_ref
 from ..reference.weights import DynamicWeights, SeasonalWeights
-from ._common import custom_op, dropout_plan, unsupported_tensors
+from ._common import check_tensors, custom_op, dropout_plan, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -129,6 +129,9 @@ backends.register("hybrid_attention", hybrid_attention_ref, triton=backends.Fuse
 # ---- public op ----
 
 def _check(x, key_bias, seasonal, dynamic, n_heads):
+    check_tensors("hybrid_attention", x=x, key_bias=key_bias)
+    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
+        raise ValueError(f"hybrid_attention: n_heads must be a positive int, got {n_heads!r}")
     if x.dim() != 3:
         raise ValueError(f"hybrid_attention: x must be (batch, seq_len, hidden), got {tuple(x.shape)}")
     batch, seq_len, hidden = x.shape

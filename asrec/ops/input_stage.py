@@ -12,6 +12,7 @@ from ._common import (
     FLOAT_BYTES,
     check_dropout,
     check_norm,
+    check_tensors,
     custom_op,
     dropout_plan,
     smoothing_logit_grad,
@@ -186,6 +187,8 @@ backends.register("input_stage", input_stage_ref,
 # ---- public op ----
 
 def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p):
+    check_tensors("input_stage", item_seq=item_seq, item_weight=item_weight, position_weight=position_weight,
+                  norm_weight=norm_weight, norm_bias=norm_bias)
     if item_seq.dim() != 2 or item_seq.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"input_stage: item_seq must be (batch, seq_len) int32/int64 ids, got shape "
                          f"{tuple(item_seq.shape)} {item_seq.dtype}")

@@ -5,7 +5,7 @@ import torch
 
 from .. import backends
 from ..reference.convolutions import CONV_KERNEL_SIZES, multiscale_conv_ref
-from ._common import custom_op, unsupported_tensors
+from ._common import check_tensor_list, check_tensors, custom_op, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -89,6 +89,9 @@ backends.register("multiscale_conv", multiscale_conv_ref, triton=backends.FusedK
 def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> list:
     """See ``asrec.reference.multiscale_conv_ref``. context: (batch, seq_len, hidden); conv_weights:
     (N, N, 3), (N, N, 5), (N, N, 7); conv_biases: three (N,). -> [small, middle, large], each context's shape."""
+    check_tensors("multiscale_conv", context=context)
+    check_tensor_list("multiscale_conv", "conv_weights", conv_weights, 3)
+    check_tensor_list("multiscale_conv", "conv_biases", conv_biases, 3)
     if context.dim() != 3:
         raise ValueError(f"multiscale_conv: context must be (batch, seq_len, hidden), got {tuple(context.shape)}")
     if len(conv_weights) != 3 or len(conv_biases) != 3:

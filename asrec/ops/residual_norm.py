@@ -5,7 +5,7 @@ import torch
 
 from .. import backends
 from ..reference.residual_norm import residual_norm_ref
-from ._common import check_dropout, check_norm, custom_op, dropout_plan, unsupported_tensors
+from ._common import check_dropout, check_norm, check_tensors, custom_op, dropout_plan, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -91,6 +91,7 @@ backends.register("residual_norm", residual_norm_ref,
 def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
                   eps: float, dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
     """``LN(drop(p)(x) + residual)``; see ``asrec.reference.residual_norm_ref``. x, residual: (..., hidden)."""
+    check_tensors("residual_norm", x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
     if x.shape != residual.shape:
         raise ValueError(f"residual_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must match")
     check_norm("residual_norm", x.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
