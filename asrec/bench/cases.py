@@ -15,6 +15,10 @@ Implementations:
 - ``cuda``: ``asrec`` on the CUDA backend (the extension ``asrec._C`` built from csrc/:
   the input stage and the frequency filter; the other ops run the reference), CUDA only;
   its op rows cover only the ops with CUDA kernels.
+- ``triton+graphs`` / ``cuda+graphs``: the model's rows only, replayed from CUDA graphs
+  (``asrec.graphs``): eval is ``GraphedScores``; the training step is ``GraphedTrainStep``,
+  which also runs an Adam step (lr 0, so the weights stay as they are) that the other
+  train-step rows do not: the graphed row is charged more work, not less.
 
 Every ``asrec`` row runs under an explicit ``use_backend``, so ``auto`` never decides
 what a row measures.
@@ -27,13 +31,16 @@ import torch
 import asrec
 from asrec.baselines import PublishedASRec
 
-IMPLEMENTATIONS = ("published", "reference", "reference+compile", "triton", "cuda")
-BACKEND_OF = {"reference": "reference", "reference+compile": "reference", "triton": "triton", "cuda": "cuda"}
+IMPLEMENTATIONS = ("published", "reference", "reference+compile", "triton", "cuda", "triton+graphs", "cuda+graphs")
+BACKEND_OF = {"reference": "reference", "reference+compile": "reference", "triton": "triton", "cuda": "cuda",
+              "triton+graphs": "triton", "cuda+graphs": "cuda"}
+GRAPHED = "+graphs"
 CUDA_OP_ROWS = ("input_stage", "frequency_filter")  # the op rows whose ops have CUDA kernels
 
 
 def absent_reason(name: str, device: torch.device):
     """Why implementation ``name`` cannot be measured on ``device`` (None if it can)."""
+    name = name.removesuffix(GRAPHED)
     if name in ("triton", "cuda"):
         missing = asrec.backends.missing_reason(name)
         if missing is not None:
@@ -42,6 +49,34 @@ def absent_reason(name: str, device: torch.device):
             return {"triton": "the Triton kernels run on CUDA devices (the CPU interpreter is for tests, not timing)",
                     "cuda": "the CUDA kernels run on CUDA devices"}[name]
     return None
+
+
+def skip_reason(name: str, compile_skip_reason) -> str:
+    """Why an available implementation has no row in a case."""
+    if name.endswith(GRAPHED):
+        return "graphed rows are the whole model's eval and training step"
+    if name == "cuda":
+        return "no CUDA kernel for this op"
+    return compile_skip_reason
+
+
+def _graphed_runs(model, items, lengths, targets, device, dtype) -> tuple:
+    """(eval, train-step) callables replaying CUDA graphs of ``model``."""
+    from asrec.graphs import GraphedScores, GraphedTrainStep
+
+    autocast_dtype = None if dtype == torch.float32 else dtype
+    scores = GraphedScores(model, autocast_dtype)
+    step = GraphedTrainStep(model, torch.optim.Adam(model.parameters(), lr=0.0, capturable=True),
+                            autocast_dtype=autocast_dtype)
+
+    def evaluate():
+        model.eval()
+        return scores(items, lengths)
+
+    def train():
+        model.train()
+        return step(items, lengths, targets)
+    return evaluate, train
 
 
 def _on_backend(name: str, fn):
@@ -163,6 +198,11 @@ def build_cases(setting: str, config: dict, batch: int, device: torch.device, dt
     for name, owner in owners.items():
         evaluate.run[name] = _eval_step(owner, score_fns[name], items, lengths, device, dtype)
         train.run[name] = _train_step(owner, loss_fns[name], items, lengths, targets, device, dtype)
+    for fused in ("triton", "cuda"):
+        if absent_reason(fused, device) is None:
+            graphed_eval, graphed_train = _graphed_runs(model, items, lengths, targets, device, dtype)
+            evaluate.run[fused + GRAPHED] = _on_backend(fused, graphed_eval)
+            train.run[fused + GRAPHED] = _on_backend(fused, graphed_train)
     cases = [evaluate, train]
     cases += _op_cases(setting, config, batch, device, dtype, model, published, compile_reference)
     return cases

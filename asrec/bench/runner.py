@@ -76,7 +76,8 @@ def _measure_setting(setting, batch, dtype, device, repeats, compile_reference, 
                     row.update(gb_per_s=gbs, copy_bandwidth_fraction=gbs / bandwidth)
             else:
                 absent = case_lib.absent_reason(name, device)
-                row.update(status="absent" if absent else "skipped", reason=absent or compile_skip_reason)
+                row.update(status="absent" if absent else "skipped",
+                           reason=absent or case_lib.skip_reason(name, compile_skip_reason))
             rows.append(row)
 
 

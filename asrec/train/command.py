@@ -99,6 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--output", help="run folder (default runs/<dataset>-<time>; with --resume, the resumed run's "
                                       "folder); must not hold another run")
     run.add_argument("--resume", metavar="RUN", help="a run folder or its last.pt to continue")
+    run.add_argument("--no-cuda-graphs", action="store_true",
+                     help="on CUDA, run every training step and evaluation batch eagerly instead of replaying "
+                          "CUDA graphs (the default on one GPU; several processes always run eagerly)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -311,7 +314,8 @@ def main(parser: argparse.ArgumentParser, args) -> int:
             f"device: {runtime.device} x {runtime.world_size}  preset: {config['preset']}")
         try:
             results = train(config, data, runtime, output, resume, autocast_dtype, log,
-                            progress_stream=None if args.quiet else sys.stderr)
+                            progress_stream=None if args.quiet else sys.stderr,
+                            cuda_graphs=not args.no_cuda_graphs)
         except KeyboardInterrupt:
             if os.environ.get("ASREC_DEBUG"):
                 raise

@@ -12,6 +12,7 @@ import torch
 
 from ..cli import CommandError
 from ..data.preprocess import Samples, SequentialData, padded_batch
+from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects
 from .metrics import metrics_from_ranks, target_ranks
 
@@ -22,18 +23,24 @@ class ModelDiverged(CommandError):
 
 @torch.no_grad()
 def evaluation_ranks(model, data: SequentialData, samples: Samples, batch_size: int, runtime: Runtime,
-                     autocast_dtype=None) -> torch.Tensor:
-    """(len(samples),) 0-based rank of each target, in sample order, on every rank."""
+                     autocast_dtype=None, scorer=None) -> torch.Tensor:
+    """(len(samples),) 0-based rank of each target, in sample order, on every rank.
+
+    scorer: ``(item_seq, item_seq_len) -> scores`` of the model in eval mode (e.g. an
+    ``asrec.graphs.GraphedScores``); default ``model.full_sort_scores`` under the autocast."""
     was_training = model.training
     model.eval()
     n_batches = (len(samples) + batch_size - 1) // batch_size
     mine, unscored = {}, False
     for batch in range(runtime.rank, n_batches, runtime.world_size):
         index = np.arange(batch * batch_size, min((batch + 1) * batch_size, len(samples)))
-        seq, length, target = (torch.from_numpy(a).to(runtime.device)
-                               for a in padded_batch(data.items, samples, index, data.max_seq_length))
-        with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            scores = model.full_sort_scores(seq, length)
+        seq, length, target = batch_to_device(padded_batch(data.items, samples, index, data.max_seq_length),
+                                              runtime.device)
+        if scorer is not None:
+            scores = scorer(seq, length)  # possibly a graph's static buffer: consumed below, before the next batch
+        else:
+            with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                scores = model.full_sort_scores(seq, length)
         unscored = unscored or bool(torch.isnan(scores).any())  # NaN never outranks the target: it would look perfect
         mine[batch] = target_ranks(scores.float(), target).cpu()
     model.train(was_training)
@@ -45,10 +52,11 @@ def evaluation_ranks(model, data: SequentialData, samples: Samples, batch_size: 
     return torch.cat([merged[b] for b in range(n_batches)]) if n_batches else torch.zeros(0, dtype=torch.long)
 
 
-def evaluate(model, data: SequentialData, split: str, batch_size: int, runtime: Runtime, autocast_dtype=None) -> dict:
-    """Hit/NDCG/MRR @ 1, 5, 10, 20 on ``split`` ('valid' or 'test')."""
+def evaluate(model, data: SequentialData, split: str, batch_size: int, runtime: Runtime, autocast_dtype=None,
+             scorer=None) -> dict:
+    """Hit/NDCG/MRR @ 1, 5, 10, 20 on ``split`` ('valid' or 'test'); scorer as ``evaluation_ranks``."""
     samples = {"valid": data.valid, "test": data.test}[split]
-    return metrics_from_ranks(evaluation_ranks(model, data, samples, batch_size, runtime, autocast_dtype))
+    return metrics_from_ranks(evaluation_ranks(model, data, samples, batch_size, runtime, autocast_dtype, scorer))
 
 
 def popularity_metrics(data: SequentialData, split: str) -> dict:

@@ -13,8 +13,10 @@ from torch import nn
 
 from ..cli import CommandError
 from ..data.preprocess import SequentialData, padded_batch
+from ..graphs import GraphedScores, GraphedTrainStep
 from ..model import ASRecModel
 from . import checkpoints
+from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects, barrier
 from .evaluate import evaluate
 from .presets import MODEL_KEYS
@@ -79,9 +81,25 @@ def _restore_rng(saved: dict, runtime: Runtime, fallback_seed: int) -> None:
         torch.cuda.set_rng_state(processes[runtime.rank]["cuda"], runtime.device)
 
 
+def _make_capturable(optimizer: torch.optim.Optimizer, capturable: bool) -> None:
+    """A loaded optimizer state keeps the saved run's ``capturable``; graphed steps need it on,
+    with Adam's step counts on the parameters' device."""
+    for group in optimizer.param_groups:
+        group["capturable"] = capturable
+        if capturable:
+            for p in group["params"]:
+                state = optimizer.state.get(p, {})
+                if torch.is_tensor(state.get("step")):
+                    state["step"] = state["step"].to(device=p.device, dtype=torch.float32)
+
+
 def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str, resume: dict = None,
-          autocast_dtype=None, log=print, progress_stream=None) -> dict:
-    """Train and evaluate; returns the final results (also written to ``results.json``)."""
+          autocast_dtype=None, log=print, progress_stream=None, cuda_graphs: bool = True) -> dict:
+    """Train and evaluate; returns the final results (also written to ``results.json``).
+
+    cuda_graphs: on one CUDA device, replay each full training batch and evaluation batch
+    from a CUDA graph (``asrec.graphs``); the last, shorter batches run eagerly. Several
+    processes (DDP) run eagerly."""
     torch.manual_seed(config["seed"])
     model_kwargs = {k: config[k] for k in MODEL_KEYS}
     model = ASRecModel(n_items=data.n_items + 1, filter_scope=config.get("filter_scope", "batch"),
@@ -92,14 +110,20 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
     step_module = _LossModule(model)
     if runtime.distributed:
         step_module = nn.parallel.DistributedDataParallel(step_module)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"])
+    graphed = cuda_graphs and runtime.device.type == "cuda" and not runtime.distributed
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"],
+                                 capturable=graphed)
     state = dict(epoch=0, best=-math.inf, best_epoch=None, bad_epochs=0, history=[])
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
         optimizer.load_state_dict(resume["optimizer"])
+        _make_capturable(optimizer, graphed)
         state = resume["loop"]
         _restore_rng(resume["rng"], runtime, process_seed(config["seed"] + state["epoch"], runtime.rank))
         log(f"resumed after epoch {state['epoch']} (best {VALID_METRIC} {state['best']:.4f})")
+    train_step = None if runtime.distributed else GraphedTrainStep(model, optimizer, autocast_dtype=autocast_dtype,
+                                                                   graphs=graphed)
+    scorer = GraphedScores(model, autocast_dtype, graphs=graphed)
     dataset_stats = data.statistics()
     if runtime.is_main:
         write_log(output_dir, state["history"])  # a resumed run's log is its checkpoint's history
@@ -113,13 +137,16 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         model.train()
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=runtime.device), 0
         for step, (index, weight) in enumerate(batches, 1):
-            seq, length, target = (torch.from_numpy(a).to(runtime.device)
-                                   for a in padded_batch(data.items, data.train, index, data.max_seq_length))
-            with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                loss = step_module(seq, length, target)
-            optimizer.zero_grad(set_to_none=True)
-            (loss * weight if runtime.distributed else loss).backward()
-            optimizer.step()
+            seq, length, target = batch_to_device(padded_batch(data.items, data.train, index, data.max_seq_length),
+                                                  runtime.device)
+            if train_step is not None:
+                loss = train_step(seq, length, target)  # a graph's static buffer: read before the next step
+            else:
+                with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss = step_module(seq, length, target)
+                optimizer.zero_grad(set_to_none=True)
+                (loss * weight).backward()
+                optimizer.step()
             if weight:
                 loss_sum += loss.detach().double() * len(index)  # stays on the device: no sync per step
                 seen += len(index)
@@ -135,7 +162,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
             kept = f"{output_dir} keeps epoch {epoch - 1}" if epoch > 1 else f"no epoch was saved in {output_dir}"
             raise TrainingDiverged(f"epoch {epoch}: the training loss is {train_loss} (training diverged); {kept}; "
                                    f"start again with a lower --learning-rate (was {config['learning_rate']})")
-        valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
+        valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype, scorer)
         improved = valid[VALID_METRIC] >= state["best"]
         if improved:
             state.update(best=valid[VALID_METRIC], best_epoch=epoch, bad_epochs=0)
@@ -163,10 +190,10 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
                 f"ndcg@20 {valid['ndcg@20']:.4f}  ({record['epoch_seconds']:.1f} s)"
                 + ("  *best*" if improved else f"  ({state['bad_epochs']} without improvement)"))
         barrier(runtime)
-    return finish(model, data, runtime, output_dir, config, state, autocast_dtype, log)
+    return finish(model, data, runtime, output_dir, config, state, autocast_dtype, log, scorer)
 
 
-def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log) -> dict:
+def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log, scorer=None) -> dict:
     """Reload the best weights, evaluate valid and test, write ``results.json``."""
     best_path = os.path.join(output_dir, "best.pt")
     if state["best_epoch"] is None:
@@ -178,8 +205,8 @@ def finish(model, data, runtime, output_dir, config, state, autocast_dtype, log)
             f"{best_path} holds epoch {best['epoch']}, but the run's last.pt names epoch {state['best_epoch']} as the "
             "best: the two files come from different runs")
     model.load_state_dict(best["state_dict"])
-    valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype)
-    test = evaluate(model, data, "test", config["eval_batch_size"], runtime, autocast_dtype)
+    valid = evaluate(model, data, "valid", config["eval_batch_size"], runtime, autocast_dtype, scorer)
+    test = evaluate(model, data, "test", config["eval_batch_size"], runtime, autocast_dtype, scorer)
     epoch_times = [r["epoch_seconds"] for r in state["history"]]
     results = dict(best_epoch=state["best_epoch"], epochs_run=state["epoch"], valid=valid, test=test,
                    mean_epoch_seconds=float(np.mean(epoch_times)) if epoch_times else None,

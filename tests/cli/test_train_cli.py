@@ -222,3 +222,14 @@ def test_help_states_what_several_processes_compute(capsys):
     assert "is taken over each process's share, not over the whole batch" in text
     assert "With --filter-scope sequence (a threshold per sequence) K processes compute one process's function" in text
     assert "exit status: 0 done; 2 a malformed command line" in text
+
+
+def test_no_cuda_graphs_runs_the_same_eager_steps_on_the_cpu(tmp_path, capsys):
+    """On the CPU no graph is captured either way: the flag leaves the results unchanged."""
+    runs = []
+    for extra in ([], ["--no-cuda-graphs"]):
+        output = tmp_path / f"run{len(runs)}"
+        assert main(["train", *TINY, "--epochs", "1", "--device", "cpu", "--output", str(output), *extra]) == 0
+        runs.append(json.loads((output / "results.json").read_text())["test"])
+    capsys.readouterr()
+    assert runs[0] == runs[1]
