@@ -7,6 +7,7 @@ never passed as numbers: a launch captured in a CUDA graph then reads whatever s
 tensor holds at replay (asrec.ops._common.dropout_rng).
 """
 
+import torch
 import triton
 import triton.language as tl
 
@@ -69,3 +70,11 @@ def whole_sequence_unsupported(seq_len: int, hidden: int, limit: int, what: str)
         return (f"the Triton {what} holds one whole sequence in registers: next_pow2(seq_len) * next_pow2(hidden) "
                 f"must be <= {limit}, got seq_len={seq_len}, hidden={hidden}")
     return None
+
+
+def dot_precision() -> str:
+    """``input_precision`` of the GEMM-like ``tl.dot`` products (attention, convolutions, DFTs),
+    following ``torch.get_float32_matmul_precision()`` as cuBLAS and cuDNN do: "highest" -> IEEE
+    float32 products (exact parity with the reference), "high" or "medium" -> TF32 tensor cores
+    (float32 accumulation either way). Read at launch time, so it is a constexpr of the launch."""
+    return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"

@@ -3,15 +3,18 @@
 Data flow for G groups of B sequences (B*G programs, one per sequence of a group, each
 holding the sequence's whole half spectrum in registers):
 
-1. ``_frequency_energy_kernel``: real-DFT GEMMs along the sequence axis (tensor-core
-   ``tl.dot`` in IEEE float32), writes the K = N//2 + 1 bin energies ``sum_h |Y[k, h]|^2``.
+1. ``_frequency_energy_kernel``: real-DFT GEMMs along the sequence axis (``tl.dot`` in
+   IEEE float32 at every precision setting: they decide the mask), writes the K = N//2 + 1
+   bin energies ``sum_h |Y[k, h]|^2``.
 2. On the host side, torch on the device: lower median per sequence, the linear quantile
    over each group's whole batch (a sort of B*N values per group), the strict keep-mask.
    These B*G*K floats are under 1% of the op's bytes; the batch-wide quantile is the one
    global dependency, so it splits the op in two passes over the input.
 3. ``_frequency_filter_fwd_kernel``: recomputes the spectrum (cheaper than storing it),
    masks it, inverts it row block by row block, applies dropout (counter-based RNG), the
-   residual and the LayerNorm over the hidden axis, and writes the output once.
+   residual and the LayerNorm over the hidden axis, and writes the output once. Its DFT
+   products (and backward's) are ``tl.dot`` at ``dot_precision()``: IEEE float32 under
+   torch's "highest" float32 matmul precision, TF32 under "high".
 
 HBM traffic: the input is read twice (passes 1 and 3) and the output written once.
 
@@ -28,14 +31,15 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale, _layer_norm_rows
+from ._common import _dropout_scale, _layer_norm_rows, dot_precision
 
 MAX_SPECTRUM_TILE = 8192  # BLOCK_K * BLOCK_H: the register budget for one (bins, hidden) tile
-# DFT products in IEEE float32. Measured on an H200 (commit 6291883): the 3xTF32 tensor-core
-# split put the LayerNorm weight gradient at (N, H) = (200, 64), batch 256, outside 2e-5 of
-# the float64 answer (IEEE passes), and the filter's device time fell only ~10%: these
-# kernels are bound by one program per sequence holding whole spectra, not by the products.
-DOT_PRECISION: tl.constexpr = tl.constexpr("ieee")
+# The energies decide the keep-mask, a hard threshold: their DFT is IEEE float32 at every
+# precision setting, so "high" moves no bin across it. The filter's own transforms follow
+# dot_precision(). (Measured on an H200: 3xTF32 put the LayerNorm weight gradient at
+# (N, H) = (200, 64), batch 256, outside 2e-5 of float64, and saved only ~10% of the filter's
+# time: these kernels are bound by one program per sequence holding whole spectra.)
+ENERGY_PRECISION: tl.constexpr = tl.constexpr("ieee")
 
 
 def filter_blocks(seq_len: int, hidden: int) -> dict:
@@ -57,7 +61,8 @@ def unsupported_shape(seq_len: int, hidden: int):
 
 @triton.jit
 def _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
-                   BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+                   BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+                   DOT_PRECISION: tl.constexpr):
     """(Re, Im), each (BLOCK_K, BLOCK_H) float32, of one (seq_len, hidden) sequence at y_ptr.
 
     cos_ptr, sin_ptr: (bins, seq_len) forward DFT rows ``cos(2 pi k n / N)``, ``-sin(...)``.
@@ -82,8 +87,10 @@ def _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.co
 @triton.jit
 def _masked_half_spectrum(y_ptr, keep_ptr, cos_ptr, sin_ptr, seq_len: tl.constexpr, hidden: tl.constexpr,
                           bins: tl.constexpr,
-                          BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
-    real, imag = _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+                          BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+                          DOT_PRECISION: tl.constexpr):
+    real, imag = _half_spectrum(y_ptr, cos_ptr, sin_ptr, seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H,
+                                DOT_PRECISION)
     bin_idx = tl.arange(0, BLOCK_K)
     keep = tl.load(keep_ptr + bin_idx, mask=bin_idx < bins, other=0.0)[:, None]
     return real * keep, imag * keep
@@ -91,7 +98,7 @@ def _masked_half_spectrum(y_ptr, keep_ptr, cos_ptr, sin_ptr, seq_len: tl.constex
 
 @triton.jit
 def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, bins: tl.constexpr,
-                  BLOCK_K: tl.constexpr):
+                  BLOCK_K: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Rows ``rows`` (BLOCK_M, 1) of irfft of the (BLOCK_K, BLOCK_H) half spectrum.
 
     icos_ptr, isin_ptr: (seq_len, bins) inverse DFT columns (multiplicity / N folded in).
@@ -106,13 +113,13 @@ def _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len: tl.constexpr, b
 @triton.jit
 def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps, rng_ptr, dropout_p,
                    seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr, TRAINING: tl.constexpr,
-                   BLOCK_K: tl.constexpr):
+                   BLOCK_K: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Rows of ``drop(irfft(masked spectrum)) + y`` normalised over hidden: (normalised rows, rstd,
     dropout factors, in_bounds, element offsets)."""
     col_ok = cols < hidden
     in_bounds = (rows < seq_len) & col_ok
     offsets = base + rows * hidden + cols
-    filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K)
+    filtered = _inverse_rows(real, imag, icos_ptr, isin_ptr, rows, seq_len, bins, BLOCK_K, DOT_PRECISION)
     drop = tl.full(filtered.shape, 1.0, tl.float32)  # a tensor either way: one return type
     if TRAINING:
         drop = _dropout_scale(rng_ptr, offsets, dropout_p)
@@ -128,7 +135,7 @@ def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
                              BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
     sequence = tl.program_id(0).to(tl.int64)
     real, imag = _half_spectrum(y_ptr + sequence * seq_len * hidden, cos_ptr, sin_ptr, seq_len, hidden, bins,
-                                BLOCK_K, BLOCK_N, BLOCK_H)
+                                BLOCK_K, BLOCK_N, BLOCK_H, ENERGY_PRECISION)
     energy = tl.sum(real * real + imag * imag, axis=1)
     bin_idx = tl.arange(0, BLOCK_K)
     tl.store(energy_ptr + sequence * bins + bin_idx, energy, mask=bin_idx < bins)
@@ -140,12 +147,12 @@ def _frequency_filter_fwd_kernel(
     eps, rng_ptr, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-    BLOCK_M: tl.constexpr,
+    BLOCK_M: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     sequence = tl.program_id(0).to(tl.int64)
     base = sequence * seq_len * hidden
     real, imag = _masked_half_spectrum(y_ptr + base, keep_ptr + sequence * bins, cos_ptr, sin_ptr,
-                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H, DOT_PRECISION)
     cols = tl.arange(0, BLOCK_H)[None, :]
     col_ok = cols < hidden
     weight = tl.load(weight_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
@@ -154,7 +161,7 @@ def _frequency_filter_fwd_kernel(
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, _, _, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base,
                                                           eps, rng_ptr, dropout_p, seq_len, hidden, bins,
-                                                          TRAINING, BLOCK_K)
+                                                          TRAINING, BLOCK_K, DOT_PRECISION)
         out = normed * weight + bias
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
 
@@ -166,13 +173,13 @@ def _frequency_filter_bwd_kernel(
     eps, rng_ptr, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
     TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
-    BLOCK_M: tl.constexpr,
+    BLOCK_M: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     sequence = tl.program_id(0).to(tl.int64)
     base = sequence * seq_len * hidden
     keep_seq_ptr = keep_ptr + sequence * bins
     real, imag = _masked_half_spectrum(y_ptr + base, keep_seq_ptr, cos_ptr, sin_ptr,
-                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H)
+                                       seq_len, hidden, bins, BLOCK_K, BLOCK_N, BLOCK_H, DOT_PRECISION)
     bin_row = tl.arange(0, BLOCK_K)[:, None]
     bin_col = tl.arange(0, BLOCK_K)[None, :]
     cols = tl.arange(0, BLOCK_H)[None, :]
@@ -187,7 +194,7 @@ def _frequency_filter_bwd_kernel(
         rows = start + tl.arange(0, BLOCK_M)[:, None]
         normed, rstd, drop, in_bounds, offsets = _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols,
                                                                 base, eps, rng_ptr, dropout_p, seq_len,
-                                                                hidden, bins, TRAINING, BLOCK_K)
+                                                                hidden, bins, TRAINING, BLOCK_K, DOT_PRECISION)
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         dweight += tl.sum(grad * normed, axis=0)[None, :]
         dbias += tl.sum(grad, axis=0)[None, :]
@@ -262,7 +269,7 @@ def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, 
     _frequency_filter_fwd_kernel[(sequences,)](
         y, keep, cos, sin, icos, isin, weight, bias, out, eps, rng, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training, **filter_blocks(seq_len, hidden),
-        num_warps=8)
+        DOT_PRECISION=dot_precision(), num_warps=8)
     return out
 
 
@@ -278,5 +285,5 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, 
     _frequency_filter_bwd_kernel[(sequences,)](
         y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, rng, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
-        **blocks, num_warps=8, num_stages=1)
+        **blocks, DOT_PRECISION=dot_precision(), num_warps=8, num_stages=1)
     return dy, parts[0], parts[1]

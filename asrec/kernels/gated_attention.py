@@ -13,18 +13,19 @@ Forward: one program per (query block, batch*head, branch) streams the keys in b
 an online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
 ungated context c (the gate's backward needs it) and the row log-sum-exp.
 Backward, deterministic (no atomics): a preprocessing kernel runs the gate backward per
-query block (writing dc, the gate's contribution to dv, per-program partial sums for W and
-b, and delta = rowsum(dc * c)); one kernel per key block accumulates dk and dv over the
-query blocks (adding the gate's dv); one per query block accumulates dq over the key
-blocks. Attention dropout is counter-based on the (branch*batch*head, query, key) index,
-regenerated in backward. All products are IEEE float32 ``tl.dot``.
+query block (writing dc, the gate's contribution to dv, the rows of dz = [dr, di] and [v, c]
+whose product dz^T [v, c] is the gate's weight gradient, one GEMM, and delta = rowsum(dc * c));
+one kernel per key block accumulates dk and dv over the query blocks (adding the gate's dv);
+one per query block accumulates dq over the key blocks. Attention dropout is counter-based
+on the (branch*batch*head, query, key) index, regenerated in backward. The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32
+under torch's "highest" float32 matmul precision, TF32 under "high"), accumulated in float32.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale
+from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, dot_precision
 
 
 def attention_blocks(head_dim: int) -> dict:
@@ -38,10 +39,10 @@ def unsupported_shape(head_dim: int):
 
 
 @triton.jit
-def _scores(q, k_t, bias_ptr, keys, k_len: tl.constexpr, scale):
+def _scores(q, k_t, bias_ptr, keys, k_len: tl.constexpr, scale, DOT_PRECISION: tl.constexpr):
     """(BLOCK_M, BLOCK_N) scores of q (BLOCK_M, BLOCK_D) against k_t (BLOCK_D, BLOCK_N), -inf past k_len."""
     key_ok = keys < k_len
-    s = tl.dot(q, k_t, input_precision="ieee") * scale + tl.load(bias_ptr + keys, mask=key_ok, other=0.0)
+    s = tl.dot(q, k_t, input_precision=DOT_PRECISION) * scale + tl.load(bias_ptr + keys, mask=key_ok, other=0.0)
     return tl.where(key_ok, s, float("-inf"))
 
 
@@ -65,13 +66,14 @@ def _gate_weights(w_ptr, head_dim: tl.constexpr, TRANSPOSED: tl.constexpr, BLOCK
 
 
 @triton.jit
-def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, BLOCK_D: tl.constexpr):
+def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, BLOCK_D: tl.constexpr,
+                         DOT_PRECISION: tl.constexpr):
     w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, True, BLOCK_D)
     cols = tl.arange(0, BLOCK_D)[None, :]
     col_ok = cols < head_dim
-    reset = (tl.dot(value, w_rv, input_precision="ieee") + tl.dot(context, w_rc, input_precision="ieee")
+    reset = (tl.dot(value, w_rv, input_precision=DOT_PRECISION) + tl.dot(context, w_rc, input_precision=DOT_PRECISION)
              + tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32))
-    update = (tl.dot(value, w_iv, input_precision="ieee") + tl.dot(context, w_ic, input_precision="ieee")
+    update = (tl.dot(value, w_iv, input_precision=DOT_PRECISION) + tl.dot(context, w_ic, input_precision=DOT_PRECISION)
               + tl.load(b_ptr + head_dim + cols, mask=col_ok, other=0.0).to(tl.float32))
     return reset, update
 
@@ -110,7 +112,7 @@ def _attention_fwd_kernel(
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, o_sr, o_sb, o_sh, o_sn,
     heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
@@ -124,7 +126,7 @@ def _attention_fwd_kernel(
     for start in range(0, k_len, BLOCK_N):
         keys = start + tl.arange(0, BLOCK_N)[None, :]
         k_t = tl.load(k_base + keys * k_sn + drows, mask=(keys < k_len) & (drows < head_dim), other=0.0)
-        s = _scores(q, k_t.to(tl.float32), bias_base, keys, k_len, scale)
+        s = _scores(q, k_t.to(tl.float32), bias_base, keys, k_len, scale, DOT_PRECISION)
         m_new = tl.maximum(m_i, tl.max(s, axis=1)[:, None])
         rescale = tl.exp(m_i - m_new)
         p = tl.exp(s - m_new)
@@ -133,7 +135,7 @@ def _attention_fwd_kernel(
             p = p * _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
         key_rows = start + tl.arange(0, BLOCK_N)[:, None]
         v = tl.load(v_base + key_rows * v_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
-        acc = acc * rescale + tl.dot(p, v, input_precision="ieee")
+        acc = acc * rescale + tl.dot(p, v, input_precision=DOT_PRECISION)
         m_i = m_new
     context = acc / l_i
     tl.store(lse_ptr + gbh * q_len + rows, m_i + tl.log(l_i), mask=row_ok)
@@ -142,7 +144,7 @@ def _attention_fwd_kernel(
     if GATE:
         if branch == 0:
             value = tl.load(v_base + rows * v_sn + dcols, mask=row_ok & d_ok, other=0.0).to(tl.float32)
-            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D, DOT_PRECISION)
             candidate = context + tl.sigmoid(reset) * value
             candidate = 0.5 * candidate * (1.0 + tl.erf(candidate * SQRT_HALF))
             out = context + tl.sigmoid(update) * (candidate - context)
@@ -152,9 +154,10 @@ def _attention_fwd_kernel(
 
 @triton.jit
 def _attention_bwd_preprocess_kernel(
-    v_ptr, w_ptr, b_ptr, context_ptr, grad_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dw_part_ptr, db_part_ptr,
+    v_ptr, w_ptr, b_ptr, context_ptr, grad_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dz_ptr, vc_ptr,
     v_sr, v_sb, v_sh, v_sn, g_sr, g_sb, g_sh, g_sn, heads, batch_heads,
     q_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
@@ -171,7 +174,7 @@ def _attention_bwd_preprocess_kernel(
             value_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
             value = tl.load(value_base + rows * v_sn + dcols, mask=in_bounds, other=0.0)
             value = value.to(tl.float32)
-            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D)
+            reset, update = _gate_preactivations(value, context, w_ptr, b_ptr, head_dim, BLOCK_D, DOT_PRECISION)
             s_reset, s_update = tl.sigmoid(reset), tl.sigmoid(update)
             pre = context + s_reset * value
             activated = 0.5 * pre * (1.0 + tl.erf(pre * SQRT_HALF))
@@ -180,26 +183,20 @@ def _attention_bwd_preprocess_kernel(
             dreset = tl.where(in_bounds, dpre * value * s_reset * (1.0 - s_reset), 0.0)
             dupdate = tl.where(in_bounds, grad * (activated - context) * s_update * (1.0 - s_update), 0.0)
             w_rv, w_rc, w_iv, w_ic = _gate_weights(w_ptr, head_dim, False, BLOCK_D)
-            dcontext = (grad * (1.0 - s_update) + dpre + tl.dot(dreset, w_rc, input_precision="ieee")
-                        + tl.dot(dupdate, w_ic, input_precision="ieee"))
-            dvalue = (dpre * s_reset + tl.dot(dreset, w_rv, input_precision="ieee")
-                      + tl.dot(dupdate, w_iv, input_precision="ieee"))
+            dcontext = (grad * (1.0 - s_update) + dpre + tl.dot(dreset, w_rc, input_precision=DOT_PRECISION)
+                        + tl.dot(dupdate, w_ic, input_precision=DOT_PRECISION))
+            dvalue = (dpre * s_reset + tl.dot(dreset, w_rv, input_precision=DOT_PRECISION)
+                      + tl.dot(dupdate, w_iv, input_precision=DOT_PRECISION))
             tl.store(dvalue_ptr + (bh * q_len + rows) * head_dim + dcols, dvalue, mask=in_bounds)
-            # per-program partials of dW (2d, 2d) = dz^T [v, c] and db = sum dz
-            program = bh * tl.num_programs(0) + tl.program_id(0)
-            a = tl.arange(0, BLOCK_D)[:, None]
+            # the gate's dW (2d, 2d) = dz^T [v, c] and db = sum dz, over all batch*heads*q_len rows,
+            # are one GEMM and one sum on the launcher's side: rows of dz = [dreset, dupdate] and
+            # [v, c] go to (batch*heads*q_len, 2d) buffers
             width = 2 * head_dim
-            w_ok = (a < head_dim) & d_ok
-            base = dw_part_ptr + program * width * width
-            tl.store(base + a * width + dcols, tl.dot(tl.trans(dreset), value, input_precision="ieee"), mask=w_ok)
-            tl.store(base + a * width + head_dim + dcols, tl.dot(tl.trans(dreset), context, input_precision="ieee"),
-                     mask=w_ok)
-            tl.store(base + (head_dim + a) * width + dcols,
-                     tl.dot(tl.trans(dupdate), value, input_precision="ieee"), mask=w_ok)
-            tl.store(base + (head_dim + a) * width + head_dim + dcols,
-                     tl.dot(tl.trans(dupdate), context, input_precision="ieee"), mask=w_ok)
-            tl.store(db_part_ptr + program * width + dcols, tl.sum(dreset, axis=0)[None, :], mask=d_ok)
-            tl.store(db_part_ptr + program * width + head_dim + dcols, tl.sum(dupdate, axis=0)[None, :], mask=d_ok)
+            gate_rows = (bh * q_len + rows) * width + dcols
+            tl.store(dz_ptr + gate_rows, dreset, mask=in_bounds)
+            tl.store(dz_ptr + gate_rows + head_dim, dupdate, mask=in_bounds)
+            tl.store(vc_ptr + gate_rows, value, mask=in_bounds)
+            tl.store(vc_ptr + gate_rows + head_dim, context, mask=in_bounds)
     dcontext = tl.where(in_bounds, dcontext, 0.0)
     tl.store(dcontext_ptr + offsets, dcontext, mask=in_bounds)
     tl.store(delta_ptr + gbh * q_len + rows, tl.sum(dcontext * context, axis=1)[:, None], mask=row_ok)
@@ -211,7 +208,7 @@ def _attention_bwd_dkdv_kernel(
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
     heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dk, dv of one key block; strides d_*: dk's and dv's (branch, batch, head, key) layout."""
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
@@ -235,17 +232,17 @@ def _attention_bwd_dkdv_kernel(
         dcontext = tl.load(dcontext_ptr + (gbh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
         lse = tl.load(lse_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
         delta = tl.load(delta_ptr + gbh * q_len + rows, mask=row_ok, other=0.0)
-        s = _scores(q, k_t, bias_ptr + batch * k_len, keys, k_len, scale)
+        s = _scores(q, k_t, bias_ptr + batch * k_len, keys, k_len, scale, DOT_PRECISION)
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
-        dp = tl.dot(dcontext, v_t, input_precision="ieee")
+        dp = tl.dot(dcontext, v_t, input_precision=DOT_PRECISION)
         if DROPOUT:
             drop = _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
-            dv += tl.dot(tl.trans(p * drop), dcontext, input_precision="ieee")
+            dv += tl.dot(tl.trans(p * drop), dcontext, input_precision=DOT_PRECISION)
             dp = dp * drop
         else:
-            dv += tl.dot(tl.trans(p), dcontext, input_precision="ieee")
+            dv += tl.dot(tl.trans(p), dcontext, input_precision=DOT_PRECISION)
         ds = p * (dp - delta)
-        dk += tl.dot(tl.trans(ds), q, input_precision="ieee") * scale
+        dk += tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION) * scale
     key_ok = (key_rows < k_len) & d_ok
     if GATE:
         if branch == 0:  # the gate reads v at every query row (q_len == k_len): its dv joins here
@@ -261,7 +258,7 @@ def _attention_bwd_dq_kernel(
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
     heads, batch_heads, scale, rng_ptr, dropout_p,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, DROPOUT: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dq of one query block; strides d_*: dq's (branch, batch, head, query) layout."""
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
@@ -279,14 +276,14 @@ def _attention_bwd_dq_kernel(
         key_mask = (keys < k_len) & (drows < head_dim)
         k_t = tl.load(k_base + keys * k_sn + drows, mask=key_mask, other=0.0)
         v_t = tl.load(v_base + keys * v_sn + drows, mask=key_mask, other=0.0)
-        s = _scores(q, k_t.to(tl.float32), bias_ptr + batch * k_len, keys, k_len, scale)
+        s = _scores(q, k_t.to(tl.float32), bias_ptr + batch * k_len, keys, k_len, scale, DOT_PRECISION)
         p = tl.where(row_ok, tl.exp(s - lse), 0.0)
-        dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision="ieee")
+        dp = tl.dot(dcontext, v_t.to(tl.float32), input_precision=DOT_PRECISION)
         if DROPOUT:
             dp = dp * _dropout_scale(rng_ptr, (gbh * q_len + rows) * k_len + keys, dropout_p)
         ds = p * (dp - delta)
         k = tl.load(k_base + key_rows * k_sn + dcols, mask=(key_rows < k_len) & d_ok, other=0.0).to(tl.float32)
-        dq += tl.dot(ds, k, input_precision="ieee") * scale
+        dq += tl.dot(ds, k, input_precision=DOT_PRECISION) * scale
     out = _head_offset(branch, batch, head, d_sr, d_sb, d_sh) + rows * d_sn + dcols
     tl.store(dq_ptr + out, dq, mask=row_ok & d_ok)
 
@@ -312,7 +309,8 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, rng: torch.Tensor,
     _attention_fwd_kernel[grid](
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
         *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, rng,
-        dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks, num_warps=4)
+        dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks,
+        DOT_PRECISION=dot_precision(), num_warps=4)
     return context, lse
 
 
@@ -326,20 +324,21 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     blocks = attention_blocks(head_dim)
     gate = gate_weight is not None
     device = q.device
+    precision = dot_precision()
     dcontext = torch.empty((branches * batch * heads, q_len, head_dim), device=device, dtype=torch.float32)
     delta = torch.empty((branches * batch * heads, q_len), device=device, dtype=torch.float32)
     q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
-    programs = q_blocks * batch * heads
     dvalue_gate = torch.empty((batch * heads, q_len, head_dim), device=device, dtype=torch.float32) if gate else delta
-    dw_part = torch.empty((programs if gate else 1, 2 * head_dim, 2 * head_dim), device=device, dtype=torch.float32)
-    db_part = torch.empty((programs if gate else 1, 2 * head_dim), device=device, dtype=torch.float32)
+    gate_rows = batch * heads * q_len if gate else 1
+    dz = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
+    vc = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
     _attention_bwd_preprocess_kernel[(q_blocks, batch * heads, branches)](
-        v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dw_part,
-        db_part, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
-        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], num_warps=4)
+        v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dz,
+        vc, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
+        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision, num_warps=4)
     inputs = (*_strides(q), *_strides(k), *_strides(v))
     settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
-    sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks)
+    sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks, DOT_PRECISION=precision)
     assert dk.stride() == dv.stride(), "dk and dv share one layout"
     _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads, branches)](
         q, k, v, key_bias, dcontext, lse, delta, dvalue_gate, dk, dv, *inputs, *_strides(dk), *settings, GATE=gate,
@@ -348,7 +347,8 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
         q, k, v, key_bias, dcontext, lse, delta, dq, *inputs, *_strides(dq), *settings, **sizes, num_warps=4)
     if not gate:
         return None, None
-    return dw_part.sum(0), db_part.sum(0)
+    # one GEMM over every (batch, head, query) row; cuBLAS follows the same precision setting
+    return dz.t() @ vc, dz.sum(0)
 
 
 def stacked_projection_views(qkv: torch.Tensor, heads: int) -> tuple:

@@ -14,7 +14,8 @@ three output gradients and sums their contributions in registers); the weight gr
 in one kernel whose programs each own one tap of one convolution and one (out, in) block,
 reducing over a slice of the batch, with the slices summed on the host (no atomics:
 deterministic). The bias gradients are plain sums over (batch, hidden).
-All products are IEEE float32 ``tl.dot``, accumulated in float32.
+The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest"
+float32 matmul precision, TF32 under "high", as cuDNN's convolutions), accumulated in float32.
 
 Layouts: x (B, N, H) contiguous; W_small (N, N, 3), W_middle (N, N, 5), W_large (N, N, 7)
 contiguous; biases three (N,); outputs and their gradient stacked (3, B, N, H) in the
@@ -24,6 +25,8 @@ order small, middle, large.
 import torch
 import triton
 import triton.language as tl
+
+from ._common import dot_precision
 
 KERNEL_SIZES = (3, 5, 7)
 TAPS = sum(KERNEL_SIZES)  # 15: the weight-gradient kernel's taps, small's first, then middle's, large's
@@ -63,7 +66,7 @@ def _shifted_rows(base, rows, row_ok, cols, shift, hidden: tl.constexpr):
 def _multiscale_conv_fwd_kernel(
     x_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, b_small_ptr, b_middle_ptr, b_large_ptr, out_ptr, plane,
     channels: tl.constexpr, hidden: tl.constexpr,
-    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     b = tl.program_id(2).to(tl.int64)
     outs = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)[:, None]
@@ -79,15 +82,15 @@ def _multiscale_conv_fwd_kernel(
         for tap in tl.static_range(7):  # shift = tap - 3, the large kernel's tap
             x = _shifted_rows(x_base, in_rows, in_rows < channels, cols, tap - 3, hidden)
             w = _weight_tile(w_large_ptr, outs, in_cols, channels, 7, tap, w_ok)
-            acc_large += tl.dot(w, x, input_precision="ieee")
+            acc_large += tl.dot(w, x, input_precision=DOT_PRECISION)
             if tap >= 1:
                 if tap <= 5:
                     w = _weight_tile(w_middle_ptr, outs, in_cols, channels, 5, tap - 1, w_ok)
-                    acc_middle += tl.dot(w, x, input_precision="ieee")
+                    acc_middle += tl.dot(w, x, input_precision=DOT_PRECISION)
             if tap >= 2:
                 if tap <= 4:
                     w = _weight_tile(w_small_ptr, outs, in_cols, channels, 3, tap - 2, w_ok)
-                    acc_small += tl.dot(w, x, input_precision="ieee")
+                    acc_small += tl.dot(w, x, input_precision=DOT_PRECISION)
     out_ok = (outs < channels) & (cols < hidden)
     offsets = (b * channels + outs) * hidden + cols
     dtype = out_ptr.dtype.element_ty
@@ -104,7 +107,7 @@ def _multiscale_conv_fwd_kernel(
 def _multiscale_conv_bwd_input_kernel(
     grad_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, dx_ptr, plane,
     channels: tl.constexpr, hidden: tl.constexpr,
-    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dx[b, i, h] = sum_c sum_o sum_t W_c[o, i, t] grad_c[b, o, h - (t - pad_c)]."""
     b = tl.program_id(2).to(tl.int64)
@@ -122,17 +125,17 @@ def _multiscale_conv_bwd_input_kernel(
         for tap in tl.static_range(7):  # grad read at column h - shift, shift = tap - 3
             w_t = _weight_tile(w_large_ptr, out_cols, in_rows, channels, 7, tap, w_ok)
             acc += tl.dot(w_t, _shifted_rows(large_base, out_rows, out_ok, cols, 3 - tap, hidden),
-                          input_precision="ieee")
+                          input_precision=DOT_PRECISION)
             if tap >= 1:
                 if tap <= 5:
                     w_t = _weight_tile(w_middle_ptr, out_cols, in_rows, channels, 5, tap - 1, w_ok)
                     acc += tl.dot(w_t, _shifted_rows(middle_base, out_rows, out_ok, cols, 3 - tap, hidden),
-                                  input_precision="ieee")
+                                  input_precision=DOT_PRECISION)
             if tap >= 2:
                 if tap <= 4:
                     w_t = _weight_tile(w_small_ptr, out_cols, in_rows, channels, 3, tap - 2, w_ok)
                     acc += tl.dot(w_t, _shifted_rows(small_base, out_rows, out_ok, cols, 3 - tap, hidden),
-                                  input_precision="ieee")
+                                  input_precision=DOT_PRECISION)
     tl.store(dx_ptr + (b * channels + in_rows) * hidden + cols, acc, mask=(in_rows < channels) & (cols < hidden))
 
 
@@ -140,7 +143,7 @@ def _multiscale_conv_bwd_input_kernel(
 def _multiscale_conv_bwd_weight_kernel(
     x_ptr, grad_ptr, part_ptr, batch, plane,
     channels: tl.constexpr, hidden: tl.constexpr, BATCH_PER_SPLIT: tl.constexpr,
-    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """part[split, j, o, i] = sum over this split's sequences and every h of grad_c[b, o, h] x[b, i, h + shift],
     for tap j of the 15 (small's 3, middle's 5, large's 7): conv c, shift = tap - pad_c."""
@@ -164,7 +167,7 @@ def _multiscale_conv_bwd_weight_kernel(
             g = tl.load(grad_ptr + conv.to(tl.int64) * plane + seq + outs * hidden + cols,
                         mask=(outs < row_limit) & (cols < hidden), other=0.0).to(tl.float32)
             x = _shifted_rows(x_ptr + seq, ins, ins < row_limit, cols, shift, hidden)
-            acc += tl.dot(g, tl.trans(x), input_precision="ieee")
+            acc += tl.dot(g, tl.trans(x), input_precision=DOT_PRECISION)
     out_cols = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
     base = part_ptr + (split * tl.num_programs(0) + j).to(tl.int64) * channels * channels  # (slice, tap, o, i)
     tl.store(base + outs * channels + out_cols, acc, mask=(outs < channels) & (out_cols < channels))
@@ -177,7 +180,7 @@ def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: tuple) -> torc
     out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
     grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_O"]), batch)
     _multiscale_conv_fwd_kernel[grid](x, *weights, *biases, out, out[0].numel(), channels=channels, hidden=hidden,
-                                      **BLOCKS, **FORWARD_LAUNCH)
+                                      **BLOCKS, DOT_PRECISION=dot_precision(), **FORWARD_LAUNCH)
     return out
 
 
@@ -203,12 +206,13 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
     dx = torch.empty((batch, channels, hidden), device=x.device, dtype=torch.float32)
     grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_I"]), batch)
     _multiscale_conv_bwd_input_kernel[grid](grad, *weights, dx, dx.numel(), channels=channels, hidden=hidden, **BLOCKS,
-                                            **INPUT_GRAD_LAUNCH)
+                                            DOT_PRECISION=dot_precision(), **INPUT_GRAD_LAUNCH)
     per_slice, slices = weight_gradient_slices(batch, channels)
     parts = torch.empty((slices, TAPS, channels, channels), device=x.device, dtype=torch.float32)
     grid = (TAPS, _channel_blocks(channels), slices)
     _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, batch, x.numel(), channels=channels, hidden=hidden,
-                                             BATCH_PER_SPLIT=per_slice, **BLOCKS, **WEIGHT_GRAD_LAUNCH)
+                                             BATCH_PER_SPLIT=per_slice, **BLOCKS, DOT_PRECISION=dot_precision(),
+                                             **WEIGHT_GRAD_LAUNCH)
     taps = parts.sum(0)  # (15, N, N): tap-major
     small, middle, large = taps.split(KERNEL_SIZES)
     dweights = tuple(t.permute(1, 2, 0).contiguous() for t in (small, middle, large))

@@ -1,5 +1,6 @@
 """Record every Triton kernel launch of the model and the standalone ops at the published
-shapes, without running a kernel, and print them as JSON (one launch per line).
+shapes, at both float32 matmul precisions ("highest": IEEE products, "high": TF32), without
+running a kernel, and print them as JSON (one launch per line).
 
 Run as ``TRITON_INTERPRET=1 python -m tests.triton_aot.record_launches`` (the interpreter's
 launch path is patched to record instead of executing, so this runs on any CPU in seconds;
@@ -98,9 +99,12 @@ def main():
     launches = []
     install_recorder(launches)
     batch = 256
-    for setting, config in SETTINGS.items():
-        _model_launches(setting, config, batch)
-        _standalone_launches(config, batch)
+    # "high" gives the TF32 variants of the GEMM-like kernels (their DOT_PRECISION constexpr)
+    for precision in ("highest", "high"):
+        torch.set_float32_matmul_precision(precision)
+        for setting, config in SETTINGS.items():
+            _model_launches(setting, config, batch)
+            _standalone_launches(config, batch)
     seen = set()
     for launch in launches:
         key = json.dumps(launch, sort_keys=True)
