@@ -15,15 +15,22 @@ SYNTHETIC = "synthetic"
 
 
 def find_inter_file(data_path: str, dataset: Optional[str]) -> str:
-    """A .inter file given directly, or the one in a folder (``<dataset>.inter`` preferred)."""
+    """A .inter file given directly, or the one in a folder: with a known ``dataset``, its own
+    file (``ml-100k.inter``), since the split's settings follow the dataset's name; else the
+    folder's only .inter file."""
     if os.path.isfile(data_path):
         return data_path
     if not os.path.isdir(data_path):
         raise FileNotFoundError(f"--data-path: {data_path} is neither a file nor a folder")
     candidates = sorted(glob.glob(os.path.join(data_path, "*.inter")))
     if dataset in DATASETS:
-        named = [c for c in candidates if os.path.basename(c) == DATASETS[dataset].inter_file]
-        candidates = named or candidates
+        expected = DATASETS[dataset].inter_file
+        named = [c for c in candidates if os.path.basename(c) == expected]
+        if not named:
+            found = ", ".join(os.path.basename(c) for c in candidates) or "no .inter file"
+            raise FileNotFoundError(f"--data-path: {data_path} has no {expected} for --dataset {dataset} (found "
+                                    f"{found}); pass a file's path to use it under its own name's settings")
+        candidates = named
     if len(candidates) != 1:
         found = ", ".join(os.path.basename(c) for c in candidates) or "none"
         raise FileNotFoundError(f"--data-path: expected one .inter file in {data_path}, found {found}")

@@ -111,7 +111,8 @@ def build_sequences(users: np.ndarray, items: np.ndarray, times: np.ndarray, max
     keep = filter_by_interactions(user_codes, item_codes, min_interactions)
     users, items, times = users[keep], items[keep], times[keep]
     if len(users) == 0:
-        raise ValueError(f"no interactions left after keeping users and items with at least {min_interactions}")
+        raise ValueError(f"no interactions left after keeping users and items with at least {min_interactions} "
+                         "interactions each (min_interactions, the --min-interactions of asrec train)")
     user_ids, user_tokens = first_appearance_codes(users)
     item_ids, item_tokens = first_appearance_codes(items)
     user_ids, item_ids = user_ids + 1, item_ids + 1

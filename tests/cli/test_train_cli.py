@@ -233,3 +233,11 @@ def test_no_cuda_graphs_runs_the_same_eager_steps_on_the_cpu(tmp_path, capsys):
         runs.append(json.loads((output / "results.json").read_text())["test"])
     capsys.readouterr()
     assert runs[0] == runs[1]
+
+
+def test_a_named_dataset_needs_its_own_file_in_a_data_folder(tmp_path, capsys):
+    """The split's settings follow the dataset's name: a folder without ml-100k.inter is not
+    silently read as ml-100k."""
+    (tmp_path / "other.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t1\t1\n")
+    err = _fails(["--dataset", "ml-100k", "--data-path", str(tmp_path)], capsys, 1)
+    assert "has no ml-100k.inter for --dataset ml-100k (found other.inter)" in err
