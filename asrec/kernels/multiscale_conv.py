@@ -12,8 +12,9 @@ tile products for 7 tile loads), where three separate convolutions read the inpu
 Backward: dx in one kernel of the same shape (the transposed correlation; it reads the
 three output gradients and sums their contributions in registers); the weight gradients
 in one kernel whose programs each own one tap of one convolution and one (out, in) block,
-reducing over a slice of the batch, with the slices summed on the host (no atomics:
-deterministic). The bias gradients are plain sums over (batch, hidden).
+reducing over a slice of the batch, and a second kernel that sums the slices in a fixed
+order (no atomics: deterministic) straight into the (N, N, k) layouts. The bias gradients
+are plain sums over (batch, hidden).
 The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest"
 float32 matmul precision, TF32 under "high", as cuDNN's convolutions), accumulated in float32.
 
@@ -34,10 +35,11 @@ TAPS = sum(KERNEL_SIZES)  # 15: the weight-gradient kernel's taps, small's first
 BLOCKS = dict(BLOCK_O=32, BLOCK_I=32, BLOCK_H=64)
 # Launch options, chosen by compiling for sm_90 and sm_80 (tests/triton_aot): the seven
 # shifted loads per input block make the software pipeline's buffers large. Forward: two
-# stages (116 KiB of shared memory; three stages need 232 KiB, over sm_90's limit).
+# stages (116 KiB of shared memory; three stages need 232 KiB, over sm_90's limit) and 8
+# warps (with 4, the three accumulators and the shifted tiles spill over 1 KB per thread).
 # Input gradient: fifteen loads per block, so one stage (12 KiB; two need 180 KiB) and 8
 # warps (no register spills).
-FORWARD_LAUNCH = dict(num_warps=4, num_stages=2)
+FORWARD_LAUNCH = dict(num_warps=8, num_stages=2)
 INPUT_GRAD_LAUNCH = dict(num_warps=8, num_stages=1)
 WEIGHT_GRAD_LAUNCH = dict(num_warps=4, num_stages=2)
 
@@ -173,6 +175,36 @@ def _multiscale_conv_bwd_weight_kernel(
     tl.store(base + outs * channels + out_cols, acc, mask=(outs < channels) & (out_cols < channels))
 
 
+@triton.jit
+def _reduce_taps(part_ptr, dw_ptr, pairs, ok, slices, first_tap: tl.constexpr, KERNEL: tl.constexpr,
+                 channels: tl.constexpr, TAP_COUNT: tl.constexpr):
+    """dW[o, i, t] = sum over slices, in slice order, of part[slice, first_tap + t, o, i] for the
+    (o, i) pairs ``pairs`` (flat o * channels + i) of one (channels, channels, KERNEL) weight."""
+    for t in tl.static_range(KERNEL):
+        acc = tl.zeros(pairs.shape, tl.float32)
+        for split in range(0, slices):
+            # slices * TAPS * N * N stays far below 2^31: weight_gradient_slices caps the programs
+            acc += tl.load(part_ptr + (split * TAP_COUNT + first_tap + t) * channels * channels + pairs, mask=ok,
+                           other=0.0)
+        tl.store(dw_ptr + pairs * KERNEL + t, acc, mask=ok)
+
+
+@triton.jit
+def _multiscale_conv_weight_reduce_kernel(part_ptr, dw_small_ptr, dw_middle_ptr, dw_large_ptr, slices,
+                                          channels: tl.constexpr, TAP_COUNT: tl.constexpr, BLOCK: tl.constexpr):
+    """The weight gradients' second stage: one program per block of (o, i) pairs and convolution
+    sums the slices' partials (slice, tap, o, i) in a fixed order and writes the (N, N, k) layout."""
+    pairs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = pairs < channels * channels
+    conv = tl.program_id(1)
+    if conv == 0:
+        _reduce_taps(part_ptr, dw_small_ptr, pairs, ok, slices, 0, 3, channels, TAP_COUNT)
+    elif conv == 1:
+        _reduce_taps(part_ptr, dw_middle_ptr, pairs, ok, slices, 3, 5, channels, TAP_COUNT)
+    else:
+        _reduce_taps(part_ptr, dw_large_ptr, pairs, ok, slices, 8, 7, channels, TAP_COUNT)
+
+
 def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: tuple) -> torch.Tensor:
     """x: (B, N, H) contiguous; weights: the three contiguous (N, N, k); biases: the three (N,).
     -> (3, B, N, H) in x's dtype: small, middle, large."""
@@ -213,8 +245,9 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
     _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, batch, x.numel(), channels=channels, hidden=hidden,
                                              BATCH_PER_SPLIT=per_slice, **BLOCKS, DOT_PRECISION=dot_precision(),
                                              **WEIGHT_GRAD_LAUNCH)
-    taps = parts.sum(0)  # (15, N, N): tap-major
-    small, middle, large = taps.split(KERNEL_SIZES)
-    dweights = tuple(t.permute(1, 2, 0).contiguous() for t in (small, middle, large))
+    dweights = tuple(torch.empty((channels, channels, k), device=x.device, dtype=torch.float32) for k in KERNEL_SIZES)
+    block = 1024
+    _multiscale_conv_weight_reduce_kernel[(triton.cdiv(channels * channels, block), 3)](
+        parts, *dweights, slices, channels=channels, TAP_COUNT=TAPS, BLOCK=block, num_warps=4)
     dbiases = grad.sum(dim=(1, 3), dtype=torch.float32)
     return dx, *dweights, dbiases
