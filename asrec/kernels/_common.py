@@ -78,3 +78,31 @@ def dot_precision() -> str:
     float32 products (exact parity with the reference), "high" or "medium" -> TF32 tensor cores
     (float32 accumulation either way). Read at launch time, so it is a constexpr of the launch."""
     return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+
+
+@triton.jit
+def _column_sums_kernel(part_ptr, out_ptr, rows, cols, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """``out[g, c] = sum_r part[g, r, c]``: the second stage of a deterministic two-stage reduction
+    (part: (groups, rows, cols) per-program partial results, contiguous). One program per
+    (column block, group) adds the rows in a fixed order (row blocks in order, then a tree sum
+    across the block), so the result is the same on every run; no atomics."""
+    group = tl.program_id(1).to(tl.int64)
+    columns = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+    col_ok = columns < cols
+    base = part_ptr + group * rows * cols
+    acc = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
+    for start in range(0, rows, BLOCK_R):
+        row = start + tl.arange(0, BLOCK_R)[:, None]
+        acc += tl.load(base + row * cols + columns, mask=(row < rows) & col_ok, other=0.0)
+    tl.store(out_ptr + group * cols + columns, tl.sum(acc, axis=0)[None, :], mask=col_ok)
+
+
+def column_sums(parts: torch.Tensor) -> torch.Tensor:
+    """parts: (groups, rows, cols) float32 contiguous -> (groups, cols) float32 sums over rows, in
+    one launch for every group (where ``parts.sum(1)`` per group would be one kernel each)."""
+    groups, rows, cols = parts.shape
+    out = torch.empty((groups, cols), device=parts.device, dtype=torch.float32)
+    block_c = min(128, max(16, triton.next_power_of_2(cols)))
+    _column_sums_kernel[(triton.cdiv(cols, block_c), groups)](parts, out, rows, cols, BLOCK_R=32, BLOCK_C=block_c,
+                                                               num_warps=4)
+    return out

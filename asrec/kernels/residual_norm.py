@@ -96,8 +96,8 @@ def _residual_norm_fwd(x, residual, weight, bias, eps: float, rng: torch.Tensor,
 
 
 def _residual_norm_bwd(x, residual, weight, grad, eps: float, rng: torch.Tensor, dropout_p: float, dropping: bool):
-    """-> dx (x's dtype), dresidual (residual's dtype), and (programs, H) float32 partial sums of
-    the LayerNorm weight and bias gradients."""
+    """-> dx (x's dtype), dresidual (residual's dtype), and (2, programs, H) float32 partial sums
+    of the LayerNorm weight and bias gradients."""
     hidden = x.shape[-1]
     rows = x.numel() // hidden
     blocks = row_blocks(hidden)
@@ -108,4 +108,4 @@ def _residual_norm_bwd(x, residual, weight, grad, eps: float, rng: torch.Tensor,
     _residual_norm_bwd_kernel[(programs,)](
         x, residual, weight, grad, dx, dresidual, parts[0], parts[1], rows, hidden, eps, rng, dropout_p,
         TRAINING=dropping, **blocks, num_warps=4)
-    return dx, dresidual, parts[0], parts[1]
+    return dx, dresidual, parts

@@ -28,19 +28,21 @@ def _(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dt
 @custom_op("asrec::residual_norm_bwd")
 def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, grad: torch.Tensor,
                       rng: torch.Tensor, eps: float, dropout_p: float,
-                      dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> dx (x's dtype), dresidual (residual's dtype), float32 LayerNorm weight and bias gradients (H,)."""
+                      dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (x's dtype), dresidual (residual's dtype), and the float32 LayerNorm weight and bias
+    gradients stacked (2, H): both second-stage sums in one launch (outputs of a custom op may
+    not alias each other, so the split into two is the autograd Function's)."""
+    from ..kernels._common import column_sums
     from ..kernels.residual_norm import _residual_norm_bwd as launch
 
-    dx, dresidual, dweight, dbias = launch(x, residual, norm_weight, grad, eps, rng, dropout_p, dropping)
-    return dx, dresidual, dweight.sum(0), dbias.sum(0)
+    dx, dresidual, parts = launch(x, residual, norm_weight, grad, eps, rng, dropout_p, dropping)
+    return dx, dresidual, column_sums(parts)
 
 
 @residual_norm_bwd.register_fake
 def _(x, residual, *rest):
-    hidden = x.shape[-1]
-    return (x.new_empty(x.shape), residual.new_empty(residual.shape), x.new_empty((hidden,), dtype=torch.float32),
-            x.new_empty((hidden,), dtype=torch.float32))
+    return (x.new_empty(x.shape), residual.new_empty(residual.shape),
+            x.new_empty((2, x.shape[-1]), dtype=torch.float32))
 
 
 # ---- autograd ----
@@ -70,9 +72,8 @@ class ResidualNormFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, residual, norm_weight, rng = ctx.saved_tensors
-        dx, dresidual, dweight, dbias = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), rng,
-                                                          *ctx.settings)
-        return dx, dresidual, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype), None, None, None
+        dx, dresidual, dnorm = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), rng, *ctx.settings)
+        return dx, dresidual, dnorm[0].to(norm_weight.dtype), dnorm[1].to(ctx.bias_dtype), None, None, None
 
 
 def _triton_unsupported(x, residual, norm_weight, norm_bias, *rest):
