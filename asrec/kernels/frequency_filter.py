@@ -22,7 +22,8 @@ Backward (the filter is linear given the mask, ``z = M y`` with ``M = iDFT diag(
 ``du = LN_bwd(grad)``, ``dy = du + M^T (drop * du)``. One program per sequence recomputes
 the masked spectrum and ``u``, accumulates ``DFT^{-T} (drop * du)`` over row blocks, masks
 it and transforms back with ``DFT^T``. LayerNorm weight/bias gradients are per-program
-partial sums reduced on the host (deterministic, no atomics).
+partial sums, reduced by one fixed-order second-stage kernel (``_common.column_sums``:
+deterministic, no atomics).
 """
 
 import functools
@@ -274,7 +275,7 @@ def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, 
 
 
 def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):
-    """-> dy (S, N, H) float32, and (S, H) partial sums of the LayerNorm weight and bias gradients."""
+    """-> dy (S, N, H) float32, and (2, S, H) partial sums of the LayerNorm weight and bias gradients."""
     sequences, seq_len, hidden = y.shape
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
     dy = torch.empty(y.shape, device=y.device, dtype=torch.float32)
@@ -286,4 +287,4 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, 
         y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, rng, dropout_p,
         seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
         **blocks, DOT_PRECISION=dot_precision(), num_warps=8, num_stages=1)
-    return dy, parts[0], parts[1]
+    return dy, parts

@@ -58,21 +58,22 @@ def _(y, *rest):
 @custom_op("asrec::frequency_filter_bwd")
 def frequency_filter_bwd(y: torch.Tensor, grad: torch.Tensor, keep: torch.Tensor, norm_weight: torch.Tensor,
                          rng: torch.Tensor, eps: float, dropout_p: float,
-                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients (H,)."""
+                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients stacked
+    (2, H): both second-stage sums in one launch (a custom op's outputs may not alias each
+    other, so the autograd Function splits them)."""
+    from ..kernels._common import column_sums
     from ..kernels.frequency_filter import _frequency_filter_bwd
 
     batch, groups, seq_len, hidden = y.shape
-    dy, dweight, dbias = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
-                                               keep, norm_weight, eps, rng, dropout_p, dropping)
-    return dy.view(y.shape), dweight.sum(0), dbias.sum(0)
+    dy, parts = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
+                                      keep, norm_weight, eps, rng, dropout_p, dropping)
+    return dy.view(y.shape), column_sums(parts)
 
 
 @frequency_filter_bwd.register_fake
 def _(y, *rest):
-    hidden = y.shape[-1]
-    return (y.new_empty(y.shape, dtype=torch.float32), y.new_empty((hidden,), dtype=torch.float32),
-            y.new_empty((hidden,), dtype=torch.float32))
+    return y.new_empty(y.shape, dtype=torch.float32), y.new_empty((2, y.shape[-1]), dtype=torch.float32)
 
 
 class _TritonKernels:
@@ -117,7 +118,7 @@ class _CudaKernels:
         dy, parts = _cuda_extension.kernel_ops.frequency_filter_bwd(
             y.reshape(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden), keep.reshape(batch * groups, -1),
             norm_weight, rng, eps, dropout_p, dropping)
-        return dy.view(y.shape), parts[0].sum(0), parts[1].sum(0)
+        return dy.view(y.shape), parts.sum(1)
 
 
 # ---- autograd ----
@@ -150,9 +151,8 @@ def _frequency_filter_function(kernels, name: str):
         @staticmethod
         def backward(ctx, grad):
             y, keep, norm_weight, rng = ctx.saved_tensors
-            dy, dweight, dbias = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng,
-                                                              *ctx.settings)
-            return (dy.to(y.dtype), None, dweight.to(norm_weight.dtype), dbias.to(ctx.bias_dtype),
+            dy, dnorm = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng, *ctx.settings)
+            return (dy.to(y.dtype), None, dnorm[0].to(norm_weight.dtype), dnorm[1].to(ctx.bias_dtype),
                     None, None, None, None)
 
     FrequencyFilterFunction.__name__ = FrequencyFilterFunction.__qualname__ = name
