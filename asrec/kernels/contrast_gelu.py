@@ -112,7 +112,7 @@ def _contrast_gelu_bwd_kernel(
     grad_ptr, dpair_ptr, dscale_part_ptr, dscalar_part_ptr, batch, seq_len, hidden,
     BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    (seq, rows, row_ok, col_ok, in_bounds, inner, _, _, _, scale0, scale1, scale2, c, origin,
+    (seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin,
      contrast) = _sequence_combination(
         f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
         seq_len, hidden, BLOCK_N, BLOCK_H)
@@ -137,18 +137,13 @@ def _contrast_gelu_bwd_kernel(
     tl.store(dpair_ptr + out, scale0 * dc, mask=in_bounds)
     tl.store(dpair_ptr + plane + out, scale1 * dc, mask=in_bounds)
     tl.store(dpair_ptr + 2 * plane + out, scale2 * dc, mask=in_bounds)
-    tl.store(dscalar_part_ptr + seq * 2, tl.sum(tl.sum(dvalue * c, axis=1), axis=0))
-    tl.store(dscalar_part_ptr + seq * 2 + 1, -tl.sum(tl.sum(dvalue * similarity * c, axis=1), axis=0))
-    # the three pairs are read again here rather than kept live across the whole backward:
-    # three fewer whole-sequence tiles in registers (they spilled), for one more read of the inputs
     positions = seq * 3 * seq_len + tl.arange(0, BLOCK_N)
     position_ok = tl.arange(0, BLOCK_N) < seq_len
-    pair, _ = _branch_sum(f0_ptr + seq * f_stride, c0_ptr + seq * c_stride, scale_ptr, rows, inner, in_bounds, seq_len)
-    tl.store(dscale_part_ptr + positions, tl.sum(dc * pair, axis=1), mask=position_ok)
-    pair, _ = _branch_sum(f1_ptr + seq * f_stride, c1_ptr + seq * c_stride, scale_ptr, rows, inner, in_bounds, seq_len)
-    tl.store(dscale_part_ptr + seq_len + positions, tl.sum(dc * pair, axis=1), mask=position_ok)
-    pair, _ = _branch_sum(f2_ptr + seq * f_stride, c2_ptr + seq * c_stride, scale_ptr, rows, inner, in_bounds, seq_len)
-    tl.store(dscale_part_ptr + 2 * seq_len + positions, tl.sum(dc * pair, axis=1), mask=position_ok)
+    tl.store(dscale_part_ptr + positions, tl.sum(dc * pair0, axis=1), mask=position_ok)
+    tl.store(dscale_part_ptr + seq_len + positions, tl.sum(dc * pair1, axis=1), mask=position_ok)
+    tl.store(dscale_part_ptr + 2 * seq_len + positions, tl.sum(dc * pair2, axis=1), mask=position_ok)
+    tl.store(dscalar_part_ptr + seq * 2, tl.sum(tl.sum(dvalue * c, axis=1), axis=0))
+    tl.store(dscalar_part_ptr + seq * 2 + 1, -tl.sum(tl.sum(dvalue * similarity * c, axis=1), axis=0))
 
 
 def _strides(filtered, convs):

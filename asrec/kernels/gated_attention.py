@@ -17,8 +17,9 @@ query block (writing dc, the gate's contribution to dv, the rows of dz = [dr, di
 whose product dz^T [v, c] is the gate's weight gradient, one GEMM, and delta = rowsum(dc * c));
 one kernel per key block accumulates dk and dv over the query blocks (adding the gate's dv);
 one per query block accumulates dq over the key blocks. Attention dropout is counter-based
-on the (branch*batch*head, query, key) index, regenerated in backward. The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32
-under torch's "highest" float32 matmul precision, TF32 under "high"), accumulated in float32.
+on the (branch*batch*head, query, key) index, regenerated in backward. The products are
+``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest" float32 matmul
+precision, TF32 under "high"), accumulated in float32.
 """
 
 import torch
@@ -26,6 +27,11 @@ import triton
 import triton.language as tl
 
 from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, dot_precision
+
+# With the gate, the forward and the backward preprocessing hold its four (d, d) weight tiles
+# besides the attention tiles: 8 warps spread them over twice the threads (at d = 64 with IEEE
+# products, 4 warps spill ~2 KB per thread in the forward and ~41 KB in the preprocessing;
+# 8 warps ~0.5 KB and ~16 KB, tests/triton_aot).
 
 
 def attention_blocks(head_dim: int) -> dict:
@@ -310,7 +316,7 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, rng: torch.Tensor,
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
         *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, rng,
         dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks,
-        DOT_PRECISION=dot_precision(), num_warps=4)
+        DOT_PRECISION=dot_precision(), num_warps=8 if gate else 4)
     return context, lse
 
 
@@ -335,7 +341,8 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     _attention_bwd_preprocess_kernel[(q_blocks, batch * heads, branches)](
         v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dz,
         vc, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
-        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision, num_warps=4)
+        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision,
+        num_warps=8 if gate else 4)
     inputs = (*_strides(q), *_strides(k), *_strides(v))
     settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
     sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks, DOT_PRECISION=precision)
