@@ -84,6 +84,16 @@ class _SavedTraining:
         torch.cuda.set_rng_state(self.rng, self.device)
 
 
+def _warm_up(device: torch.device, run: Callable, static: tuple) -> None:
+    """PyTorch's capture recipe: a few eager calls on a side stream before capturing."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_ITERATIONS):
+            run(*static)
+    torch.cuda.current_stream(device).wait_stream(side)
+
+
 def _default_loss(model, item_seq, item_seq_len, targets):
     return model.loss(item_seq, item_seq_len, targets)
 
@@ -127,12 +137,7 @@ class GraphedTrainStep:
         device = item_seq.device
         static = tuple(t.clone() for t in (item_seq, item_seq_len, targets))
         saved = _SavedTraining(self.model, self.optimizer, device)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_ITERATIONS):
-                self._eager(*static)
-        torch.cuda.current_stream(device).wait_stream(side)
+        _warm_up(device, self._eager, static)
         # grads set to None: backward in the capture allocates them in the graph's pool and
         # writes (not accumulates) them, so every replay starts from zero gradients
         self.optimizer.zero_grad(set_to_none=True)
@@ -212,12 +217,7 @@ class GraphedScores:
                 return self._eager(item_seq, item_seq_len)
             device = item_seq.device
             static = (item_seq.clone(), item_seq_len.clone())
-            side = torch.cuda.Stream(device)
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(WARMUP_ITERATIONS):
-                    self._eager(*static)
-            torch.cuda.current_stream(device).wait_stream(side)
+            _warm_up(device, self._eager, static)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 scores = self._eager(*static)
