@@ -102,11 +102,13 @@ def check_tensors(op: str, **named) -> None:
             raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
 
 
-def check_tensor_list(op: str, name: str, values, length: int) -> None:
-    """``values`` must be a list or tuple of ``length`` tensors."""
-    if not isinstance(values, (list, tuple)) or len(values) != length:
-        raise TypeError(f"{op}: {name} must be a list of {length} tensors, got {type(values).__name__}"
-                        + (f" of length {len(values)}" if isinstance(values, (list, tuple)) else ""))
+def check_tensor_list(op: str, name: str, values, length=None) -> None:
+    """``values`` must be a list or tuple of ``length`` tensors (None: any number but none)."""
+    is_list = isinstance(values, (list, tuple))
+    if not is_list or (len(values) != length if length is not None else not values):
+        wanted = f"a list of {length} tensors" if length is not None else "a non-empty list of tensors"
+        raise TypeError(f"{op}: {name} must be {wanted}, got {type(values).__name__}"
+                        + (f" of length {len(values)}" if is_list else ""))
     check_tensors(op, **{f"{name}[{i}]": v for i, v in enumerate(values)})
 
 

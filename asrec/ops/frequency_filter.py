@@ -231,9 +231,7 @@ def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: 
                             eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch") -> list:
     """The filters of a seasonal branch: G (batch, seq_len, hidden) inputs, a quantile each; see
     ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
-    if not isinstance(groups, (list, tuple)) or not groups:
-        raise TypeError(f"frequency_filter_groups: groups must be a non-empty list of tensors, got {groups!r:.60}")
-    check_tensor_list("frequency_filter_groups", "groups", groups, len(groups))
+    check_tensor_list("frequency_filter_groups", "groups", groups)
     _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter_groups", groups[0].device, *args)(*args)

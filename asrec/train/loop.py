@@ -107,9 +107,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
     model.check_values = False  # ids and lengths are valid by construction of the dataset
     if runtime.rank:  # each process draws its own dropout masks (the weights are rank 0's: DDP broadcasts them)
         torch.manual_seed(process_seed(config["seed"], runtime.rank))
-    step_module = _LossModule(model)
-    if runtime.distributed:
-        step_module = nn.parallel.DistributedDataParallel(step_module)
+    ddp = nn.parallel.DistributedDataParallel(_LossModule(model)) if runtime.distributed else None
     graphed = cuda_graphs and runtime.device.type == "cuda" and not runtime.distributed
     optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"],
                                  capturable=graphed)
@@ -121,8 +119,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         state = resume["loop"]
         _restore_rng(resume["rng"], runtime, process_seed(config["seed"] + state["epoch"], runtime.rank))
         log(f"resumed after epoch {state['epoch']} (best {VALID_METRIC} {state['best']:.4f})")
-    train_step = None if runtime.distributed else GraphedTrainStep(model, optimizer, autocast_dtype=autocast_dtype,
-                                                                   graphs=graphed)
+    train_step = GraphedTrainStep(model, optimizer, autocast_dtype=autocast_dtype, graphs=graphed)  # one process
     scorer = GraphedScores(model, autocast_dtype, graphs=graphed)
     dataset_stats = data.statistics()
     if runtime.is_main:
@@ -139,11 +136,11 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         for step, (index, weight) in enumerate(batches, 1):
             seq, length, target = batch_to_device(padded_batch(data.items, data.train, index, data.max_seq_length),
                                                   runtime.device)
-            if train_step is not None:
+            if ddp is None:
                 loss = train_step(seq, length, target)  # a graph's static buffer: read before the next step
             else:
                 with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                    loss = step_module(seq, length, target)
+                    loss = ddp(seq, length, target)
                 optimizer.zero_grad(set_to_none=True)
                 (loss * weight).backward()
                 optimizer.step()
