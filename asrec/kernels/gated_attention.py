@@ -30,8 +30,13 @@ from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, dot_precision
 
 # With the gate, the forward and the backward preprocessing hold its four (d, d) weight tiles
 # besides the attention tiles: 8 warps spread them over twice the threads (at d = 64 with IEEE
-# products, 4 warps spill ~2 KB per thread in the forward and ~41 KB in the preprocessing;
-# 8 warps ~0.5 KB and ~16 KB, tests/triton_aot).
+# products, 4 warps spill ~2 KB per thread in the forward; 8 warps ~0.5 KB, tests/triton_aot).
+# The gated preprocessing runs eight (rows, d) x (d, d) products (the gate's forward again and
+# its backward): with 32-row blocks the FMA products' operand fragments spill ~16 KB per thread
+# even over 8 warps; 16-row blocks (PREPROCESS_GATE_BLOCK_M) halve every (rows, d) tile and
+# the threads each output element needs, and spill at most a few bytes. Each row's arithmetic is
+# the same at any block height (the products reduce over d only), so the results are too.
+PREPROCESS_GATE_BLOCK_M = 16
 
 
 def attention_blocks(head_dim: int) -> dict:
@@ -334,14 +339,15 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     dcontext = torch.empty((branches * batch * heads, q_len, head_dim), device=device, dtype=torch.float32)
     delta = torch.empty((branches * batch * heads, q_len), device=device, dtype=torch.float32)
     q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
+    preprocess_block_m = PREPROCESS_GATE_BLOCK_M if gate else blocks["BLOCK_M"]
     dvalue_gate = torch.empty((batch * heads, q_len, head_dim), device=device, dtype=torch.float32) if gate else delta
     gate_rows = batch * heads * q_len if gate else 1
     dz = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
     vc = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
-    _attention_bwd_preprocess_kernel[(q_blocks, batch * heads, branches)](
+    _attention_bwd_preprocess_kernel[(triton.cdiv(q_len, preprocess_block_m), batch * heads, branches)](
         v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dz,
         vc, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
-        BLOCK_M=blocks["BLOCK_M"], BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision,
+        BLOCK_M=preprocess_block_m, BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision,
         num_warps=8 if gate else 4)
     inputs = (*_strides(q), *_strides(k), *_strides(v))
     settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
