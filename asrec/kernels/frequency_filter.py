@@ -4,12 +4,13 @@ Data flow for G groups of B sequences (B*G programs, one per sequence of a group
 holding the sequence's whole half spectrum in registers):
 
 1. ``_frequency_energy_kernel``: real-DFT GEMMs along the sequence axis (``tl.dot`` in
-   IEEE float32 at every precision setting: they decide the mask), writes the K = N//2 + 1
-   bin energies ``sum_h |Y[k, h]|^2``.
-2. On the host side, torch on the device: lower median per sequence, the linear quantile
-   over each group's whole batch (a sort of B*N values per group), the strict keep-mask.
-   These B*G*K floats are under 1% of the op's bytes; the batch-wide quantile is the one
-   global dependency, so it splits the op in two passes over the input.
+   IEEE float32 at every precision setting: they decide the mask), the K = N//2 + 1 bin
+   energies ``sum_h |Y[k, h]|^2`` divided by the sequence's lower median (or, with
+   ``scope="sequence"``, the finished keep-mask).
+2. ``_frequency_keep_mask_kernel`` (kernels/frequency_keep_mask.py), one program per group:
+   the linear quantile over the group's whole batch, the strict keep-mask, in place. The
+   batch-wide quantile is the one global dependency, so it splits the op in two passes over
+   the input; these B*G*K floats are under 1% of the op's bytes.
 3. ``_frequency_filter_fwd_kernel``: recomputes the spectrum (cheaper than storing it),
    masks it, inverts it row block by row block, applies dropout (counter-based RNG), the
    residual and the LayerNorm over the hidden axis, and writes the output once. Its DFT
@@ -33,6 +34,7 @@ import triton
 import triton.language as tl
 
 from ._common import _dropout_scale, _layer_norm_rows, dot_precision
+from .frequency_keep_mask import _frequency_keep_mask, _normalised_energy_rows, _sequence_keep_rows
 
 MAX_SPECTRUM_TILE = 8192  # BLOCK_K * BLOCK_H: the register budget for one (bins, hidden) tile
 # The energies decide the keep-mask, a hard threshold: their DFT is IEEE float32 at every
@@ -130,16 +132,27 @@ def _residual_rows(real, imag, icos_ptr, isin_ptr, y_ptr, rows, cols, base, eps,
     return normed, rstd, drop, in_bounds, offsets
 
 
+# what _frequency_energy_kernel writes per bin
+ENERGY, NORMALISED, SEQUENCE_KEEP = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
+
+
 @triton.jit
-def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, energy_ptr,
-                             seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
+def _frequency_energy_kernel(y_ptr, cos_ptr, sin_ptr, threshold_ptr, out_ptr,
+                             seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr, OUTPUT: tl.constexpr,
                              BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
+    """One program per sequence: its K bin energies ``sum_h |Y[k, h]|^2`` (OUTPUT=ENERGY), those
+    divided by the sequence's lower median (NORMALISED), or its 0/1 keep-mask against its own
+    quantile (SEQUENCE_KEEP, ``scope="sequence"``): (S, K) float32."""
     sequence = tl.program_id(0).to(tl.int64)
     real, imag = _half_spectrum(y_ptr + sequence * seq_len * hidden, cos_ptr, sin_ptr, seq_len, hidden, bins,
                                 BLOCK_K, BLOCK_N, BLOCK_H, ENERGY_PRECISION)
-    energy = tl.sum(real * real + imag * imag, axis=1)
-    bin_idx = tl.arange(0, BLOCK_K)
-    tl.store(energy_ptr + sequence * bins + bin_idx, energy, mask=bin_idx < bins)
+    out = tl.sum(real * real + imag * imag, axis=1)[None, :]
+    bin_idx = tl.arange(0, BLOCK_K)[None, :]
+    if OUTPUT != ENERGY:
+        out = _normalised_energy_rows(out, bin_idx, seq_len, bins)
+    if OUTPUT == SEQUENCE_KEEP:
+        out = _sequence_keep_rows(out, bin_idx, threshold_ptr, seq_len, bins)
+    tl.store(out_ptr + sequence * bins + bin_idx, out, mask=bin_idx < bins)
 
 
 @triton.jit
@@ -249,17 +262,30 @@ def dft_bases(seq_len: int, device: torch.device) -> tuple:
             inverse[:, :bins].contiguous(), inverse[:, bins:].contiguous())
 
 
-def _frequency_energy(y):
-    """y: (S, N, H) contiguous (S = batch * groups sequences) -> (S, N//2 + 1) float32 energies."""
+def _energy_launch(y, threshold, output: int):
     sequences, seq_len, hidden = y.shape
     bins = seq_len // 2 + 1
     cos, sin, _, _ = dft_bases(seq_len, y.device)
-    energy = torch.empty((sequences, bins), device=y.device, dtype=torch.float32)
+    out = torch.empty((sequences, bins), device=y.device, dtype=torch.float32)
     blocks = filter_blocks(seq_len, hidden)
     blocks.pop("BLOCK_M")
-    _frequency_energy_kernel[(sequences,)](y, cos, sin, energy, seq_len=seq_len, hidden=hidden, bins=bins, **blocks,
-                                           num_warps=8)
-    return energy
+    _frequency_energy_kernel[(sequences,)](y, cos, sin, threshold, out, seq_len=seq_len, hidden=hidden, bins=bins,
+                                           OUTPUT=output.value, **blocks, num_warps=8)
+    return out
+
+
+def _frequency_energy(y):
+    """y: (S, N, H) contiguous (S = batch * groups sequences) -> (S, N//2 + 1) float32 energies."""
+    return _energy_launch(y, y, ENERGY)  # (threshold unread)
+
+
+def _frequency_keep(y, batch: int, groups: int, threshold, scope: str):
+    """y: (B*G, N, H) contiguous, rows ``b * G + g``; threshold: one-element tensor -> (B*G, N//2 + 1)
+    float32 0/1 keep-mask of asrec.reference.frequency_filter.frequency_keep_mask: one launch with
+    ``scope="sequence"``, two with ``"batch"`` (the group quantile needs every sequence's energies)."""
+    if scope == "sequence":
+        return _energy_launch(y, threshold, SEQUENCE_KEEP)
+    return _frequency_keep_mask(_energy_launch(y, threshold, NORMALISED), batch, groups, threshold, y.shape[1])
 
 
 def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):

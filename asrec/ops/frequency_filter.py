@@ -29,7 +29,8 @@ from ._common import (
 def _keep_mask(energy: torch.Tensor, batch: int, groups: int, threshold: torch.Tensor, scope: str,
                seq_len: int) -> torch.Tensor:
     """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code,
-    reading nothing on the host (a fused step must run without host work, DESIGN.md)."""
+    reading nothing on the host (a fused step must run without host work, DESIGN.md). The CUDA
+    backend's mask; the Triton backend computes it in its own kernels (kernels/frequency_keep_mask.py)."""
     return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope,
                                host_ranks=False).to(torch.float32)
 
@@ -41,13 +42,13 @@ def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: 
                          norm_bias: torch.Tensor, rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
                          scope: str) -> tuple[torch.Tensor, torch.Tensor]:
     """y: (B, G, N, H) -> (out (B, G, N, H) in y's dtype, keep (B, G, N//2 + 1) float32 0/1)."""
-    from ..kernels.frequency_filter import _frequency_energy, _frequency_filter_fwd
+    from ..kernels.frequency_filter import _frequency_filter_fwd, _frequency_keep
 
     batch, groups, seq_len, hidden = y.shape
     flat = y.view(batch * groups, seq_len, hidden)
-    keep = _keep_mask(_frequency_energy(flat), batch, groups, threshold, scope, seq_len)
+    keep = _frequency_keep(flat, batch, groups, threshold, scope)
     out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, rng, dropout_p, dropping)
-    return out.view(y.shape), keep
+    return out.view(y.shape), keep.view(batch, groups, -1)
 
 
 @frequency_filter_fwd.register_fake
