@@ -1,6 +1,8 @@
 """Dropout + residual + LayerNorm, the norm after each dense projection (SPEC sections 4-6):
 its Triton custom ops, the autograd Function and the public op ``residual_norm``."""
 
+from typing import Optional
+
 import torch
 
 from .. import backends
@@ -12,37 +14,44 @@ from ._common import check_dropout, check_norm, check_tensors, custom_op, dropou
 
 @custom_op("asrec::residual_norm_fwd")
 def residual_norm_fwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                      rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
-                      out_dtype: torch.dtype) -> torch.Tensor:
-    """x, residual: (..., H) -> (..., H) in out_dtype."""
+                      rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool, out_dtype: torch.dtype,
+                      other: Optional[torch.Tensor], mix_weight: Optional[torch.Tensor]) -> torch.Tensor:
+    """x, residual: (..., H) -> (..., H) in out_dtype; with ``other`` (x's shape) and
+    ``mix_weight`` (one element): ``lerp(other, LN(...), mix_weight)``."""
     from ..kernels.residual_norm import _residual_norm_fwd as launch
 
-    return launch(x, residual, norm_weight, norm_bias, eps, rng, dropout_p, dropping, out_dtype)
+    return launch(x, residual, norm_weight, norm_bias, eps, rng, dropout_p, dropping, out_dtype, other, mix_weight)
 
 
 @residual_norm_fwd.register_fake
-def _(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype):
+def _(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype, other, mix_weight):
     return x.new_empty(x.shape, dtype=out_dtype)
 
 
 @custom_op("asrec::residual_norm_bwd")
-def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, grad: torch.Tensor,
-                      rng: torch.Tensor, eps: float, dropout_p: float,
-                      dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> dx (x's dtype), dresidual (residual's dtype), and the float32 LayerNorm weight and bias
-    gradients stacked (2, H): both second-stage sums in one launch (outputs of a custom op may
-    not alias each other, so the split into two is the autograd Function's)."""
+def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                      grad: torch.Tensor, rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                      other: Optional[torch.Tensor],
+                      mix_weight: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                   torch.Tensor]:
+    """-> dx (x's dtype), dresidual (residual's dtype), d other (other's dtype; empty without
+    mixing), and the float32 sums (2 + mixing, H): the LayerNorm weight and bias gradients and
+    the mix weight's (column 0), every second-stage sum in one launch (outputs of a custom op may
+    not alias each other, so the split is the autograd Function's)."""
     from ..kernels._common import column_sums
     from ..kernels.residual_norm import _residual_norm_bwd as launch
 
-    dx, dresidual, parts = launch(x, residual, norm_weight, grad, eps, rng, dropout_p, dropping)
-    return dx, dresidual, column_sums(parts)
+    dx, dresidual, dother, parts = launch(x, residual, norm_weight, norm_bias, grad, eps, rng, dropout_p, dropping,
+                                          other, mix_weight)
+    return dx, dresidual, dother, column_sums(parts)
 
 
 @residual_norm_bwd.register_fake
-def _(x, residual, *rest):
+def _(x, residual, norm_weight, norm_bias, grad, rng, eps, dropout_p, dropping, other, mix_weight):
+    mixing = other is not None
     return (x.new_empty(x.shape), residual.new_empty(residual.shape),
-            x.new_empty((2, x.shape[-1]), dtype=torch.float32))
+            other.new_empty(other.shape) if mixing else x.new_empty(0),
+            x.new_empty((2 + mixing, x.shape[-1]), dtype=torch.float32))
 
 
 # ---- autograd ----
@@ -58,44 +67,66 @@ class ResidualNormFn(torch.autograd.Function):
     """Triton forward/backward of ``residual_norm_ref``; saves the inputs and the dropout RNG state."""
 
     @staticmethod
-    def forward(ctx, x, residual, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool):
+    def forward(ctx, x, residual, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
+                other=None, mix_weight=None):
         x, residual = x.contiguous(), residual.contiguous()
         norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
+        if other is not None:
+            other = other.contiguous()
         dropping, rng = dropout_plan(dropout_p, training, x.device)
         out = residual_norm_fwd(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping,
-                                _out_dtype(x, residual))
-        ctx.save_for_backward(x, residual, norm_weight, rng)
+                                _out_dtype(x, residual), other, mix_weight)
+        ctx.save_for_backward(x, residual, norm_weight, norm_bias, rng, other, mix_weight)
         ctx.settings = (eps, dropout_p, dropping)
-        ctx.bias_dtype = norm_bias.dtype
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, residual, norm_weight, rng = ctx.saved_tensors
-        dx, dresidual, dnorm = residual_norm_bwd(x, residual, norm_weight, grad.contiguous(), rng, *ctx.settings)
-        return dx, dresidual, dnorm[0].to(norm_weight.dtype), dnorm[1].to(ctx.bias_dtype), None, None, None
+        x, residual, norm_weight, norm_bias, rng, other, mix_weight = ctx.saved_tensors
+        dx, dresidual, dother, sums = residual_norm_bwd(x, residual, norm_weight, norm_bias, grad.contiguous(), rng,
+                                                        *ctx.settings, other, mix_weight)
+        mixing = other is not None
+        return (dx, dresidual, sums[0].to(norm_weight.dtype), sums[1].to(norm_bias.dtype), None, None, None,
+                dother if mixing else None,
+                sums[2, 0].reshape(mix_weight.shape).to(mix_weight.dtype) if mixing else None)
 
 
-def _triton_unsupported(x, residual, norm_weight, norm_bias, *rest):
+def _triton(x, residual, norm_weight, norm_bias, eps, dropout_p=0.0, training=False, mix=None):
+    return ResidualNormFn.apply(x, residual, norm_weight, norm_bias, eps, dropout_p, training,
+                                *(mix if mix is not None else (None, None)))
+
+
+def _triton_unsupported(x, residual, norm_weight, norm_bias, eps, dropout_p=0.0, training=False, mix=None):
     from ..kernels.residual_norm import unsupported_shape
 
-    return (unsupported_tensors(x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
-            or unsupported_shape(x.shape[-1]))
+    named = dict(x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
+    if mix is not None:
+        named.update(mix_other=mix[0], mix_weight=mix[1])
+    return unsupported_tensors(**named) or unsupported_shape(x.shape[-1])
 
 
-backends.register("residual_norm", residual_norm_ref,
-                  triton=backends.FusedKernel(ResidualNormFn.apply, _triton_unsupported))
+backends.register("residual_norm", residual_norm_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
 
 # ---- public op ----
 
 def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                  eps: float, dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
-    """``LN(drop(p)(x) + residual)``; see ``asrec.reference.residual_norm_ref``. x, residual: (..., hidden)."""
+                  eps: float, dropout_p: float = 0.0, training: bool = False, mix: tuple = None) -> torch.Tensor:
+    """``LN(drop(p)(x) + residual)``, or with ``mix=(other, weight)`` ``lerp(other, LN(...), weight)``;
+    see ``asrec.reference.residual_norm_ref``. x, residual, other: (..., hidden); weight: one element."""
     check_tensors("residual_norm", x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
     if x.shape != residual.shape:
         raise ValueError(f"residual_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must match")
     check_norm("residual_norm", x.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
     check_dropout("residual_norm", dropout_p)
-    args = (x, residual, norm_weight, norm_bias, eps, dropout_p, training)
+    if mix is not None:
+        if not isinstance(mix, (tuple, list)) or len(mix) != 2:
+            raise TypeError(f"residual_norm: mix must be a pair (other, weight), got {type(mix).__name__}")
+        check_tensors("residual_norm", mix_other=mix[0], mix_weight=mix[1])
+        if mix[0].shape != x.shape:
+            raise ValueError(f"residual_norm: mix's other {tuple(mix[0].shape)} must match x {tuple(x.shape)}")
+        if mix[1].numel() != 1:
+            raise ValueError(f"residual_norm: mix's weight must have one element, got shape {tuple(mix[1].shape)}")
+        mix = tuple(mix)
+    args = (x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix)
     return backends.dispatch("residual_norm", x.device, *args)(*args)

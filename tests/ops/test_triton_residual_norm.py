@@ -52,6 +52,51 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("shape", [(3, 7, 8), (2, 5, 100), (4, 1, 64)])
+@pytest.mark.parametrize("mix_value", [0.2, 0.5, 0.9])
+@pytest.mark.parametrize("training", [False, True])
+def test_branch_mix_in_the_epilogue_matches_lerp_of_the_reference(shape, mix_value, training, monkeypatch):
+    """``mix=(other, w)``: ``lerp(other, LN(drop(x) + residual), w)``, forward and every gradient
+    (other's and the mix weight's included), with and without dropout (the kernels' own mask)."""
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
+
+    fix_dropout_rng(monkeypatch, 7)
+    inputs = _inputs(shape)
+    other = torch.randn(shape, device=DEVICE, requires_grad=True)
+    mix = torch.tensor(mix_value, device=DEVICE, requires_grad=True)
+    grad = torch.randn(shape, device=DEVICE)
+    with asrec.use_backend("triton"):
+        out = residual_norm(*inputs, EPS, 0.3, training, mix=(other, mix))
+    ours = (out, *torch.autograd.grad(out, (*inputs, other, mix), grad))
+    x, residual, weight, bias = inputs
+    factors = kernel_dropout_factors(x.numel(), 7, 0.3, DEVICE).view(shape) if training else 1.0
+    normed = torch.nn.functional.layer_norm(x * factors + residual, (shape[-1],), weight, bias, EPS)
+    expected_out = torch.lerp(other, normed, mix)
+    expected = (expected_out, *torch.autograd.grad(expected_out, (*inputs, other, mix), grad))
+    for name, a, b in zip(("out", "x", "residual", "weight", "bias", "other", "mix"), ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_branch_mix_on_the_reference_backend_is_lerp():
+    inputs = _inputs((2, 3, 8))
+    other, mix = torch.randn(2, 3, 8, device=DEVICE), torch.tensor(0.4, device=DEVICE)
+    with asrec.use_backend("reference"):
+        plain = residual_norm(*inputs, EPS)
+        mixed = residual_norm(*inputs, EPS, mix=(other, mix))
+    assert torch.equal(mixed, torch.lerp(other, plain, mix))
+
+
+@pytest.mark.parametrize("mix,error,match", [
+    ((torch.zeros(2, 3, 8),), TypeError, "mix must be a pair"),
+    ((torch.zeros(2, 1, 8), torch.tensor(0.5)), ValueError, r"mix's other \(2, 1, 8\) must match"),
+    ((torch.zeros(2, 3, 8), torch.zeros(2)), ValueError, "mix's weight must have one element"),
+])
+def test_bad_mix_is_refused(mix, error, match):
+    x, residual, weight, bias = (t.detach().cpu() for t in _inputs((2, 3, 8)))
+    with pytest.raises(error, match=match):
+        residual_norm(x, residual, weight, bias, EPS, mix=mix)
+
+
 def test_mismatched_shapes_are_refused():
     x, residual, weight, bias = _inputs((2, 3, 8))
     with pytest.raises(ValueError, match=r"x \(2, 3, 8\) and residual \(2, 1, 8\) must match"):
