@@ -10,6 +10,7 @@ from . import checkpoint
 from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
+from .ops._common import shared_dropout_draw
 from .ops.input_stage import input_stage
 
 
@@ -60,10 +61,11 @@ class ASRecModel(nn.Module):
 
     def _encode(self, item_seq: torch.Tensor, output_rows=None) -> torch.Tensor:
         fsm, norm = self.encoder.fsm, self.input_norm
-        smoothed = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight, norm.weight,
-                               norm.bias, norm.eps, self.hidden_dropout_prob, self.training, fsm.smoothing_logit,
-                               fsm.init_level, fsm.smoothed_scale, fsm.mix)
-        return self.encoder.encode_smoothed(smoothed, item_seq > 0, output_rows)
+        with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
+            smoothed = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight, norm.weight,
+                                   norm.bias, norm.eps, self.hidden_dropout_prob, self.training, fsm.smoothing_logit,
+                                   fsm.init_level, fsm.smoothed_scale, fsm.mix)
+            return self.encoder.encode_smoothed(smoothed, item_seq, output_rows)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ..checks import check_encoder_config, check_encoder_input
-from ..reference.attention import key_padding_bias
+from ..ops._common import shared_dropout_draw
+from ..reference.attention import item_padding_bias, key_padding_bias
 from .fsm import FourierSmoothing
 from .init import init_linear_embedding_norm
 from .layer import HybridLayer
@@ -57,7 +58,9 @@ class ASRec(nn.Module):
 
     def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
         """The hybrid layers over an already smoothed input (``ASRecModel`` fuses the smoothing
-        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``.
+        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``;
+        valid: (batch, seq_len) bool, or the integer item ids themselves (0 = padding: the
+        model passes its ids, which builds the attention bias in two kernels instead of four).
 
         The smoothing computes in float32; its result enters the layers in their parameters'
         dtype (under autocast as it is: autocast casts at each product). An empty batch gives
@@ -68,8 +71,12 @@ class ASRec(nn.Module):
             hidden = hidden.to(dtype)
         if hidden.shape[0] == 0:
             return hidden if output_rows is None else hidden[:, 0]
-        key_bias = key_padding_bias(valid, hidden.dtype)
+        if valid.dtype == torch.bool:
+            key_bias = key_padding_bias(valid, hidden.dtype)
+        else:
+            key_bias = item_padding_bias(valid, hidden.dtype)
         last = len(self.layers) - 1
-        for index, layer in enumerate(self.layers):
-            hidden = layer(hidden, key_bias, output_rows if index == last else None)
+        with shared_dropout_draw():  # one RNG kernel for the layers' dropping calls
+            for index, layer in enumerate(self.layers):
+                hidden = layer(hidden, key_bias, output_rows if index == last else None)
         return hidden if output_rows is None else hidden.squeeze(1)

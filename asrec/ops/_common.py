@@ -9,6 +9,7 @@ only: a call's dropout RNG state travels as a (2,) int64 tensor ``rng = (seed, o
 the input's device, which the kernels read (see ``dropout_rng``).
 """
 
+import contextvars
 import functools
 
 import torch
@@ -65,6 +66,49 @@ def unsupported_tensors(**tensors: torch.Tensor):
     return None
 
 
+# rows of one draw that dropout_rng hands out inside shared_dropout_draw (a model forward makes
+# 1 + 5 * n_layers dropping calls: one draw covers six layers)
+SHARED_DRAW_ROWS = 32
+_shared_draw = contextvars.ContextVar("asrec_shared_dropout_draw", default=None)
+
+
+class _SharedDraw:
+    """Philox states of one ``torch.randint`` draw, handed out a (2,) row (a view) at a time."""
+
+    def __init__(self):
+        self.states, self.taken = None, 0
+
+    def take(self, device: torch.device) -> torch.Tensor:
+        if self.states is None or self.taken == SHARED_DRAW_ROWS or self.states.device != device:
+            self.states, self.taken = _draw((SHARED_DRAW_ROWS, 2), device), 0
+        self.taken += 1
+        return self.states[self.taken - 1]
+
+
+class shared_dropout_draw:
+    """Within this block the dropping calls take their states from one draw of SHARED_DRAW_ROWS
+    states instead of one draw each: one kernel per forward instead of 1 + 5 * n_layers. The
+    states are the same kind (independent random 62-bit keys, drawn on the device by torch's
+    generator), so nothing else changes: graph replays draw afresh, ``torch.manual_seed``
+    reproduces them. Re-entering inside an active block keeps the outer draw; under
+    ``torch.compile`` the block does nothing (the traced calls draw their own)."""
+
+    def __enter__(self):
+        self._token = None
+        if not torch.compiler.is_compiling() and _shared_draw.get() is None:
+            self._token = _shared_draw.set(_SharedDraw())
+        return self
+
+    def __exit__(self, *exc):
+        if self._token is not None:
+            _shared_draw.reset(self._token)
+        return False
+
+
+def _draw(shape: tuple, device: torch.device) -> torch.Tensor:
+    return torch.randint(0, 2**62, shape, dtype=torch.int64, device=device)
+
+
 def dropout_rng(device: torch.device) -> torch.Tensor:
     """A fresh Philox state for one call's counter-based dropout: a (2,) int64 tensor
     ``(seed, offset)`` on ``device``, drawn there from torch's generator of that device.
@@ -79,9 +123,12 @@ def dropout_rng(device: torch.device) -> torch.Tensor:
     as checkpoints restore it) reproduces the sequence of states; under ``torch.compile`` it
     is a traced random op. Distinct calls take distinct random 62-bit keys, so their streams
     do not overlap (a collision has probability about ``calls^2 / 2^63``). One tiny kernel per
-    dropping call.
+    dropping call, or per ``shared_dropout_draw`` block (a model forward).
     """
-    return torch.randint(0, 2**62, (2,), dtype=torch.int64, device=device)
+    shared = None if torch.compiler.is_compiling() else _shared_draw.get()  # (dynamo traces no ContextVar)
+    if shared is not None:
+        return shared.take(device)
+    return _draw((2,), device)
 
 
 def dropout_plan(dropout_p: float, training: bool, device: torch.device) -> tuple:

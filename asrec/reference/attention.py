@@ -14,6 +14,15 @@ def key_padding_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((~valid).to(dtype) * PADDING_BIAS)[:, None, None, :]
 
 
+def item_padding_bias(item_seq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``key_padding_bias(item_seq > 0, dtype)`` from the item ids (id 0 is padding), in two
+    kernels where building ``valid`` first takes four.
+
+    item_seq: (batch, seq_len) integer ids -> (batch, 1, 1, seq_len)
+    """
+    return ((item_seq == 0) * PADDING_BIAS).to(dtype)[:, None, None, :]
+
+
 def attention_context_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
                           dropout_p: float = 0.0, training: bool = False) -> torch.Tensor:
     """``drop(softmax(q k^T / sqrt(d) + key_bias)) v``, bidirectional (no causal mask).

@@ -111,3 +111,44 @@ def test_model_training_steps_draw_fresh_masks_and_replay_under_manual_seed():
     assert not torch.equal(first[0], second[0])
     for ours, theirs in zip((first, second), again):
         assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+def test_a_shared_draw_hands_out_distinct_rows_of_one_draw_and_is_reproducible():
+    from asrec.ops._common import SHARED_DRAW_ROWS, dropout_rng, shared_dropout_draw
+
+    device = torch.device(DEVICE)
+    torch.manual_seed(5)
+    with shared_dropout_draw():
+        states = [dropout_rng(device) for _ in range(SHARED_DRAW_ROWS + 3)]  # past one draw: a second one
+        with shared_dropout_draw():  # re-entering keeps the outer draw
+            inner = dropout_rng(device)
+    assert all(s.shape == (2,) and s.dtype == torch.int64 for s in states)
+    assert len({tuple(s.tolist()) for s in states + [inner]}) == SHARED_DRAW_ROWS + 4
+    assert states[1]._base is states[0]._base  # views of one draw, not one draw each
+    torch.manual_seed(5)
+    with shared_dropout_draw():
+        again = [dropout_rng(device) for _ in range(SHARED_DRAW_ROWS + 3)]
+    assert all(torch.equal(a, b) for a, b in zip(states, again))
+    assert dropout_rng(device)._base is None  # outside a block: a draw of its own
+
+
+def test_a_model_training_forward_draws_its_dropout_states_once():
+    """Every dropping call of one forward (input stage, attention, filter, norms) shares one draw."""
+    model = asrec.ASRecModel(n_items=30, max_seq_length=12, hidden_size=16, n_layers=2, n_heads=2, inner_size=32,
+                             hidden_dropout_prob=0.3, attn_dropout_prob=0.3, device=DEVICE).train()
+    items = torch.randint(1, 30, (3, 12), device=DEVICE)
+    lengths = torch.tensor([12, 5, 1], device=DEVICE)
+    draws = []
+    original = torch.randint
+
+    def counting_randint(*args, **kwargs):
+        draws.append(args)
+        return original(*args, **kwargs)
+
+    torch.randint = counting_randint
+    try:
+        with asrec.use_backend("triton"):
+            model.loss(items, lengths, torch.tensor([1, 2, 3], device=DEVICE)).backward()
+    finally:
+        torch.randint = original
+    assert len(draws) == 1, draws
