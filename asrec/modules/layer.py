@@ -8,6 +8,7 @@ from ..reference.weights import HybridLayerWeights
 from .dynamic import DynamicAttention
 from .feed_forward import FeedForward
 from .seasonal import SeasonalAttention
+from .stacked import StackedProjections, load_stacked_projections
 
 
 class HybridLayer(nn.Module):
@@ -15,6 +16,12 @@ class HybridLayer(nn.Module):
 
     ``branch_mix`` is the published ``v3`` (init 0.5). The published layer's own LayerNorm
     is never applied; its values are buffers (``unused_norm_*``) for checkpoint round trips.
+
+    ``projections``: the six q/k/v projections of both branches as one (6H, H) weight and
+    (6H,) bias, rows [seasonal query, key, value | dynamic query, key, value]; the branches'
+    ``query``/``key``/``value`` are views of its rows, and the state_dict keeps their names
+    (``seasonal.query.weight``, ...: ``asrec.modules.stacked``). The fused path projects with
+    this parameter as it is: one GEMM, no per-call concatenation.
     """
 
     def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, inner_size: int,
@@ -25,10 +32,13 @@ class HybridLayer(nn.Module):
         self.n_heads = n_heads
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
+        # Each branch draws its rows' initial values when it is built, as its own Linears did.
+        self.projections = StackedProjections(6, hidden_size, **factory)
         self.seasonal = SeasonalAttention(hidden_size, n_heads, max_seq_length, hidden_dropout_prob,
-                                          attn_dropout_prob, layer_norm_eps, filter_scope, **factory)
+                                          attn_dropout_prob, layer_norm_eps, filter_scope, **factory,
+                                          projections=self.projections, first_projection=0)
         self.dynamic = DynamicAttention(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps,
-                                        **factory)
+                                        **factory, projections=self.projections, first_projection=3)
         self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps,
                                         **factory)
         self.branch_mix = nn.Parameter(torch.tensor(0.5, **factory))
@@ -36,8 +46,9 @@ class HybridLayer(nn.Module):
         self.register_buffer("unused_norm_bias", torch.zeros(hidden_size, **factory))
 
     def weights(self) -> HybridLayerWeights:
-        return HybridLayerWeights(self.seasonal.weights(), self.dynamic.weights(), self.feed_forward.weights(),
-                                  self.branch_mix)
+        projections = self.projections.split()  # one split: one concatenation in backward
+        return HybridLayerWeights(self.seasonal.weights(projections[:3]), self.dynamic.weights(projections[3:]),
+                                  self.feed_forward.weights(), self.branch_mix)
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
         """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len); output_rows: optional
@@ -45,3 +56,9 @@ class HybridLayer(nn.Module):
         return hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                             self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope,
                             output_rows)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        load_stacked_projections(self, state_dict, prefix, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)

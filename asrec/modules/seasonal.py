@@ -9,6 +9,7 @@ from ..ops.seasonal_branch import seasonal_branch
 from ..reference.convolutions import CONV_KERNEL_SIZES
 from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
 from .frequency_filter import AdaptiveFrequencyFilter
+from .stacked import ProjectionRows, StackedProjections, load_stacked_projections
 
 
 def _linear_weights(layer: nn.Linear) -> LinearWeights:
@@ -24,11 +25,16 @@ class SeasonalAttention(nn.Module):
     ``origin_scale`` [orgin_scale], ``contrast_scale`` [contra_scale],
     ``position_scale_small``/``_large``/``_middle`` [contra_scale1/2/3], ``gate_weight``
     [w_gate], ``gate_bias`` [b_gate]; the unused ``head_weights`` is a buffer.
+
+    ``query``/``key``/``value`` are ``ProjectionRows``, rows of a ``StackedProjections``: the
+    branch's own (3H, H) ``projections`` when it stands alone, or rows 0-2 of the hybrid
+    layer's (6H, H) one when the layer passes ``projections`` and ``first_projection``; the
+    state_dict keeps the ``nn.Linear`` names (``asrec.modules.stacked``).
     """
 
     def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, hidden_dropout_prob: float = 0.5,
                  attn_dropout_prob: float = 0.5, layer_norm_eps: float = 1e-12, filter_scope: str = "batch",
-                 device=None, dtype=None):
+                 device=None, dtype=None, projections: StackedProjections = None, first_projection: int = 0):
         super().__init__()
         factory = dict(device=device, dtype=dtype)
         if hidden_size % n_heads != 0:
@@ -37,9 +43,13 @@ class SeasonalAttention(nn.Module):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
         head_dim = hidden_size // n_heads
-        self.query = nn.Linear(hidden_size, hidden_size, **factory)
-        self.key = nn.Linear(hidden_size, hidden_size, **factory)
-        self.value = nn.Linear(hidden_size, hidden_size, **factory)
+        if projections is None:
+            self.projections = projections = StackedProjections(3, hidden_size, **factory)
+        elif projections.features != hidden_size:
+            raise ValueError(f"projections: expected projections of {hidden_size} features, got {projections.features}")
+        self.query, self.key, self.value = (ProjectionRows(projections, first_projection + i) for i in range(3))
+        for rows in (self.query, self.key, self.value):
+            rows.reset_parameters()  # nn.Linear's draws, in the order the three Linears made them
         self.dense = nn.Linear(hidden_size, hidden_size, **factory)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, **factory)
         self.conv_small, self.conv_middle, self.conv_large = (
@@ -57,26 +67,48 @@ class SeasonalAttention(nn.Module):
         # created after the reset, as published: default LayerNorm, threshold 0.8
         self.frequency_filter = AdaptiveFrequencyFilter(hidden_size, layer_norm_eps, filter_scope, **factory)
 
+    def _published_order(self) -> list:
+        """The branch's tensors in the order the module registered them when each was its own
+        parameter (own parameters first, then each child's): the order of the draws below."""
+        tensors = [self.contrast_scale, self.origin_scale, self.position_scale_small, self.position_scale_large,
+                   self.position_scale_middle, self.gate_weight, self.gate_bias]
+        for child in (self.query, self.key, self.value, self.dense, self.norm, self.conv_small, self.conv_middle,
+                      self.conv_large):
+            tensors += [child.weight, child.bias]
+        return tensors
+
     @torch.no_grad()
     def reset_branch_parameters(self) -> None:
         """SPEC section 7 step 1: everything of the branch from U(-1/sqrt(2d), 1/sqrt(2d))."""
         bound = 1.0 / math.sqrt(self.gate_weight.shape[0])
-        for tensor in list(self.parameters()) + [self.unused_head_weights]:
+        for tensor in self._published_order() + [self.unused_head_weights]:
             tensor.uniform_(-bound, bound)
 
-    def weights(self) -> SeasonalWeights:
+    def weights(self, projections: tuple = None) -> SeasonalWeights:
+        """projections: this branch's (query, key, value) LinearWeights when the stack's owner
+        split it already (the hybrid layer splits once for both branches); else split here."""
+        stack = self.query.stack
+        if projections is None:
+            projections = stack.split()[self.query.index:self.query.index + 3]
+        query, key, value = projections
         convs = (self.conv_small, self.conv_middle, self.conv_large)
         return SeasonalWeights(
-            query=_linear_weights(self.query), key=_linear_weights(self.key), value=_linear_weights(self.value),
-            gate=LinearWeights(self.gate_weight, self.gate_bias),
+            query=query, key=key, value=value, gate=LinearWeights(self.gate_weight, self.gate_bias),
             conv_weights=tuple(c.weight for c in convs), conv_biases=tuple(c.bias for c in convs),
             position_scales=torch.cat([self.position_scale_small, self.position_scale_middle,
                                        self.position_scale_large]),
             origin_scale=self.origin_scale, contrast_scale=self.contrast_scale,
             frequency_filter=self.frequency_filter.weights(),
-            dense=_linear_weights(self.dense), norm=NormWeights(self.norm.weight, self.norm.bias, self.norm.eps))
+            dense=_linear_weights(self.dense), norm=NormWeights(self.norm.weight, self.norm.bias, self.norm.eps),
+            stacked_projections=stack.stacked())
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len) from ``key_padding_bias``."""
         return seasonal_branch(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                                self.attn_dropout_prob, self.training, self.frequency_filter.scope)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        load_stacked_projections(self, state_dict, prefix, strict, missing_keys, unexpected_keys, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)

@@ -2,11 +2,13 @@
 ops, the autograd Function and the public op ``hybrid_attention`` (a leaf of the layer).
 
 On ``"triton"`` the six projections (seasonal and dynamic q, k, v) are one GEMM over the
-concatenated (6H, H) weight, and one launch of the attention kernels runs both branches
-(grid axis 2 = branch; the seasonal gate in branch 0's epilogue), reading q, k, v straight
-out of the (B, N, 6H) product and writing both contexts heads-merged. Backward writes
-d(qkv) in the stacked layout, so the projections' backward is again one GEMM for the
-input and one for the weights.
+stacked (6H, H) weight (the hybrid layer's parameter, which both bundles carry as
+``stacked_projections``; separately given projections are concatenated per call), and one
+launch of the attention kernels runs both branches (grid axis 2 = branch; the seasonal
+gate in branch 0's epilogue), reading q, k, v straight out of the (B, N, 6H) product and
+writing both contexts heads-merged. Backward writes d(qkv) in the stacked layout, so the
+projections' backward is again one GEMM for the input and one for the weights (the
+stacked parameter's gradient as it is).
 """
 
 import torch
@@ -102,14 +104,24 @@ def _projections(seasonal: SeasonalWeights, dynamic: DynamicWeights) -> dict:
             "dynamic.query": dynamic.query, "dynamic.key": dynamic.key, "dynamic.value": dynamic.value}
 
 
+def _stacked_projections(seasonal: SeasonalWeights, dynamic: DynamicWeights):
+    """The (6H, H) stack both bundles' q/k/v are rows of, if they share one (the hybrid layer's)."""
+    stacked, other = seasonal.stacked_projections, dynamic.stacked_projections
+    if stacked is None or other is None or stacked.weight is not other.weight or stacked.bias is not other.bias:
+        return None
+    return stacked
+
+
 def _triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=False, output_rows=None):
     # Both branches attend from every row (one launch); with output_rows the dynamic
     # context's rows are taken afterwards: at the model's last layer the dynamic branch
     # computes N - 1 rows per sequence it then drops, in exchange for one launch instead of two.
-    projections = _projections(seasonal, dynamic).values()
-    weight = torch.cat([linear.weight for linear in projections])
-    bias = torch.cat([linear.bias for linear in projections])
-    qkv = F.linear(x, weight, bias)
+    stacked = _stacked_projections(seasonal, dynamic)
+    if stacked is None:  # separate tensors (the modules hand over their stacked parameter)
+        projections = _projections(seasonal, dynamic).values()
+        stacked = (torch.cat([linear.weight for linear in projections]),
+                   torch.cat([linear.bias for linear in projections]))
+    qkv = F.linear(x, *stacked)
     out = HybridAttentionFn.apply(qkv, key_bias, *seasonal.gate, n_heads, dropout_p, training)
     return out[0], take_rows(out[1], output_rows)
 
@@ -120,6 +132,9 @@ def _triton_unsupported(x, key_bias, seasonal, dynamic, n_heads, *rest):
     named = {"x": x, "gate_weight": seasonal.gate.weight, "gate_bias": seasonal.gate.bias}
     for name, linear in _projections(seasonal, dynamic).items():
         named[f"{name}.weight"], named[f"{name}.bias"] = linear.weight, linear.bias
+    stacked = _stacked_projections(seasonal, dynamic)
+    if stacked is not None:
+        named["stacked_projections.weight"], named["stacked_projections.bias"] = stacked
     return unsupported_tensors(**named) or unsupported_shape(x.shape[-1] // n_heads)
 
 
@@ -143,6 +158,10 @@ def _check(x, key_bias, seasonal, dynamic, n_heads):
         if linear.weight.shape != (hidden, hidden) or linear.bias.shape != (hidden,):
             raise ValueError(f"hybrid_attention: {name} must be a ({hidden}, {hidden}) weight and a ({hidden},) "
                              f"bias, got {tuple(linear.weight.shape)} and {tuple(linear.bias.shape)}")
+    stacked = _stacked_projections(seasonal, dynamic)
+    if stacked is not None and (stacked.weight.shape != (6 * hidden, hidden) or stacked.bias.shape != (6 * hidden,)):
+        raise ValueError(f"hybrid_attention: stacked_projections must be a ({6 * hidden}, {hidden}) weight and a "
+                         f"({6 * hidden},) bias, got {tuple(stacked.weight.shape)} and {tuple(stacked.bias.shape)}")
     d = hidden // n_heads
     if seasonal.gate.weight.shape != (2 * d, 2 * d) or seasonal.gate.bias.shape != (2 * d,):
         raise ValueError(f"hybrid_attention: the gate must be a ({2 * d}, {2 * d}) weight and a ({2 * d},) bias, "
@@ -153,7 +172,11 @@ def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seasonal
                      n_heads: int, dropout_p: float = 0.0, training: bool = False, output_rows=None) -> tuple:
     """See ``asrec.reference.hybrid_attention_ref``. x: (batch, seq_len, hidden); key_bias:
     (batch, 1, 1, seq_len). -> (seasonal context (batch, seq_len, hidden), dynamic context
-    (batch, seq_len | 1, hidden))."""
+    (batch, seq_len | 1, hidden)).
+
+    When both bundles carry the same ``stacked_projections`` (6H, H), (6H,), their query, key
+    and value must be its rows [seasonal q, k, v | dynamic q, k, v] (views, as the hybrid
+    layer's ``weights()`` builds them): the fused path projects with the stack."""
     _check(x, key_bias, seasonal, dynamic, n_heads)
     args = (x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows)
     return backends.dispatch("hybrid_attention", x.device, *args)(*args)

@@ -5,7 +5,7 @@ the fused backends) take one argument per sub-block instead of twenty loose tens
 Every field is a tensor reference, so building a bundle costs nothing.
 """
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -34,12 +34,16 @@ class SeasonalWeights(NamedTuple):
     gate: LinearWeights                    # (2d, 2d), (2d,): shared by all heads
     conv_weights: tuple                    # (N, N, 3), (N, N, 5), (N, N, 7): small, middle, large
     conv_biases: tuple                     # three (N,)
-    position_scales: torch.Tensor          # (3, N, 1): small, middle, large
+    position_scales: torch.Tensor          # (3, N, 1): small, middle, large (the module's stacked parameter)
     origin_scale: torch.Tensor             # ()
     contrast_scale: torch.Tensor           # ()
     frequency_filter: FrequencyFilterWeights
     dense: LinearWeights
     norm: NormWeights
+    # The stacked weight and bias that query, key and value are row views of, where the module
+    # stores them stacked: the hybrid layer's (6H, H) [seasonal q, k, v | dynamic q, k, v],
+    # which its fused path projects with in one GEMM. None: separate tensors.
+    stacked_projections: Optional[LinearWeights] = None
 
 
 class DynamicWeights(NamedTuple):
@@ -49,6 +53,7 @@ class DynamicWeights(NamedTuple):
     value: LinearWeights
     dense: LinearWeights
     norm: NormWeights
+    stacked_projections: Optional[LinearWeights] = None  # as in SeasonalWeights
 
 
 class FeedForwardWeights(NamedTuple):

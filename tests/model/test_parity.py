@@ -17,6 +17,21 @@ CONFIGS = [
 ]
 
 
+def _gradients_by_state_dict_name(model) -> dict:
+    """Every parameter's gradient under its state_dict name(s): a stacked parameter's gradient
+    (a layer's q/k/v projections, the position scales) split as state_dict() splits the parameter."""
+    parameters = list(model.parameters())
+    values = [p.data for p in parameters]
+    try:
+        for p in parameters:
+            p.data = p.grad if p.grad is not None else torch.full_like(p, float("nan"))
+        gradients = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    finally:
+        for p, value in zip(parameters, values):
+            p.data = value
+    return {name: grad for name, grad in gradients.items() if name not in dict(model.named_buffers())}
+
+
 @pytest.mark.usefixtures("symmetric_published_filter")
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"N{c['max_seq_length']}H{c['hidden_size']}h{c['n_heads']}")
 def test_outputs_and_every_gradient_match_float64(config):
@@ -29,11 +44,11 @@ def test_outputs_and_every_gradient_match_float64(config):
     torch.testing.assert_close(loss, published_loss)
     loss.backward()
     published_loss.backward()
-    ours = dict(model.named_parameters())
+    ours = _gradients_by_state_dict_name(model)
     theirs = dict(published.named_parameters())
     for original, name in name_map(config.get("n_layers", 2)):
         if name in ours:
-            torch.testing.assert_close(ours[name].grad, theirs[original].grad, msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(ours[name], theirs[original].grad, msg=lambda m, n=name: f"{n}: {m}")
         else:  # buffers here: the published tensor gets no gradient (unused or thresholded)
             grad = theirs[original].grad
             assert grad is None or not grad.any(), original

@@ -105,6 +105,49 @@ def test_dropout_draws_one_mask_per_branch(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
 
 
+def _stacked_bundles(stack_weight, stack_bias, gate):
+    """The hybrid layer's bundles: q/k/v as row views of one (6H, H) stack that both carry."""
+    rows = [LinearWeights(w, b) for w, b in zip(stack_weight.chunk(6), stack_bias.chunk(6))]
+    stacked = LinearWeights(stack_weight, stack_bias)
+    return (SeasonalWeights(*rows[:3], gate, *([None] * 8), stacked_projections=stacked),
+            DynamicWeights(*rows[3:], None, None, stacked_projections=stacked))
+
+
+@pytest.mark.parametrize("last_rows_only", [False, True])
+def test_stacked_projections_are_used_as_they_are(last_rows_only):
+    """Bundles sharing one stack: the fused path projects with it (no concatenation of the six
+    projections per call) and matches the reference, which reads the row views."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    batch, heads, seq_len, hidden = 3, 2, 7, 16
+    x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)
+    stack = _linear(6 * hidden, hidden, torch.float32)
+    gate = _linear(hidden // heads * 2, hidden // heads * 2, torch.float32)
+    key_bias, lengths = _bias(batch, seq_len)
+    rows = lengths - 1 if last_rows_only else None
+    grads = [torch.randn(batch, seq_len, hidden, device=DEVICE),
+             torch.randn(batch, 1 if last_rows_only else seq_len, hidden, device=DEVICE)]
+    results = {}
+    for backend in ("triton", "reference"):
+        with asrec.use_backend(backend), Ops() as ops:
+            out = hybrid_attention(x, key_bias, *_stacked_bundles(*stack, gate), heads, 0.0, False, rows)
+        if backend == "triton":
+            assert "aten.cat.default" not in ops.names
+        results[backend] = (*out, *torch.autograd.grad(out, [x, *stack, *gate], grads))
+    for name, a, b in zip(("seasonal", "dynamic", "x", "stack.weight", "stack.bias", "gate.weight", "gate.bias"),
+                          *results.values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
+
+
 def test_shapes_are_checked():
     seasonal, dynamic = _weights(32, 2)
     x = torch.randn(2, 7, 32, device=DEVICE)
@@ -115,6 +158,12 @@ def test_shapes_are_checked():
         hybrid_attention(x, key_bias, seasonal, dynamic, 4)
     with pytest.raises(ValueError, match="key_bias must be"):
         hybrid_attention(x, key_bias[:1], seasonal, dynamic, 2)
+    wrong = _linear(7 * 32, 32, torch.float32)
+    seasonal, dynamic = _stacked_bundles(*_linear(6 * 32, 32, torch.float32), seasonal.gate)
+    seasonal, dynamic = seasonal._replace(stacked_projections=wrong), dynamic._replace(stacked_projections=wrong)
+    with pytest.raises(ValueError, match=r"stacked_projections must be a \(192, 32\) weight and a \(192,\) bias, "
+                                         r"got \(224, 32\)"):
+        hybrid_attention(x, key_bias, seasonal, dynamic, 2)
 
 
 @pytest.mark.gpu
