@@ -9,7 +9,12 @@ from ..ops.seasonal_branch import seasonal_branch
 from ..reference.convolutions import CONV_KERNEL_SIZES
 from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
 from .frequency_filter import AdaptiveFrequencyFilter
-from .stacked import ProjectionRows, StackedProjections, load_stacked_projections
+from .stacked import ProjectionRows, StackedProjections, load_stacked_parts, load_stacked_projections
+
+# The stacked position scales' rows, and the order the published module registers them in
+# (its contra_scale1/2/3: small, LARGE, middle), which the state_dict and the draws follow.
+POSITION_SCALES = ("small", "middle", "large")
+POSITION_SCALES_REGISTERED = ("small", "large", "middle")
 
 
 def _linear_weights(layer: nn.Linear) -> LinearWeights:
@@ -26,10 +31,14 @@ class SeasonalAttention(nn.Module):
     ``position_scale_small``/``_large``/``_middle`` [contra_scale1/2/3], ``gate_weight``
     [w_gate], ``gate_bias`` [b_gate]; the unused ``head_weights`` is a buffer.
 
-    ``query``/``key``/``value`` are ``ProjectionRows``, rows of a ``StackedProjections``: the
-    branch's own (3H, H) ``projections`` when it stands alone, or rows 0-2 of the hybrid
-    layer's (6H, H) one when the layer passes ``projections`` and ``first_projection``; the
-    state_dict keeps the ``nn.Linear`` names (``asrec.modules.stacked``).
+    Two groups are stored stacked, so the fused kernels read them without a per-call
+    concatenation; the state_dict keeps the names above (``asrec.modules.stacked``):
+
+    - ``query``/``key``/``value`` are ``ProjectionRows``, rows of a ``StackedProjections``:
+      the branch's own (3H, H) ``projections`` when it stands alone, or rows 0-2 or 3-5 of the
+      hybrid layer's (6H, H) one when the layer passes ``projections`` and ``first_projection``.
+    - ``position_scales`` (3, N, 1) [small, middle, large]; ``position_scale_small`` etc.
+      are views of its rows.
     """
 
     def __init__(self, hidden_size: int, n_heads: int, max_seq_length: int, hidden_dropout_prob: float = 0.5,
@@ -57,9 +66,7 @@ class SeasonalAttention(nn.Module):
             for k in CONV_KERNEL_SIZES)
         self.contrast_scale = nn.Parameter(torch.tensor(0.6, **factory))
         self.origin_scale = nn.Parameter(torch.tensor(1.0, **factory))
-        self.position_scale_small = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
-        self.position_scale_large = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
-        self.position_scale_middle = nn.Parameter(torch.empty(1, max_seq_length, 1, **factory))
+        self.position_scales = nn.Parameter(torch.empty(len(POSITION_SCALES), max_seq_length, 1, **factory))
         self.gate_weight = nn.Parameter(torch.empty(2 * head_dim, 2 * head_dim, **factory))
         self.gate_bias = nn.Parameter(torch.empty(2 * head_dim, **factory))
         self.register_buffer("unused_head_weights", torch.ones(n_heads, **factory))
@@ -67,11 +74,29 @@ class SeasonalAttention(nn.Module):
         # created after the reset, as published: default LayerNorm, threshold 0.8
         self.frequency_filter = AdaptiveFrequencyFilter(hidden_size, layer_norm_eps, filter_scope, **factory)
 
+    def _position_scale(self, name: str) -> torch.Tensor:
+        return self.position_scales.narrow(0, POSITION_SCALES.index(name), 1)
+
+    @property
+    def position_scale_small(self) -> torch.Tensor:
+        """(1, N, 1), a view of ``position_scales``."""
+        return self._position_scale("small")
+
+    @property
+    def position_scale_middle(self) -> torch.Tensor:
+        """(1, N, 1), a view of ``position_scales``."""
+        return self._position_scale("middle")
+
+    @property
+    def position_scale_large(self) -> torch.Tensor:
+        """(1, N, 1), a view of ``position_scales``."""
+        return self._position_scale("large")
+
     def _published_order(self) -> list:
         """The branch's tensors in the order the module registered them when each was its own
         parameter (own parameters first, then each child's): the order of the draws below."""
-        tensors = [self.contrast_scale, self.origin_scale, self.position_scale_small, self.position_scale_large,
-                   self.position_scale_middle, self.gate_weight, self.gate_bias]
+        scales = [self._position_scale(name) for name in POSITION_SCALES_REGISTERED]
+        tensors = [self.contrast_scale, self.origin_scale, *scales, self.gate_weight, self.gate_bias]
         for child in (self.query, self.key, self.value, self.dense, self.norm, self.conv_small, self.conv_middle,
                       self.conv_large):
             tensors += [child.weight, child.bias]
@@ -95,9 +120,7 @@ class SeasonalAttention(nn.Module):
         return SeasonalWeights(
             query=query, key=key, value=value, gate=LinearWeights(self.gate_weight, self.gate_bias),
             conv_weights=tuple(c.weight for c in convs), conv_biases=tuple(c.bias for c in convs),
-            position_scales=torch.cat([self.position_scale_small, self.position_scale_middle,
-                                       self.position_scale_large]),
-            origin_scale=self.origin_scale, contrast_scale=self.contrast_scale,
+            position_scales=self.position_scales, origin_scale=self.origin_scale, contrast_scale=self.contrast_scale,
             frequency_filter=self.frequency_filter.weights(),
             dense=_linear_weights(self.dense), norm=NormWeights(self.norm.weight, self.norm.bias, self.norm.eps),
             stacked_projections=stack.stacked())
@@ -107,8 +130,23 @@ class SeasonalAttention(nn.Module):
         return seasonal_branch(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                                self.attn_dropout_prob, self.training, self.frequency_filter.scope)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        # The three published parameters, in their registration order, where the stack stands
+        # (this module's own entries are the last ones written so far: the children follow).
+        keys = list(destination)
+        at = keys.index(prefix + "position_scales")
+        tail = [(key, destination.pop(key)) for key in keys[at:]]
+        scales = dict(zip(POSITION_SCALES, tail[0][1].split(1)))
+        for name in POSITION_SCALES_REGISTERED:
+            destination[f"{prefix}position_scale_{name}"] = scales[name]
+        destination.update(tail[1:])
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         load_stacked_projections(self, state_dict, prefix, strict, missing_keys, unexpected_keys, error_msgs)
+        load_stacked_parts(state_dict, prefix, "position_scales",
+                           {f"position_scale_{name}": self._position_scale(name) for name in POSITION_SCALES},
+                           strict, missing_keys, unexpected_keys, error_msgs)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)

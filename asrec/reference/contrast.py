@@ -33,8 +33,10 @@ def contrast_gelu_ref(filtered: list, conv_outputs: list, position_scales: torch
     position_scales: (3, seq_len, 1); origin_scale, contrast_scale: scalars (1,). With
     ``output_rows`` (batch,) only those rows are activated: (batch, 1, hidden).
     """
-    # sum_i scale_i * (f_i + s_i), accumulated by addcmul (no separate product and sum passes)
-    combined = (filtered[0] + conv_outputs[0]) * position_scales[0]
-    for scale, f, c in zip(position_scales[1:], filtered[1:], conv_outputs[1:]):
+    # sum_i scale_i * (f_i + s_i), accumulated by addcmul (no separate product and sum passes);
+    # one unbind, so that backward stacks the three scale gradients in one step
+    scales = position_scales.unbind(0)
+    combined = (filtered[0] + conv_outputs[0]) * scales[0]
+    for scale, f, c in zip(scales[1:], filtered[1:], conv_outputs[1:]):
         combined = torch.addcmul(combined, f + c, scale)
     return F.gelu(take_rows(oversmoothing_contrast_ref(combined, origin_scale, contrast_scale), output_rows))

@@ -1,6 +1,7 @@
 """SPEC section 7: initialisation statistics."""
 
 import math
+from operator import attrgetter
 
 import torch
 
@@ -14,10 +15,10 @@ def test_seasonal_branch_uniform_values_are_shared_by_all_layers():
     for name in ("conv_small.weight", "conv_middle.bias", "conv_large.weight", "contrast_scale", "origin_scale",
                  "position_scale_small", "position_scale_middle", "position_scale_large", "gate_weight",
                  "gate_bias"):
-        values = first.get_parameter(name)
+        values = attrgetter(name)(first)  # position_scale_*: views of the stacked position_scales
         assert values.abs().max() <= bound, name
         for layer in encoder.layers[1:]:
-            assert torch.equal(layer.seasonal.get_parameter(name), values), name
+            assert torch.equal(attrgetter(name)(layer.seasonal), values), name
     assert first.unused_head_weights.abs().max() <= bound
     conv = first.conv_large.weight
     assert abs(conv.mean().item()) < 0.01 and abs(conv.std().item() - bound / math.sqrt(3)) < 0.01
