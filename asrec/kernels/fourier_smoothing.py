@@ -5,11 +5,13 @@ The published module computes, through an FFT cross-correlation, the causal EMA
     e[n] = alpha * e[n-1] + x[n]           s[n] = (1 - alpha) / sqrt(L) * e[n]
     out  = mix * (alpha^(n+1) * init_level + s[n] * smoothed_scale) + (1 - mix) * x
 
-One program owns one sequence and a block of channels with the whole sequence axis in
-registers, and runs the recurrence as a parallel associative scan: the input is read
-once and the output written once, which is the least traffic any algorithm can have
-(an rfft-filter-irfft or a Toeplitz GEMM reads and writes the same bytes and does more
-arithmetic; the scan's rounding is that of the EMA itself).
+One program owns one sequence and a block of channels and walks the sequence in blocks of
+rows, running the recurrence inside a block as a parallel associative scan that starts from
+the previous block's last row (the carry): the input is read once and the output written
+once, which is the least traffic any algorithm can have (an rfft-filter-irfft or a Toeplitz
+GEMM reads and writes the same bytes and does more arithmetic; the scan's rounding is that of
+the EMA itself). Row blocks, not the whole sequence, keep a few small tiles in registers (a
+whole (256, 32) or (64, 128) sequence tile per live value spilled up to 5 KB per thread).
 
 Backward (``g`` = grad of out, ``G = mix * smoothed_scale * (1 - alpha)/sqrt(L) * g``):
 
@@ -18,7 +20,10 @@ Backward (``g`` = grad of out, ``G = mix * smoothed_scale * (1 - alpha)/sqrt(L) 
     dalpha  = sum mix*init_level*(n+1)*alpha^n*g - mix*smoothed_scale*g*e/sqrt(L) + lam[n+1]*e[n]
     d init_level = sum mix*alpha^(n+1)*g        d smoothed_scale = sum mix*s*g
 
-``lam[n+1]`` is the reverse scan of G shifted by one row, read from memory one row on.
+The last term of dalpha is summed in the forward direction, as
+``sum_n lam[n+1] e[n] = sum_n G[n+1] f[n]`` with ``f[n] = sum_{k <= n} alpha^(n-k) e[k]`` (the
+scan of e), so backward is two passes over the rows: forward (e, f and the parameter sums),
+then reverse (lam and dx). ``G[n+1]`` is read from memory one row on.
 Per-channel sums over the sequence are written per (sequence, channel); the host-side sum
 over the batch makes the reduction deterministic (no atomics).
 """
@@ -29,14 +34,20 @@ import triton.language as tl
 
 from ._common import _ema_scan
 
-MAX_TILE = 8192  # elements of one (BLOCK_N, BLOCK_H) register tile
+ROW_TILE = 4096  # elements of one (BLOCK_R, BLOCK_H) register tile
+MAX_CHANNELS = 128  # BLOCK_H at most: more channels make more programs, not wider tiles
+NUM_WARPS = 8  # 4 spill a little (~80 B per thread) in the backward at (64, 64) tiles
 
 
 def smoothing_blocks(seq_len: int, hidden: int) -> tuple:
-    """(BLOCK_N, BLOCK_H): the whole sequence, as many channels as fit one tile (>= 16)."""
-    block_n = max(16, triton.next_power_of_2(seq_len))
-    block_h = max(16, min(triton.next_power_of_2(hidden), MAX_TILE // block_n))
-    return block_n, block_h
+    """(BLOCK_R, BLOCK_H): rows per step of the walk along the sequence, channels per program."""
+    block_h = max(16, min(triton.next_power_of_2(hidden), MAX_CHANNELS))
+    return row_block(seq_len, block_h), block_h
+
+
+def row_block(seq_len: int, block_h: int) -> int:
+    """Rows per step of a walk along the sequence in (rows, block_h) tiles of ROW_TILE elements."""
+    return max(16, min(triton.next_power_of_2(seq_len), ROW_TILE // block_h))
 
 
 @triton.jit
@@ -46,36 +57,60 @@ def _level_decay(rows, log_alpha):
 
 
 @triton.jit
-def _smoothing_fwd_tile(x, rows, alpha, level, scale, inv_sqrt_len, mix):
-    """SPEC 2 on one (BLOCK_N, BLOCK_H) float32 tile holding whole sequences (zero past the end).
-
-    rows: (BLOCK_N, 1) positions; level, scale: (1, BLOCK_H).
-    """
-    ema = _ema_scan(x, alpha, False)
-    smoothed = ema * ((1.0 - alpha) * inv_sqrt_len)
-    fsm = _level_decay(rows + 1, tl.log(alpha)) * level + smoothed * scale
-    return mix * fsm + (1.0 - mix) * x
+def _ema_block(values, rows, start, carry, alpha, BLOCK_R: tl.constexpr, REVERSE: tl.constexpr):
+    """``e[n] = alpha * e[n - 1] + values[n]`` (``REVERSE``: ``e[n + 1]``) on the rows
+    ``start .. start + BLOCK_R - 1`` of a walk along axis 0, continuing from ``carry`` (1, BLOCK_H),
+    the e of the row before the block (after it, REVERSE; zero at the sequence's start).
+    -> the block's e and the carry for the next block (e of its last row; first, REVERSE)."""
+    if REVERSE:
+        entry = start + BLOCK_R - 1
+        leave = start
+    else:
+        entry = start
+        leave = start + BLOCK_R - 1
+    scanned = _ema_scan(values + tl.where(rows == entry, alpha * carry, 0.0), alpha, REVERSE)
+    return scanned, tl.sum(tl.where(rows == leave, scanned, 0.0), axis=0)[None, :]
 
 
 @triton.jit
-def _smoothing_bwd_tile(x, grad, grad_next, rows, alpha, level, scale, inv_sqrt_len, mix):
-    """Backward of ``_smoothing_fwd_tile``: dx (BLOCK_N, BLOCK_H) and the per-channel sums
-    (1, BLOCK_H) of dalpha, d init_level and d smoothed_scale over the tile's rows.
+def _smoothing_fwd_block(x, rows, start, carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R: tl.constexpr):
+    """SPEC 2 on one (BLOCK_R, BLOCK_H) float32 block of rows (zero past the sequence end) of a
+    walk along the sequence; carry: the EMA of the row before. -> (output, the carry on).
+
+    rows: (BLOCK_R, 1) positions; level, scale: (1, BLOCK_H).
+    """
+    ema, carry = _ema_block(x, rows, start, carry, alpha, BLOCK_R, False)
+    smoothed = ema * ((1.0 - alpha) * inv_sqrt_len)
+    fsm = _level_decay(rows + 1, tl.log(alpha)) * level + smoothed * scale
+    return mix * fsm + (1.0 - mix) * x, carry
+
+
+@triton.jit
+def _smoothing_param_grads_block(x, grad, grad_next, rows, start, ema_carry, twice_carry, alpha, level, scale,
+                                 inv_sqrt_len, mix, BLOCK_R: tl.constexpr):
+    """The forward pass of the backward on one block of rows: the per-channel sums (1, BLOCK_H)
+    of dalpha, d init_level and d smoothed_scale over the block, and the carries on of e and f.
 
     grad_next: grad shifted up one row (grad[n + 1], zero at the last position).
     """
     ema_factor = (1.0 - alpha) * inv_sqrt_len
-    ema = _ema_scan(x, alpha, False)
-    adjoint = _ema_scan(mix * ema_factor * scale * grad, alpha, True)
-    adjoint_next = _ema_scan(mix * ema_factor * scale * grad_next, alpha, True)
-    dx = (1.0 - mix) * grad + adjoint
+    ema, ema_carry = _ema_block(x, rows, start, ema_carry, alpha, BLOCK_R, False)
+    twice, twice_carry = _ema_block(ema, rows, start, twice_carry, alpha, BLOCK_R, False)
     decay = _level_decay(rows, tl.log(alpha))  # alpha^n
     dalpha = (mix * level * (rows + 1).to(tl.float32) * decay * grad
-              - mix * inv_sqrt_len * scale * grad * ema + adjoint_next * ema)
+              - mix * inv_sqrt_len * scale * grad * ema + mix * ema_factor * scale * grad_next * twice)
     dalpha_sum = tl.sum(dalpha, axis=0)[None, :]
     dlevel_sum = tl.sum(mix * decay * alpha * grad, axis=0)[None, :]
     dscale_sum = tl.sum(mix * ema_factor * ema * grad, axis=0)[None, :]
-    return dx, dalpha_sum, dlevel_sum, dscale_sum
+    return dalpha_sum, dlevel_sum, dscale_sum, ema_carry, twice_carry
+
+
+@triton.jit
+def _smoothing_dx_block(grad, rows, start, carry, alpha, scale, inv_sqrt_len, mix, BLOCK_R: tl.constexpr):
+    """The reverse pass of the backward on one block of rows: dx, and the carry on of lam."""
+    ema_factor = (1.0 - alpha) * inv_sqrt_len
+    adjoint, carry = _ema_block(mix * ema_factor * scale * grad, rows, start, carry, alpha, BLOCK_R, True)
+    return (1.0 - mix) * grad + adjoint, carry
 
 
 @triton.jit
@@ -100,17 +135,19 @@ def _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden):
 def _fourier_smoothing_fwd_kernel(
     x_ptr, logit_ptr, level_ptr, scale_ptr, out_ptr,
     seq_len, hidden, inv_sqrt_len, mix,
-    BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
-    in_bounds = (rows < seq_len) & (cols < hidden)
-    offsets = seq * seq_len * hidden + rows * hidden + cols
-    x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
-    out = _smoothing_fwd_tile(x, rows, alpha, level, scale, inv_sqrt_len, mix)
-    tl.store(out_ptr + offsets, out, mask=in_bounds)
+    carry = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        in_bounds = (rows < seq_len) & (cols < hidden)
+        offsets = seq * seq_len * hidden + rows * hidden + cols
+        x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        out, carry = _smoothing_fwd_block(x, rows, start, carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R)
+        tl.store(out_ptr + offsets, out, mask=in_bounds)
 
 
 @triton.jit
@@ -118,20 +155,37 @@ def _fourier_smoothing_bwd_kernel(
     x_ptr, grad_ptr, logit_ptr, level_ptr, scale_ptr,
     dx_ptr, dalpha_part_ptr, dlevel_part_ptr, dscale_part_ptr,
     seq_len, hidden, inv_sqrt_len, mix,
-    BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
     col_ok = cols < hidden
-    in_bounds = (rows < seq_len) & col_ok
-    offsets = seq * seq_len * hidden + rows * hidden + cols
-    x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
-    grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
-    dx, dalpha, dlevel, dscale = _smoothing_bwd_tile(x, grad, grad_next, rows, alpha, level, scale,
-                                                     inv_sqrt_len, mix)
-    tl.store(dx_ptr + offsets, dx, mask=in_bounds)
+    dalpha = tl.zeros((1, BLOCK_H), tl.float32)
+    dlevel = tl.zeros((1, BLOCK_H), tl.float32)
+    dscale = tl.zeros((1, BLOCK_H), tl.float32)
+    ema_carry = tl.zeros((1, BLOCK_H), tl.float32)
+    twice_carry = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        offsets = seq * seq_len * hidden + rows * hidden + cols
+        x = tl.load(x_ptr + offsets, mask=(rows < seq_len) & col_ok, other=0.0).to(tl.float32)
+        grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
+        block_dalpha, block_dlevel, block_dscale, ema_carry, twice_carry = _smoothing_param_grads_block(
+            x, grad, grad_next, rows, start, ema_carry, twice_carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R)
+        dalpha += block_dalpha
+        dlevel += block_dlevel
+        dscale += block_dscale
+    carry = tl.zeros((1, BLOCK_H), tl.float32)
+    last = tl.cdiv(seq_len, BLOCK_R) - 1
+    for step in range(0, last + 1):
+        start = (last - step) * BLOCK_R
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        in_bounds = (rows < seq_len) & col_ok
+        offsets = seq * seq_len * hidden + rows * hidden + cols
+        grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        dx, carry = _smoothing_dx_block(grad, rows, start, carry, alpha, scale, inv_sqrt_len, mix, BLOCK_R)
+        tl.store(dx_ptr + offsets, dx, mask=in_bounds)
     part = seq * hidden + cols
     tl.store(dalpha_part_ptr + part, dalpha, mask=col_ok)
     tl.store(dlevel_part_ptr + part, dlevel, mask=col_ok)
@@ -142,11 +196,11 @@ def _fourier_smoothing_fwd(x, smoothing_logit, init_level, smoothed_scale, mix: 
     """x: (B, N, H) contiguous -> (B, N, H) float32."""
     batch, seq_len, hidden = x.shape
     out = torch.empty(x.shape, device=x.device, dtype=torch.float32)
-    block_n, block_h = smoothing_blocks(seq_len, hidden)
+    block_r, block_h = smoothing_blocks(seq_len, hidden)
     grid = (batch, triton.cdiv(hidden, block_h))
     _fourier_smoothing_fwd_kernel[grid](x, smoothing_logit, init_level, smoothed_scale, out,
                                         seq_len, hidden, inv_sqrt_len, mix,
-                                        BLOCK_N=block_n, BLOCK_H=block_h, num_warps=4)
+                                        BLOCK_R=block_r, BLOCK_H=block_h, num_warps=NUM_WARPS)
     return out
 
 
@@ -155,10 +209,10 @@ def _fourier_smoothing_bwd(x, grad, smoothing_logit, init_level, smoothed_scale,
     batch, seq_len, hidden = x.shape
     dx = torch.empty(x.shape, device=x.device, dtype=torch.float32)
     parts = torch.empty((3, batch, hidden), device=x.device, dtype=torch.float32)
-    block_n, block_h = smoothing_blocks(seq_len, hidden)
+    block_r, block_h = smoothing_blocks(seq_len, hidden)
     grid = (batch, triton.cdiv(hidden, block_h))
     _fourier_smoothing_bwd_kernel[grid](x, grad, smoothing_logit, init_level, smoothed_scale,
                                         dx, parts[0], parts[1], parts[2],
                                         seq_len, hidden, inv_sqrt_len, mix,
-                                        BLOCK_N=block_n, BLOCK_H=block_h, num_warps=4)
+                                        BLOCK_R=block_r, BLOCK_H=block_h, num_warps=NUM_WARPS)
     return dx, parts[0], parts[1], parts[2]

@@ -5,38 +5,57 @@
     out = fourier_smoothing(y)                                (SPEC 2, the scan of fourier_smoothing.py)
 
 LayerNorm reduces over the hidden axis and the smoothing scans the sequence axis, so one
-program owns one whole sequence (BLOCK_N x BLOCK_H tile): the embedding rows are read
-once, the smoothed output is written once, and nothing in between touches HBM.
+program owns one whole sequence and walks it in blocks of whole rows (BLOCK_R x BLOCK_H), the
+scan carried from block to block (fourier_smoothing.py): the embedding rows are read once, the
+smoothed output is written once, and nothing in between touches HBM. (A whole (64, 256) or
+(256, 64) sequence tile per live value spilled up to 7 KB of registers per thread.)
 
-Backward recomputes e, LN and the dropout mask (counter-based RNG) from the ids and the
-tables, runs the smoothing backward, then the dropout and LayerNorm backward, and writes
-de (batch, seq_len, hidden). The scatter of de into the item table's rows is left to
-PyTorch's embedding backward, the position table's gradient is the sum of de over the
-batch; LayerNorm and smoothing parameter gradients are per-sequence partial sums.
+Backward walks the rows twice, recomputing e, LN and the dropout mask (counter-based RNG)
+from the ids and the tables each time: forward, for the smoothing's parameter gradients (they
+need the EMA of y), then in reverse, for the smoothing's dx (a reverse scan), the dropout and
+LayerNorm backward, and writes de (batch, seq_len, hidden). The scatter of de into the item
+table's rows is left to PyTorch's embedding backward, the position table's gradient is the sum
+of de over the batch; LayerNorm and smoothing parameter gradients are per-sequence partial sums.
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import _dropout_scale, _layer_norm_rows, whole_sequence_blocks, whole_sequence_unsupported
-from .fourier_smoothing import _grad_and_next, _smoothing_bwd_tile, _smoothing_fwd_tile, _smoothing_params
+from ._common import _dropout_scale, _layer_norm_rows, whole_sequence_blocks
+from .fourier_smoothing import (
+    _grad_and_next,
+    _smoothing_dx_block,
+    _smoothing_fwd_block,
+    _smoothing_param_grads_block,
+    _smoothing_params,
+    row_block,
+)
 
-MAX_SEQUENCE_TILE = 16384  # BLOCK_N * BLOCK_H: one whole sequence in registers
+# next_pow2(seq_len) * next_pow2(hidden) at most: the shapes the kernels are tested and tuned for
+# (the row walk itself needs only one (BLOCK_R, BLOCK_H) block of whole rows in registers)
+MAX_SEQUENCE_TILE = 16384
+NUM_WARPS = 8
 
 
 def input_blocks(seq_len: int, hidden: int) -> dict:
-    return whole_sequence_blocks(seq_len, hidden)
+    """(BLOCK_R, BLOCK_H): rows per step of the walk along the sequence, and all of hidden."""
+    block_h = whole_sequence_blocks(seq_len, hidden)["BLOCK_H"]
+    return dict(BLOCK_R=row_block(seq_len, block_h), BLOCK_H=block_h)
 
 
 def unsupported_shape(seq_len: int, hidden: int):
     """None if the kernels take a (seq_len, hidden) sequence, else the reason."""
-    return whole_sequence_unsupported(seq_len, hidden, MAX_SEQUENCE_TILE, "input stage")
+    blocks = whole_sequence_blocks(seq_len, hidden)
+    if blocks["BLOCK_N"] * blocks["BLOCK_H"] > MAX_SEQUENCE_TILE:
+        return (f"the Triton input stage takes next_pow2(seq_len) * next_pow2(hidden) <= {MAX_SEQUENCE_TILE}, "
+                f"got seq_len={seq_len}, hidden={hidden}")
+    return None
 
 
 @triton.jit
 def _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols, seq_len, hidden, eps):
-    """LayerNorm-normalised (before weight/bias) embedding sums of one sequence, and in_bounds."""
+    """LayerNorm-normalised (before weight/bias) embedding sums of a block of rows, and in_bounds."""
     in_bounds = (rows < seq_len) & (cols < hidden)
     ids = tl.load(item_seq_ptr + seq * seq_len + rows, mask=rows < seq_len, other=0).to(tl.int64)
     embedded = (tl.load(item_weight_ptr + ids * hidden + cols, mask=in_bounds, other=0.0).to(tl.float32)
@@ -48,7 +67,7 @@ def _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows
 @triton.jit
 def _smoothing_input(item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows,
                      cols, seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING: tl.constexpr):
-    """The smoothing's input ``y = drop(LN(e))`` for one sequence, with what backward reuses:
+    """The smoothing's input ``y = drop(LN(e))`` for a block of rows, with what backward reuses:
     (y, normalised e, rstd, dropout factors, LN weight, in_bounds, element offsets)."""
     normed, rstd, in_bounds = _embedded_norm(item_seq_ptr, item_weight_ptr, position_weight_ptr, seq, rows, cols,
                                              seq_len, hidden, eps)
@@ -69,17 +88,19 @@ def _input_stage_fwd_kernel(
     item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr,
     logit_ptr, level_ptr, scale_ptr, out_ptr,
     seq_len, hidden, eps, rng_ptr, dropout_p, inv_sqrt_len, mix,
-    TRAINING: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.arange(0, BLOCK_H)[None, :]
-    y, _, _, _, _, in_bounds, offsets = _smoothing_input(
-        item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
-        seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
-    out = _smoothing_fwd_tile(y, rows, alpha, level, scale, inv_sqrt_len, mix)
-    tl.store(out_ptr + offsets, out, mask=in_bounds)
+    carry = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        y, _, _, _, _, in_bounds, offsets = _smoothing_input(
+            item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
+            seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
+        out, carry = _smoothing_fwd_block(y, rows, start, carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R)
+        tl.store(out_ptr + offsets, out, mask=in_bounds)
 
 
 @triton.jit
@@ -88,31 +109,54 @@ def _input_stage_bwd_kernel(
     logit_ptr, level_ptr, scale_ptr, grad_ptr,
     dembedded_ptr, part_ptr, part_stride,
     seq_len, hidden, eps, rng_ptr, dropout_p, inv_sqrt_len, mix,
-    TRAINING: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
     cols = tl.arange(0, BLOCK_H)[None, :]
     col_ok = cols < hidden
-    y, normed, rstd, drop, norm_weight, in_bounds, offsets = _smoothing_input(
-        item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
-        seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
     alpha, level, scale = _smoothing_params(logit_ptr, level_ptr, scale_ptr, cols, hidden)
-    grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
-    dy, dalpha, dlevel, dscale = _smoothing_bwd_tile(y, grad, grad_next, rows, alpha, level, scale,
-                                                     inv_sqrt_len, mix)
-    dy = dy * drop
-    dy = tl.where(in_bounds, dy, 0.0)
-    dnormed = dy * norm_weight
-    dembedded = rstd * (dnormed - tl.sum(dnormed, axis=1)[:, None] / hidden
-                        - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
-    tl.store(dembedded_ptr + offsets, dembedded, mask=in_bounds)
+    dalpha = tl.zeros((1, BLOCK_H), tl.float32)
+    dlevel = tl.zeros((1, BLOCK_H), tl.float32)
+    dscale = tl.zeros((1, BLOCK_H), tl.float32)
+    ema_carry = tl.zeros((1, BLOCK_H), tl.float32)
+    twice_carry = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        y, _, _, _, _, _, offsets = _smoothing_input(
+            item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
+            seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
+        grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
+        block_dalpha, block_dlevel, block_dscale, ema_carry, twice_carry = _smoothing_param_grads_block(
+            y, grad, grad_next, rows, start, ema_carry, twice_carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R)
+        dalpha += block_dalpha
+        dlevel += block_dlevel
+        dscale += block_dscale
+    dnorm_weight = tl.zeros((1, BLOCK_H), tl.float32)
+    dnorm_bias = tl.zeros((1, BLOCK_H), tl.float32)
+    carry = tl.zeros((1, BLOCK_H), tl.float32)
+    last = tl.cdiv(seq_len, BLOCK_R) - 1
+    for step in range(0, last + 1):
+        start = (last - step) * BLOCK_R
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        _, normed, rstd, drop, norm_weight, in_bounds, offsets = _smoothing_input(
+            item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
+            seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
+        grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        dy, carry = _smoothing_dx_block(grad, rows, start, carry, alpha, scale, inv_sqrt_len, mix, BLOCK_R)
+        dy = dy * drop
+        dy = tl.where(in_bounds, dy, 0.0)
+        dnormed = dy * norm_weight
+        dembedded = rstd * (dnormed - tl.sum(dnormed, axis=1)[:, None] / hidden
+                            - normed * (tl.sum(dnormed * normed, axis=1)[:, None] / hidden))
+        tl.store(dembedded_ptr + offsets, dembedded, mask=in_bounds)
+        dnorm_weight += tl.sum(dy * normed, axis=0)[None, :]
+        dnorm_bias += tl.sum(dy, axis=0)[None, :]
     part = seq * hidden + cols
     tl.store(part_ptr + part, dalpha, mask=col_ok)
     tl.store(part_ptr + part_stride + part, dlevel, mask=col_ok)
     tl.store(part_ptr + 2 * part_stride + part, dscale, mask=col_ok)
-    tl.store(part_ptr + 3 * part_stride + part, tl.sum(dy * normed, axis=0)[None, :], mask=col_ok)
-    tl.store(part_ptr + 4 * part_stride + part, tl.sum(dy, axis=0)[None, :], mask=col_ok)
+    tl.store(part_ptr + 3 * part_stride + part, dnorm_weight, mask=col_ok)
+    tl.store(part_ptr + 4 * part_stride + part, dnorm_bias, mask=col_ok)
 
 
 def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
@@ -125,7 +169,7 @@ def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_b
     _input_stage_fwd_kernel[(batch,)](
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
         smoothed_scale, out, seq_len, hidden, eps, rng, dropout_p, inv_sqrt_len, mix,
-        TRAINING=training, **input_blocks(seq_len, hidden), num_warps=16)
+        TRAINING=training, **input_blocks(seq_len, hidden), num_warps=NUM_WARPS)
     return out
 
 
@@ -141,5 +185,5 @@ def _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_b
     _input_stage_bwd_kernel[(batch,)](
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
         smoothed_scale, grad, dembedded, parts, batch * hidden, seq_len, hidden, eps, rng, dropout_p, inv_sqrt_len,
-        mix, TRAINING=training, **input_blocks(seq_len, hidden), num_warps=16)
+        mix, TRAINING=training, **input_blocks(seq_len, hidden), num_warps=NUM_WARPS)
     return dembedded, parts

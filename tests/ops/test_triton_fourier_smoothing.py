@@ -34,6 +34,23 @@ def test_forward_and_gradients_match_reference(seq_len, hidden, mix):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("seq_len", [17, 50])
+def test_scans_carry_across_row_blocks(monkeypatch, seq_len):
+    """Sequences longer than one block of rows (16 here): the forward and reverse scans carry
+    from block to block, the last block partly past the end."""
+    from asrec.kernels import fourier_smoothing as kernels
+
+    monkeypatch.setattr(kernels, "ROW_TILE", 256)
+    assert kernels.smoothing_blocks(seq_len, 24)[0] == 16
+    x = torch.randn(3, seq_len, 24, device=DEVICE, requires_grad=True)
+    params = _params(24)
+    grad = torch.randn(3, seq_len, 24, device=DEVICE)
+    ours = _run("triton", x, params, 0.4, grad)
+    expected = _run("reference", x, params, 0.4, grad)
+    for name, a, b in zip(("out", "x", "logit", "init_level", "smoothed_scale"), ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
 @pytest.mark.parametrize("logit", [-6.0, 4.0])
 def test_extreme_smoothing_factors(logit):
     """alpha near 0 and near 1: the level decay and the long memory stay exact."""

@@ -39,6 +39,22 @@ def test_forward_and_gradients_match_reference(seq_len, hidden, mix):
     assert ours[1][0].abs().max() == 0, "the padding item's row must get no gradient"
 
 
+@pytest.mark.parametrize("seq_len", [17, 50])
+def test_scans_carry_across_row_blocks(monkeypatch, seq_len):
+    """Sequences longer than one block of rows (16 here): the smoothing's forward and reverse
+    scans carry from block to block, the last block partly past the end."""
+    from asrec.kernels import fourier_smoothing, input_stage
+
+    monkeypatch.setattr(fourier_smoothing, "ROW_TILE", 256)
+    assert input_stage.input_blocks(seq_len, 24)["BLOCK_R"] == 16
+    ids = _padded_ids(3, seq_len, 30)
+    tables = _tables(30, seq_len, 24)
+    grad = torch.randn(3, seq_len, 24, device=DEVICE)
+    ours = _run("triton", ids, tables, 0.4, grad)
+    for name, a, b in zip(NAMES, ours, _run("reference", ids, tables, 0.4, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0: the reference computed on the kernels' own dropout factors gives the same
     output and gradients (the mask is regenerated in backward, not stored)."""
