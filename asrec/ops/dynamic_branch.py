@@ -13,11 +13,12 @@ from .residual_norm import residual_norm
 
 
 def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
-                 training: bool) -> torch.Tensor:
-    """``LN(drop(dense(context)) + residual)``. context, residual: (batch, seq_len | 1, hidden)."""
+                 training: bool, mix: tuple = None) -> torch.Tensor:
+    """``LN(drop(dense(context)) + residual)``. context, residual: (batch, seq_len | 1, hidden).
+    ``mix=(other, w)``: ``lerp(other, that, w)``, the hybrid layer's branch mix, in the norm's kernel."""
     norm = weights.norm
     return residual_norm(F.linear(context, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training)
+                         training, mix)
 
 
 def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,

@@ -26,9 +26,10 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
                                                          attn_dropout_p, training, output_rows)
     seasonal = seasonal_tail(seasonal_context, x, weights.seasonal, hidden_dropout_p, training, filter_scope,
                              output_rows)
-    dynamic = dynamic_tail(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p, training)
-    return feed_forward(torch.lerp(seasonal, dynamic, weights.branch_mix), weights.feed_forward, hidden_dropout_p,
-                        training)
+    # the branch mix lerp(seasonal, dynamic, v3) rides in the dynamic branch's norm kernel
+    mixed = dynamic_tail(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p, training,
+                         mix=(seasonal, weights.branch_mix))
+    return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training)
 
 
 backends.register_composition("hybrid_layer")
