@@ -35,12 +35,15 @@ TAPS = sum(KERNEL_SIZES)  # 15: the weight-gradient kernel's taps, small's first
 BLOCKS = dict(BLOCK_O=32, BLOCK_I=32, BLOCK_H=64)
 # Launch options, chosen by compiling for sm_90 and sm_80 (tests/triton_aot): the seven
 # shifted loads per input block make the software pipeline's buffers large. Forward: two
-# stages (116 KiB of shared memory; three stages need 232 KiB, over sm_90's limit) and 4
-# warps: with IEEE products the three accumulators and the shifted tiles spill ~1.2 KB per
-# thread on sm_90 (8 warps spill more there), with TF32 nothing.
+# stages (86 KiB of shared memory) over 16-output-channel blocks and 8 warps: with IEEE
+# products, 32-channel blocks and 4 warps spilled ~1.2 KB per thread on sm_90 (the three
+# accumulators and the shifted tiles; 8 warps or 32-column blocks spilled more); 16-channel
+# blocks spill nothing with either product. The reduction (over input channels, in blocks of
+# BLOCK_I, tap by tap) is the same, so is every output element's summation order.
 # Input gradient: fifteen loads per block, so one stage (12 KiB; two need 180 KiB) and 8
 # warps (no register spills).
-FORWARD_LAUNCH = dict(num_warps=4, num_stages=2)
+FORWARD_BLOCKS = dict(BLOCKS, BLOCK_O=16)
+FORWARD_LAUNCH = dict(num_warps=8, num_stages=2)
 INPUT_GRAD_LAUNCH = dict(num_warps=8, num_stages=1)
 WEIGHT_GRAD_LAUNCH = dict(num_warps=4, num_stages=2)
 
@@ -211,9 +214,9 @@ def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: tuple) -> torc
     -> (3, B, N, H) in x's dtype: small, middle, large."""
     batch, channels, hidden = x.shape
     out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
-    grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_O"]), batch)
+    grid = (triton.cdiv(hidden, FORWARD_BLOCKS["BLOCK_H"]), triton.cdiv(channels, FORWARD_BLOCKS["BLOCK_O"]), batch)
     _multiscale_conv_fwd_kernel[grid](x, *weights, *biases, out, out[0].numel(), channels=channels, hidden=hidden,
-                                      **BLOCKS, DOT_PRECISION=dot_precision(), **FORWARD_LAUNCH)
+                                      **FORWARD_BLOCKS, DOT_PRECISION=dot_precision(), **FORWARD_LAUNCH)
     return out
 
 
