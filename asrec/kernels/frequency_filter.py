@@ -279,13 +279,15 @@ def _frequency_energy(y):
     return _energy_launch(y, y, ENERGY)  # (threshold unread)
 
 
-def _frequency_keep(y, batch: int, groups: int, threshold, scope: str):
-    """y: (B*G, N, H) contiguous, rows ``b * G + g``; threshold: one-element tensor -> (B*G, N//2 + 1)
-    float32 0/1 keep-mask of asrec.reference.frequency_filter.frequency_keep_mask: one launch with
+def _frequency_keep(y, batch: int, groups: int, threshold, scope: str, group_major: bool = False):
+    """y: (B*G, N, H) contiguous, rows ``b * G + g`` (``g * B + b`` with ``group_major``);
+    threshold: one-element tensor -> (B*G, N//2 + 1) float32 0/1 keep-mask of
+    asrec.reference.frequency_filter.frequency_keep_mask, rows as y's: one launch with
     ``scope="sequence"``, two with ``"batch"`` (the group quantile needs every sequence's energies)."""
     if scope == "sequence":
         return _energy_launch(y, threshold, SEQUENCE_KEEP)
-    return _frequency_keep_mask(_energy_launch(y, threshold, NORMALISED), batch, groups, threshold, y.shape[1])
+    return _frequency_keep_mask(_energy_launch(y, threshold, NORMALISED), batch, groups, threshold, y.shape[1],
+                                group_major)
 
 
 def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):

@@ -117,12 +117,12 @@ def _sequence_keep_rows(normalised, bins_idx, threshold_ptr, seq_len: tl.constex
 
 
 @triton.jit
-def _group_tile(values_ptr, start, group, batch, groups, bins_idx, row_idx, seq_len: tl.constexpr,
-                bins: tl.constexpr):
-    """Rows ``start..`` of one group's (batch, bins) slice of a (batch, groups, bins) buffer:
-    (offsets, in_bounds, keys, multiplicities, values)."""
+def _group_tile(values_ptr, start, group, batch, row_stride, group_stride, bins_idx, row_idx,
+                seq_len: tl.constexpr, bins: tl.constexpr):
+    """Rows ``start..`` of one group's (batch, bins) slice of a buffer whose sequence ``(b, g)``
+    is row ``b * row_stride + g * group_stride``: (offsets, in_bounds, keys, multiplicities, values)."""
     rows = start + row_idx
-    offsets = (rows * groups + group) * bins + bins_idx
+    offsets = (rows * row_stride + group * group_stride) * bins + bins_idx
     in_bounds = (rows < batch) & (bins_idx < bins)
     values = tl.load(values_ptr + offsets, mask=in_bounds, other=0.0)
     counts = tl.where(rows < batch, _bin_multiplicity(bins_idx, seq_len, bins), 0)
@@ -130,11 +130,12 @@ def _group_tile(values_ptr, start, group, batch, groups, bins_idx, row_idx, seq_
 
 
 @triton.jit
-def _frequency_keep_mask_kernel(values_ptr, threshold_ptr, batch, groups, seq_len: tl.constexpr,
+def _frequency_keep_mask_kernel(values_ptr, threshold_ptr, batch, row_stride, group_stride, seq_len: tl.constexpr,
                                 bins: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr):
-    """``scope="batch"``, one program per group: values (batch, groups, bins) float32 normalised
-    energies, overwritten with the 0/1 keep-mask (each element is read by the thread that
-    writes it, and only after every read of the group's values)."""
+    """``scope="batch"``, one program per group: values (batch * groups, bins) float32 normalised
+    energies (sequence ``(b, g)`` at row ``b * row_stride + g * group_stride``), overwritten with
+    the 0/1 keep-mask (each element is read by the thread that writes it, and only after every
+    read of the group's values)."""
     group = tl.program_id(0)
     bins_idx = tl.arange(0, BLOCK_K)[None, :]
     row_idx = tl.arange(0, BLOCK_B)[:, None]
@@ -145,23 +146,23 @@ def _frequency_keep_mask_kernel(values_ptr, threshold_ptr, batch, groups, seq_le
         trial = low | (1 << (30 - step))
         smaller = tl.zeros((BLOCK_B, BLOCK_K), tl.int32)
         for start in range(0, batch, BLOCK_B):
-            _, _, keys, counts, _ = _group_tile(values_ptr, start, group, batch, groups, bins_idx, row_idx,
-                                                seq_len, bins)
+            _, _, keys, counts, _ = _group_tile(values_ptr, start, group, batch, row_stride, group_stride,
+                                                bins_idx, row_idx, seq_len, bins)
             smaller += tl.where(keys < trial, counts, 0)
         low = tl.where(tl.sum(smaller) <= below, trial, low)
     # the above-th: low again if enough copies of it reach that rank, else the next larger value
     at_most = tl.zeros((BLOCK_B, BLOCK_K), tl.int32)
     larger = tl.full((BLOCK_B, BLOCK_K), NAN_KEY, tl.int32)
     for start in range(0, batch, BLOCK_B):
-        _, _, keys, counts, _ = _group_tile(values_ptr, start, group, batch, groups, bins_idx, row_idx,
-                                            seq_len, bins)
+        _, _, keys, counts, _ = _group_tile(values_ptr, start, group, batch, row_stride, group_stride,
+                                            bins_idx, row_idx, seq_len, bins)
         at_most += tl.where(keys <= low, counts, 0)
         larger = tl.minimum(larger, tl.where((keys > low) & (counts > 0), keys, NAN_KEY))
     high = tl.where(tl.sum(at_most) > above, low, tl.min(larger))
     cutoff = _lerp(low.to(tl.float32, bitcast=True), high.to(tl.float32, bitcast=True), rank - below.to(tl.float32))
     for start in range(0, batch, BLOCK_B):
-        offsets, in_bounds, _, _, values = _group_tile(values_ptr, start, group, batch, groups, bins_idx, row_idx,
-                                                       seq_len, bins)
+        offsets, in_bounds, _, _, values = _group_tile(values_ptr, start, group, batch, row_stride,
+                                                       group_stride, bins_idx, row_idx, seq_len, bins)
         tl.store(values_ptr + offsets, tl.where(values > cutoff, 1.0, 0.0), mask=in_bounds)
 
 
@@ -171,9 +172,12 @@ def keep_mask_blocks(batch: int, bins: int) -> dict:
     return dict(BLOCK_B=max(1, min(triton.next_power_of_2(batch), MASK_TILE // block_k)), BLOCK_K=block_k)
 
 
-def _frequency_keep_mask(values, batch: int, groups: int, threshold, seq_len: int):
-    """values: (batch * groups, N//2 + 1) float32 normalised energies (rows ``b * groups + g``),
-    overwritten with the batch-scope 0/1 keep-mask and returned; threshold: one-element tensor."""
-    _frequency_keep_mask_kernel[(groups,)](values, threshold, batch, groups, seq_len=seq_len, bins=seq_len // 2 + 1,
-                                           **keep_mask_blocks(batch, seq_len // 2 + 1), num_warps=8)
+def _frequency_keep_mask(values, batch: int, groups: int, threshold, seq_len: int, group_major: bool = False):
+    """values: (batch * groups, N//2 + 1) float32 normalised energies, rows ``b * groups + g`` (or
+    ``g * batch + b`` with ``group_major``), overwritten with the batch-scope 0/1 keep-mask and
+    returned; threshold: one-element tensor."""
+    row_stride, group_stride = (1, batch) if group_major else (groups, 1)
+    _frequency_keep_mask_kernel[(groups,)](values, threshold, batch, row_stride, group_stride, seq_len=seq_len,
+                                           bins=seq_len // 2 + 1, **keep_mask_blocks(batch, seq_len // 2 + 1),
+                                           num_warps=8)
     return values

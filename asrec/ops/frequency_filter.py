@@ -28,10 +28,10 @@ from ._common import (
 
 def _keep_mask(energy: torch.Tensor, batch: int, groups: int, threshold: torch.Tensor, scope: str,
                seq_len: int) -> torch.Tensor:
-    """(B*G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code,
+    """(B, G, K) kernel energies -> (B, G, K) float32 0/1 keep-mask: the reference's own mask code,
     reading nothing on the host (a fused step must run without host work, DESIGN.md). The CUDA
     backend's mask; the Triton backend computes it in its own kernels (kernels/frequency_keep_mask.py)."""
-    return frequency_keep_mask(energy.view(batch, groups, -1), seq_len, threshold, scope,
+    return frequency_keep_mask(energy.reshape(batch, groups, -1), seq_len, threshold, scope,
                                host_ranks=False).to(torch.float32)
 
 
@@ -40,15 +40,17 @@ def _keep_mask(energy: torch.Tensor, batch: int, groups: int, threshold: torch.T
 @custom_op("asrec::frequency_filter_fwd")
 def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
                          norm_bias: torch.Tensor, rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
-                         scope: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """y: (B, G, N, H) -> (out (B, G, N, H) in y's dtype, keep (B, G, N//2 + 1) float32 0/1)."""
+                         scope: str, group_major: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """y: (B, G, N, H), or (G, B, N, H) with ``group_major`` -> (out, y's shape and dtype; keep, y's
+    two leading axes by N//2 + 1, float32 0/1)."""
     from ..kernels.frequency_filter import _frequency_filter_fwd, _frequency_keep
 
-    batch, groups, seq_len, hidden = y.shape
+    seq_len, hidden = y.shape[2:]
+    groups, batch = y.shape[:2] if group_major else y.shape[1::-1]
     flat = y.view(batch * groups, seq_len, hidden)
-    keep = _frequency_keep(flat, batch, groups, threshold, scope)
+    keep = _frequency_keep(flat, batch, groups, threshold, scope, group_major)
     out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, rng, dropout_p, dropping)
-    return out.view(y.shape), keep.view(batch, groups, -1)
+    return out.view(y.shape), keep.view(*y.shape[:2], -1)
 
 
 @frequency_filter_fwd.register_fake
@@ -104,12 +106,18 @@ _cuda_extension.after_load(_register_cuda_fakes)
 
 class _CudaKernels:
     @staticmethod
-    def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p, dropping, scope):
+    def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p, dropping, scope,
+                             group_major):
         kernel_ops = _cuda_extension.kernel_ops
-        batch, groups, seq_len, hidden = y.shape
-        flat = y.reshape(batch * groups, seq_len, hidden)
-        keep = _keep_mask(kernel_ops.frequency_energy(flat), batch, groups, threshold, scope, seq_len)
-        out = kernel_ops.frequency_filter_fwd(flat, keep.view(batch * groups, -1), norm_weight, norm_bias, rng, eps,
+        leading, (seq_len, hidden) = y.shape[:2], y.shape[2:]
+        flat = y.reshape(-1, seq_len, hidden)
+        energy = kernel_ops.frequency_energy(flat).view(*leading, -1)
+        if group_major:  # the mask code takes (B, G, K)
+            keep = _keep_mask(energy.transpose(0, 1), leading[1], leading[0], threshold, scope, seq_len)
+            keep = keep.transpose(0, 1).contiguous()
+        else:
+            keep = _keep_mask(energy, leading[0], leading[1], threshold, scope, seq_len)
+        out = kernel_ops.frequency_filter_fwd(flat, keep.view(flat.shape[0], -1), norm_weight, norm_bias, rng, eps,
                                               dropout_p, dropping)
         return out.view(y.shape), keep
 
@@ -133,17 +141,18 @@ def _frequency_filter_function(kernels, name: str):
         Forward: energy kernel -> keep-mask on the device (median, per-group batch quantile,
         strict ``>``) -> fused inverse + dropout + residual + LayerNorm kernel. Saves the
         input, the mask and the dropout RNG state; backward recomputes the rest. ``threshold``
-        gets no gradient.
+        gets no gradient. ``group_major``: y is (groups, batch, seq_len, hidden), as the
+        convolution op writes its three outputs.
         """
 
         @staticmethod
         def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
-                    scope: str):
+                    scope: str, group_major: bool = False):
             y = y.contiguous()
             norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
             dropping, rng = dropout_plan(dropout_p, training, y.device)
             out, keep = kernels.frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p,
-                                                     dropping, scope)
+                                                     dropping, scope, group_major)
             ctx.save_for_backward(y, keep, norm_weight, rng)
             ctx.settings = (eps, dropout_p, dropping)
             ctx.bias_dtype = norm_bias.dtype
@@ -154,7 +163,7 @@ def _frequency_filter_function(kernels, name: str):
             y, keep, norm_weight, rng = ctx.saved_tensors
             dy, dnorm = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng, *ctx.settings)
             return (dy.to(y.dtype), None, dnorm[0].to(norm_weight.dtype), dnorm[1].to(ctx.bias_dtype),
-                    None, None, None, None)
+                    None, None, None, None, None)
 
     FrequencyFilterFunction.__name__ = FrequencyFilterFunction.__qualname__ = name
     return FrequencyFilterFunction
@@ -178,7 +187,8 @@ def _cuda_shape(seq_len, hidden, device):
 
 def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
     """The fused kernel of ``frequency_filter`` (groups=False: y (B, [G,] N, H)) or of
-    ``frequency_filter_groups`` (G same-shaped (B, N, H) inputs stacked into one launch)."""
+    ``frequency_filter_groups`` (G same-shaped (B, N, H) inputs stacked into one launch, or
+    one (G, B, N, H) tensor taken as it is: no copy)."""
 
     def unsupported(y, threshold, norm_weight, norm_bias, *rest):
         if groups and any(g.shape != y[0].shape for g in y):
@@ -188,6 +198,8 @@ def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
                 or shape_check(first.shape[-2], first.shape[-1], first.device))
 
     def run(y, *args):
+        if groups and torch.is_tensor(y):
+            return function.apply(y, *args, True)
         if groups:
             return list(function.apply(torch.stack(y, dim=1), *args).unbind(1))
         out = function.apply(y if y.dim() == 4 else y.unsqueeze(1), *args)
@@ -228,11 +240,18 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
     return backends.dispatch("frequency_filter", y.device, *args)(*args)
 
 
-def frequency_filter_groups(groups: list, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch") -> list:
-    """The filters of a seasonal branch: G (batch, seq_len, hidden) inputs, a quantile each; see
+def frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch"):
+    """The filters of a seasonal branch, a quantile each: a list of G (batch, seq_len, hidden)
+    inputs -> a list of G outputs, or one (G, batch, seq_len, hidden) tensor (the convolutions'
+    output as it is) -> one tensor of that shape. See
     ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
-    check_tensor_list("frequency_filter_groups", "groups", groups)
+    if torch.is_tensor(groups):
+        if groups.dim() != 4 or groups.shape[0] == 0:
+            raise ValueError("frequency_filter_groups: a groups tensor must be (groups, batch, seq_len, hidden) with "
+                             f"at least one group, got shape {tuple(groups.shape)}")
+    else:
+        check_tensor_list("frequency_filter_groups", "groups", groups)
     _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter_groups", groups[0].device, *args)(*args)

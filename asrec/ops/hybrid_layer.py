@@ -24,10 +24,11 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     """
     seasonal_context, dynamic_context = hybrid_attention(x, key_bias, weights.seasonal, weights.dynamic, n_heads,
                                                          attn_dropout_p, training, output_rows)
-    seasonal = seasonal_tail(seasonal_context, x, weights.seasonal, hidden_dropout_p, training, filter_scope,
+    residual = take_rows(x, output_rows)  # both branches' residual
+    seasonal = seasonal_tail(seasonal_context, residual, weights.seasonal, hidden_dropout_p, training, filter_scope,
                              output_rows)
     # the branch mix lerp(seasonal, dynamic, v3) rides in the dynamic branch's norm kernel
-    mixed = dynamic_tail(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p, training,
+    mixed = dynamic_tail(dynamic_context, residual, weights.dynamic, hidden_dropout_p, training,
                          mix=(seasonal, weights.branch_mix))
     return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training)
 

@@ -67,12 +67,17 @@ class MultiscaleConvFn(torch.autograd.Function):
         return tuple(g.to(dtype) for g, dtype in zip((dx, *dweights, *dbiases), ctx.dtypes))
 
 
-def _triton(context, conv_weights, conv_biases):
-    # [small, middle, large]: views of one (3, B, N, H) output
-    return list(MultiscaleConvFn.apply(context, *conv_weights, *conv_biases).unbind(0))
+def _triton(context, conv_weights, conv_biases, stacked=False):
+    out = MultiscaleConvFn.apply(context, *conv_weights, *conv_biases)  # (3, B, N, H)
+    return out if stacked else list(out.unbind(0))
 
 
-def _triton_unsupported(context, conv_weights, conv_biases):
+def _reference(context, conv_weights, conv_biases, stacked=False):
+    outputs = multiscale_conv_ref(context, conv_weights, conv_biases)
+    return torch.stack(outputs) if stacked else outputs
+
+
+def _triton_unsupported(context, conv_weights, conv_biases, stacked=False):
     from ..kernels.multiscale_conv import unsupported_shape
 
     named = {"context": context}
@@ -81,14 +86,16 @@ def _triton_unsupported(context, conv_weights, conv_biases):
     return unsupported_tensors(**named) or unsupported_shape(context.shape[1], context.shape[2])
 
 
-backends.register("multiscale_conv", multiscale_conv_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
+backends.register("multiscale_conv", _reference, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
 
 # ---- public op ----
 
-def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple) -> list:
+def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tuple, stacked: bool = False):
     """See ``asrec.reference.multiscale_conv_ref``. context: (batch, seq_len, hidden); conv_weights:
-    (N, N, 3), (N, N, 5), (N, N, 7); conv_biases: three (N,). -> [small, middle, large], each context's shape."""
+    (N, N, 3), (N, N, 5), (N, N, 7); conv_biases: three (N,). -> [small, middle, large], each context's
+    shape, or with ``stacked`` one (3, batch, seq_len, hidden) tensor (the Triton kernel's own output:
+    ``frequency_filter_groups`` takes it as it is)."""
     check_tensors("multiscale_conv", context=context)
     check_tensor_list("multiscale_conv", "conv_weights", conv_weights, 3)
     check_tensor_list("multiscale_conv", "conv_biases", conv_biases, 3)
@@ -104,5 +111,5 @@ def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tup
                              f"are the channels), got {tuple(weight.shape)}")
         if bias.shape != (seq_len,):
             raise ValueError(f"multiscale_conv: conv_biases[{i}] must be ({seq_len},), got {tuple(bias.shape)}")
-    args = (context, conv_weights, conv_biases)
+    args = (context, conv_weights, conv_biases, bool(stacked))
     return backends.dispatch("multiscale_conv", context.device, *args)(*args)

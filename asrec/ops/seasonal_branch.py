@@ -24,21 +24,24 @@ def seasonal_tail(context: torch.Tensor, residual: torch.Tensor, weights: Season
                   training: bool, filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
 
-    context: (batch, seq_len, hidden) merged gated context; residual: the branch input x.
+    context: (batch, seq_len, hidden) merged gated context; residual: the branch input x, or
+    with ``output_rows`` its rows ``take_rows(x, output_rows)`` (batch, 1, hidden) (the hybrid
+    layer takes them once for both branches).
     ``ctx = s1 (F(S) + S) + s2 (F(G) + G) + s3 (F(M) + M)`` with S, M, G the small, middle
     and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
     ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
     rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
     """
-    conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases)
+    # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies
+    conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=True)
     ff = weights.frequency_filter
     filtered = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
                                        FILTER_DROPOUT, training, filter_scope)
-    activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
-                              weights.contrast_scale, output_rows)
+    activated = contrast_gelu(list(filtered.unbind(0)), list(conv_outputs.unbind(0)), weights.position_scales,
+                              weights.origin_scale, weights.contrast_scale, output_rows)
     norm = weights.norm
-    return residual_norm(F.linear(activated, *weights.dense), take_rows(residual, output_rows), norm.weight,
-                         norm.bias, norm.eps, dropout_p, training)
+    return residual_norm(F.linear(activated, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
+                         training)
 
 
 def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
@@ -51,7 +54,8 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
                          f"n_heads={n_heads}, got {tuple(x.shape)}")
     q, k, v = (split_heads(F.linear(x, *linear), n_heads) for linear in (weights.query, weights.key, weights.value))
     context = merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
-    return seasonal_tail(context, x, weights, hidden_dropout_p, training, filter_scope, output_rows)
+    return seasonal_tail(context, take_rows(x, output_rows), weights, hidden_dropout_p, training, filter_scope,
+                         output_rows)
 
 
 backends.register_composition("seasonal_branch")

@@ -186,7 +186,7 @@ def _inverse_with_residual(spectrum: torch.Tensor, keep: torch.Tensor, residual:
 
 
 def frequency_filter_groups_ref(
-    groups: list,
+    groups,
     threshold: torch.Tensor,
     norm_weight: torch.Tensor,
     norm_bias: torch.Tensor,
@@ -194,10 +194,11 @@ def frequency_filter_groups_ref(
     dropout_p: float = 0.5,
     training: bool = False,
     scope: str = "batch",
-) -> list:
+):
     """SPEC section 3 for G same-shaped inputs, each with its own quantile, in one pass.
 
-    groups: G tensors (batch, seq_len, hidden) -> G tensors of that shape and dtype. The
+    groups: G tensors (batch, seq_len, hidden) -> G tensors of that shape and dtype, or one
+    (G, batch, seq_len, hidden) tensor -> one tensor of that shape and dtype. The
     masks of all groups come from one batched median/quantile computation; the transforms
     run per group so that no intermediate is G times larger than an input (on the CPU,
     buffers above glibc's 32 MiB mmap ceiling are fresh pages on every call, and their
@@ -205,6 +206,9 @@ def frequency_filter_groups_ref(
     """
     if scope not in THRESHOLD_SCOPES:
         raise ValueError(f"frequency filter scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
+    if torch.is_tensor(groups):
+        return torch.stack(frequency_filter_groups_ref(list(groups.unbind(0)), threshold, norm_weight, norm_bias, eps,
+                                                       dropout_p, training, scope))
     seq_len, hidden = groups[0].shape[-2:]
     dtype = compute_dtype(*groups)
     inputs = [g.to(dtype) for g in groups]

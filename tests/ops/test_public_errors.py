@@ -18,7 +18,7 @@ SMOOTH = (torch.zeros(1), torch.zeros(1, 1, 8), torch.ones(1, 1, 8))
 @pytest.mark.parametrize("call,pattern", [
     (lambda: ops.frequency_filter(X.tolist(), torch.tensor(0.8), *NORM, 1e-12), r"frequency_filter: y must be a torch.Tensor, got list"),
     (lambda: ops.frequency_filter(X, 0.8, *NORM, 1e-12), r"frequency_filter: threshold must be a torch.Tensor, got float"),
-    (lambda: ops.frequency_filter_groups(X, torch.tensor(0.8), *NORM, 1e-12), r"frequency_filter_groups: groups must be a non-empty list"),
+    (lambda: ops.frequency_filter_groups(7, torch.tensor(0.8), *NORM, 1e-12), r"frequency_filter_groups: groups must be a non-empty list"),
     (lambda: ops.frequency_filter_groups([X, None], torch.tensor(0.8), *NORM, 1e-12), r"frequency_filter_groups: groups\[1\] must be a torch.Tensor, got NoneType"),
     (lambda: ops.fourier_smoothing(X, 0.3, *SMOOTH[1:], 1.0), r"fourier_smoothing: smoothing_logit must be a torch.Tensor, got float"),
     (lambda: ops.input_stage([[1, 2]], torch.randn(3, 8), torch.randn(5, 8), *NORM, 1e-12, 0.0, False, *SMOOTH, 1.0), r"input_stage: item_seq must be a torch.Tensor, got list"),
@@ -31,3 +31,9 @@ SMOOTH = (torch.zeros(1), torch.zeros(1, 1, 8), torch.ones(1, 1, 8))
 def test_non_tensor_arguments_are_named(call, pattern):
     with pytest.raises(TypeError, match=pattern):
         call()
+
+
+def test_a_groups_tensor_of_the_wrong_rank_is_named():
+    with pytest.raises(ValueError, match=r"frequency_filter_groups: a groups tensor must be \(groups, batch, seq_len, "
+                                         r"hidden\) with at least one group, got shape \(2, 5, 8\)"):
+        ops.frequency_filter_groups(X, torch.tensor(0.8), *NORM, 1e-12)

@@ -131,3 +131,24 @@ def test_published_shapes_and_low_precision_on_gpu(seq_len, hidden, dtype):
     else:
         for a, b, c in zip(ours, exact, low):
             assert_low_precision_close(a, b, c)
+
+
+@pytest.mark.parametrize("scope", ["batch", "sequence"])
+def test_a_stacked_groups_tensor_equals_the_list_of_groups(scope):
+    """frequency_filter_groups on one (G, B, N, H) tensor (the convolutions' output, no copy) gives
+    the list form's outputs and gradients, on the Triton and reference backends."""
+    from asrec.ops import frequency_filter_groups
+
+    stacked = torch.randn(3, 5, 12, 24, device=DEVICE, requires_grad=True)
+    weight, bias = _norm(24)
+    grad = torch.randn_like(stacked)
+    threshold = torch.tensor(0.7, device=DEVICE)
+    for backend in ("triton", "reference"):
+        with asrec.use_backend(backend):
+            out = frequency_filter_groups(stacked, threshold, weight, bias, EPS, 0.0, True, scope)
+            listed = torch.stack(frequency_filter_groups(list(stacked.unbind(0)), threshold, weight, bias, EPS, 0.0,
+                                                         True, scope))
+        assert torch.is_tensor(out) and out.shape == stacked.shape
+        torch.testing.assert_close(out, listed, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.autograd.grad(out, (stacked, weight, bias), grad),
+                                   torch.autograd.grad(listed, (stacked, weight, bias), grad), rtol=1e-5, atol=1e-5)

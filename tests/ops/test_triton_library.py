@@ -42,13 +42,14 @@ def test_opcheck_input_stage(dropping):
 
 
 @pytest.mark.parametrize("dropping", [False, True])
-def test_opcheck_frequency_filter(dropping):
+@pytest.mark.parametrize("group_major", [False, True])
+def test_opcheck_frequency_filter(dropping, group_major):
     y = torch.randn(2, 3, 12, 8, device=DEVICE)
     weight, bias = 1 + 0.1 * torch.randn(8, device=DEVICE), 0.1 * torch.randn(8, device=DEVICE)
     threshold = torch.tensor(0.8, device=DEVICE)
     torch.library.opcheck(OPS.frequency_filter_fwd.default,
-                          (y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch"))
-    _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch")
+                          (y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch", group_major))
+    _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch", group_major)
     torch.library.opcheck(OPS.frequency_filter_bwd.default,
                           (y, torch.randn_like(y), keep, weight, RNG, 1e-12, 0.5, dropping))
 
