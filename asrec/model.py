@@ -12,6 +12,7 @@ from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 from .ops._common import shared_dropout_draw
 from .ops.input_stage import input_stage
+from .ops.padding_bias import padding_bias
 
 
 class ASRecModel(nn.Module):
@@ -59,19 +60,21 @@ class ASRecModel(nn.Module):
         check_item_seq(item_seq, self.n_items, self.max_seq_length, self.check_values)
         return self._encode(item_seq)
 
-    def _encode(self, item_seq: torch.Tensor, output_rows=None) -> torch.Tensor:
+    def _encode(self, item_seq: torch.Tensor, item_seq_len=None) -> torch.Tensor:
+        """-> (batch, N, hidden), or without item_seq_len (batch, hidden) at each last item."""
         fsm, norm = self.encoder.fsm, self.input_norm
+        key_bias, last_rows = padding_bias(item_seq, item_seq_len)  # one kernel on "triton"
         with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
             smoothed = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight, norm.weight,
                                    norm.bias, norm.eps, self.hidden_dropout_prob, self.training, fsm.smoothing_logit,
                                    fsm.init_level, fsm.smoothed_scale, fsm.mix)
-            return self.encoder.encode_smoothed(smoothed, item_seq, output_rows)
+            return self.encoder.encode_biased(smoothed, key_bias, last_rows)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,
         item_seq_len: (batch,) in [1, N] -> (batch, hidden)."""
         check_item_sequences(item_seq, item_seq_len, self.n_items, self.max_seq_length, self.check_values)
-        return self._encode(item_seq, item_seq_len.long() - 1)
+        return self._encode(item_seq, item_seq_len)
 
     def full_sort_scores(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """Scores of every item, padding item 0 included. -> (batch, n_items)."""

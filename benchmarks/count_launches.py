@@ -93,10 +93,15 @@ class HostAudit(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+# Interpreted kernels run even without --execute: their outputs are indices that a CPU aten op
+# checks (gather's bounds), where a GPU would read them only on the device. Tiny kernels.
+ALWAYS_RUN = frozenset({"_padding_bias_kernel"})
+
+
 class TritonLaunchCounter:
     """Counts Triton kernel launches (compiled or interpreted) while active; pauses ``audit``
-    during each launch; ``execute=False`` skips interpreted kernels (their outputs stay
-    uninitialised)."""
+    during each launch; ``execute=False`` skips interpreted kernels but ALWAYS_RUN (their
+    outputs stay uninitialised)."""
 
     def __init__(self, audit: HostAudit = None, execute: bool = True):
         self.launches = collections.Counter()
@@ -112,8 +117,9 @@ class TritonLaunchCounter:
             original = cls.run
 
             def run(fn, *args, _original=original, _interpreted=cls is InterpretedFunction, **kwargs):
-                self.launches[getattr(fn, "__name__", None) or fn.fn.__name__] += 1
-                if _interpreted and not self.execute:
+                name = getattr(fn, "__name__", None) or fn.fn.__name__
+                self.launches[name] += 1
+                if _interpreted and not self.execute and name not in ALWAYS_RUN:
                     return None
                 if self.audit is not None:
                     self.audit.paused = True

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..checks import check_encoder_config, check_encoder_input
 from ..ops._common import shared_dropout_draw
-from ..reference.attention import item_padding_bias, key_padding_bias
+from ..reference.attention import key_padding_bias
 from .fsm import FourierSmoothing
 from .init import init_linear_embedding_norm
 from .layer import HybridLayer
@@ -57,24 +57,27 @@ class ASRec(nn.Module):
         return self.encode_smoothed(self.fsm(x), valid, output_rows)
 
     def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
-        """The hybrid layers over an already smoothed input (``ASRecModel`` fuses the smoothing
-        into its input stage). hidden: (batch, seq_len, hidden); output_rows as ``encode``;
-        valid: (batch, seq_len) bool, or the integer item ids themselves (0 = padding: the
-        model passes its ids, which builds the attention bias in two kernels instead of four).
+        """The hybrid layers over an already smoothed input. hidden: (batch, seq_len, hidden);
+        valid: (batch, seq_len) bool marking real items; output_rows as ``encode``."""
+        return self.encode_biased(hidden, key_padding_bias(valid, hidden.dtype), output_rows)
+
+    def encode_biased(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
+        """The hybrid layers over an already smoothed input and its attention bias (``ASRecModel``
+        fuses the smoothing into its input stage and builds the bias with ``ops.padding_bias``).
+        hidden: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len), 0 at real items and
+        -10000 at padding; output_rows as ``encode``.
 
         The smoothing computes in float32; its result enters the layers in their parameters'
-        dtype (under autocast as it is: autocast casts at each product). An empty batch gives
-        an empty result: the batch-wide frequency quantile is undefined over no sequences.
+        dtype (under autocast as it is: autocast casts at each product), the bias too. An empty
+        batch gives an empty result: the batch-wide frequency quantile is undefined over no
+        sequences.
         """
         dtype = self.fsm.init_level.dtype
         if hidden.dtype != dtype and not torch.is_autocast_enabled(hidden.device.type):
             hidden = hidden.to(dtype)
         if hidden.shape[0] == 0:
             return hidden if output_rows is None else hidden[:, 0]
-        if valid.dtype == torch.bool:
-            key_bias = key_padding_bias(valid, hidden.dtype)
-        else:
-            key_bias = item_padding_bias(valid, hidden.dtype)
+        key_bias = key_bias.to(hidden.dtype)
         last = len(self.layers) - 1
         with shared_dropout_draw():  # one RNG kernel for the layers' dropping calls
             for index, layer in enumerate(self.layers):

@@ -8,6 +8,7 @@ Function and its public function. Importing an op module registers it with
 """
 
 from .input_stage import input_stage  # noqa: I001 (registration order)
+from .padding_bias import padding_bias
 from .fourier_smoothing import fourier_smoothing
 from .frequency_filter import frequency_filter, frequency_filter_groups
 from .attention import attention, gated_attention
@@ -22,4 +23,4 @@ from .hybrid_layer import hybrid_layer
 
 __all__ = ["attention", "contrast_gelu", "dynamic_branch", "feed_forward", "fourier_smoothing", "frequency_filter",
            "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer", "input_stage",
-           "multiscale_conv", "residual_norm", "seasonal_branch"]
+           "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch"]

@@ -14,13 +14,16 @@ def key_padding_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return ((~valid).to(dtype) * PADDING_BIAS)[:, None, None, :]
 
 
-def item_padding_bias(item_seq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``key_padding_bias(item_seq > 0, dtype)`` from the item ids (id 0 is padding), in two
-    kernels where building ``valid`` first takes four.
+def padding_bias_ref(item_seq: torch.Tensor, item_seq_len: torch.Tensor = None) -> tuple:
+    """The model's attention bias and read-out positions from its inputs: (``key_padding_bias(
+    item_seq > 0)`` in float32 as the published ``(item == 0) * -10000`` computes it, and
+    ``item_seq_len - 1`` as int64, or None without lengths).
 
-    item_seq: (batch, seq_len) integer ids -> (batch, 1, 1, seq_len)
+    item_seq: (batch, seq_len) integer ids, 0 = padding; item_seq_len: (batch,) or None
+    -> ((batch, 1, 1, seq_len) float32, (batch,) int64 | None)
     """
-    return ((item_seq == 0) * PADDING_BIAS).to(dtype)[:, None, None, :]
+    bias = ((item_seq == 0) * PADDING_BIAS).to(torch.float32)[:, None, None, :]
+    return bias, None if item_seq_len is None else item_seq_len.long() - 1
 
 
 def attention_context_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
