@@ -72,10 +72,18 @@ def _(qkv, key_bias, gate_weight, gate_bias, *rest):
 
 # ---- autograd ----
 
+def _branch_shape(qkv: torch.Tensor) -> tuple:
+    batch, seq_len, width = qkv.shape
+    return batch, seq_len, width // 6
+
+
 class HybridAttentionFn(torch.autograd.Function):
-    """Triton forward/backward of both branches' attention: qkv (B, N, 6H) -> (2, B, N, H)
-    [gated seasonal context, dynamic context]. Saves qkv, the ungated contexts and the row
-    log-sum-exp; backward recomputes the probabilities block by block."""
+    """Triton forward/backward of both branches' attention: qkv (B, N, 6H) -> (gated seasonal
+    context, dynamic context), each (B, N, H): two outputs (views of one buffer the kernel
+    writes), so backward takes each branch's gradient as it comes instead of autograd
+    scattering both into zero-filled (2, B, N, H) tensors and adding them. Saves qkv, the
+    ungated contexts and the row log-sum-exp; backward recomputes the probabilities block by
+    block."""
 
     @staticmethod
     def forward(ctx, qkv, key_bias, gate_weight, gate_bias, heads: int, dropout_p: float, training: bool):
@@ -87,13 +95,17 @@ class HybridAttentionFn(torch.autograd.Function):
         out, context, lse = hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, rng, dropout_p, dropping)
         ctx.save_for_backward(qkv, bias, gate_weight, gate_bias, context, lse, rng)
         ctx.settings = (heads, dropout_p, dropping)
-        return out
+        return out[0], out[1]
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad_seasonal, grad_dynamic):
         qkv, bias, gate_weight, gate_bias, context, lse, rng = ctx.saved_tensors
         heads, dropout_p, dropping = ctx.settings
-        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, grad.contiguous(), heads,
+        # one kernel joins the two: the attention backward reads both branches' gradients as
+        # one (2, B, N, H) tensor (a branch without a gradient contributes zeros)
+        shape = _branch_shape(qkv)
+        grad = torch.stack([g if g is not None else qkv.new_zeros(shape) for g in (grad_seasonal, grad_dynamic)])
+        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, grad, heads,
                                             rng, dropout_p, dropping)
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 
@@ -122,8 +134,9 @@ def _triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=Fal
         stacked = (torch.cat([linear.weight for linear in projections]),
                    torch.cat([linear.bias for linear in projections]))
     qkv = F.linear(x, *stacked)
-    out = HybridAttentionFn.apply(qkv, key_bias, *seasonal.gate, n_heads, dropout_p, training)
-    return out[0], take_rows(out[1], output_rows)
+    seasonal_context, dynamic_context = HybridAttentionFn.apply(qkv, key_bias, *seasonal.gate, n_heads, dropout_p,
+                                                                training)
+    return seasonal_context, take_rows(dynamic_context, output_rows)
 
 
 def _triton_unsupported(x, key_bias, seasonal, dynamic, n_heads, *rest):
