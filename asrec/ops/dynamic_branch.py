@@ -15,7 +15,7 @@ from .residual_norm import residual_norm
 def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
                  training: bool, mix: tuple = None) -> torch.Tensor:
     """``LN(drop(dense(context)) + residual)``. context, residual: (batch, seq_len | 1, hidden).
-    ``mix=(other, w)``: ``lerp(other, that, w)``, the hybrid layer's branch mix, in the norm's kernel."""
+    ``mix``: ``residual_norm``'s, the hybrid layer's seasonal norm and branch mix in the same kernel."""
     norm = weights.norm
     return residual_norm(F.linear(context, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
                          training, mix)

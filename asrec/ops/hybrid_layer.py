@@ -24,12 +24,16 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     """
     seasonal_context, dynamic_context = hybrid_attention(x, key_bias, weights.seasonal, weights.dynamic, n_heads,
                                                          attn_dropout_p, training, output_rows)
-    residual = take_rows(x, output_rows)  # both branches' residual
-    seasonal = seasonal_tail(seasonal_context, residual, weights.seasonal, hidden_dropout_p, training, filter_scope,
-                             output_rows)
-    # the branch mix lerp(seasonal, dynamic, v3) rides in the dynamic branch's norm kernel
-    mixed = dynamic_tail(dynamic_context, residual, weights.dynamic, hidden_dropout_p, training,
-                         mix=(seasonal, weights.branch_mix))
+    seasonal_norm = weights.seasonal.norm
+    if seasonal_norm.eps != weights.dynamic.norm.eps:
+        raise ValueError(f"hybrid_layer: the branch norms' eps differ ({seasonal_norm.eps} and "
+                         f"{weights.dynamic.norm.eps}); the layer normalises both in one pass with one eps")
+    seasonal_dense = seasonal_tail(seasonal_context, None, weights.seasonal, hidden_dropout_p, training, filter_scope,
+                                   output_rows)
+    # both branches' dropout + residual + LayerNorm and their mix lerp(seasonal, dynamic, v3)
+    # in one norm kernel (one read of the shared residual, its two gradients summed there)
+    mixed = dynamic_tail(dynamic_context, take_rows(x, output_rows), weights.dynamic, hidden_dropout_p, training,
+                         mix=(seasonal_dense, seasonal_norm.weight, seasonal_norm.bias, weights.branch_mix))
     return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training)
 
 

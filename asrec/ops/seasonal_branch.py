@@ -20,8 +20,8 @@ from .multiscale_conv import multiscale_conv
 from .residual_norm import residual_norm
 
 
-def seasonal_tail(context: torch.Tensor, residual: torch.Tensor, weights: SeasonalWeights, dropout_p: float,
-                  training: bool, filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
+def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dropout_p: float, training: bool,
+                  filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
 
     context: (batch, seq_len, hidden) merged gated context; residual: the branch input x, or
@@ -31,6 +31,8 @@ def seasonal_tail(context: torch.Tensor, residual: torch.Tensor, weights: Season
     and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
     ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
     rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
+    ``residual=None``: the dense output before its dropout, residual and LN (the hybrid layer
+    applies those with the dynamic branch's, in one ``residual_norm`` call).
     """
     # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies
     conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=True)
@@ -39,9 +41,11 @@ def seasonal_tail(context: torch.Tensor, residual: torch.Tensor, weights: Season
                                        FILTER_DROPOUT, training, filter_scope)
     activated = contrast_gelu(list(filtered.unbind(0)), list(conv_outputs.unbind(0)), weights.position_scales,
                               weights.origin_scale, weights.contrast_scale, output_rows)
+    dense = F.linear(activated, *weights.dense)
+    if residual is None:
+        return dense
     norm = weights.norm
-    return residual_norm(F.linear(activated, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training)
+    return residual_norm(dense, residual, norm.weight, norm.bias, norm.eps, dropout_p, training)
 
 
 def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,

@@ -8,10 +8,14 @@ def residual_norm_ref(x: torch.Tensor, residual: torch.Tensor, norm_weight: torc
                       eps: float, dropout_p: float = 0.0, training: bool = False, mix: tuple = None) -> torch.Tensor:
     """``LN(drop(p)(x) + residual)`` over the last axis. x, residual: (..., hidden), same shape.
 
-    ``mix=(other, weight)``: ``torch.lerp(other, LN(...), weight)``, the hybrid layer's branch mix
-    (SPEC section 6) on the dynamic branch's norm, where a fused kernel applies it in the norm's
-    epilogue. other: x's shape; weight: one element.
+    ``mix=(other, other_norm_weight, other_norm_bias, weight)``: the hybrid layer's two branch
+    norms over one residual and their mix (SPEC section 6), ``torch.lerp(LN_o(drop(p)(other) +
+    residual), LN(drop(p)(x) + residual), weight)``, the other (seasonal) norm first, as the
+    composition computed it. other: x's shape; weight: one element.
     """
+    other = None
+    if mix is not None:
+        other = residual_norm_ref(mix[0], residual, mix[1], mix[2], eps, dropout_p, training)
     out = F.layer_norm(F.dropout(x, dropout_p, training) + residual, (residual.shape[-1],), norm_weight, norm_bias,
                        eps)
-    return out if mix is None else torch.lerp(mix[0], out, mix[1])
+    return out if mix is None else torch.lerp(other, out, mix[3])

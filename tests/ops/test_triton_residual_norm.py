@@ -55,41 +55,57 @@ def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
 @pytest.mark.parametrize("shape", [(3, 7, 8), (2, 5, 100), (4, 1, 64)])
 @pytest.mark.parametrize("mix_value", [0.2, 0.5, 0.9])
 @pytest.mark.parametrize("training", [False, True])
-def test_branch_mix_in_the_epilogue_matches_lerp_of_the_reference(shape, mix_value, training, monkeypatch):
-    """``mix=(other, w)``: ``lerp(other, LN(drop(x) + residual), w)``, forward and every gradient
-    (other's and the mix weight's included), with and without dropout (the kernels' own mask)."""
+def test_branch_norms_and_mix_match_lerp_of_two_reference_norms(shape, mix_value, training, monkeypatch):
+    """``mix=(other, other_weight, other_bias, w)``: ``lerp(LN_o(drop(other) + residual), LN(drop(x) +
+    residual), w)``, forward and all nine gradients (the shared residual's is both norms' sum),
+    with and without dropout: the other norm's mask is the kernels' stream at counters numel + i."""
     from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
     fix_dropout_rng(monkeypatch, 7)
     inputs = _inputs(shape)
+    hidden = shape[-1]
     other = torch.randn(shape, device=DEVICE, requires_grad=True)
+    other_weight = (1 + 0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_()
+    other_bias = (0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_()
     mix = torch.tensor(mix_value, device=DEVICE, requires_grad=True)
+    leaves = (*inputs, other, other_weight, other_bias, mix)
     grad = torch.randn(shape, device=DEVICE)
     with asrec.use_backend("triton"):
-        out = residual_norm(*inputs, EPS, 0.3, training, mix=(other, mix))
-    ours = (out, *torch.autograd.grad(out, (*inputs, other, mix), grad))
+        out = residual_norm(*inputs, EPS, 0.3, training, mix=(other, other_weight, other_bias, mix))
+    ours = (out, *torch.autograd.grad(out, leaves, grad))
     x, residual, weight, bias = inputs
-    factors = kernel_dropout_factors(x.numel(), 7, 0.3, DEVICE).view(shape) if training else 1.0
-    normed = torch.nn.functional.layer_norm(x * factors + residual, (shape[-1],), weight, bias, EPS)
-    expected_out = torch.lerp(other, normed, mix)
-    expected = (expected_out, *torch.autograd.grad(expected_out, (*inputs, other, mix), grad))
-    for name, a, b in zip(("out", "x", "residual", "weight", "bias", "other", "mix"), ours, expected):
+    numel = x.numel()
+    factors = kernel_dropout_factors(2 * numel, 7, 0.3, DEVICE) if training else torch.ones(2 * numel, device=DEVICE)
+    this = torch.nn.functional.layer_norm(x * factors[:numel].view(shape) + residual, (hidden,), weight, bias, EPS)
+    that = torch.nn.functional.layer_norm(other * factors[numel:].view(shape) + residual, (hidden,), other_weight,
+                                          other_bias, EPS)
+    expected_out = torch.lerp(that, this, mix)
+    expected = (expected_out, *torch.autograd.grad(expected_out, leaves, grad))
+    names = ("out", "x", "residual", "weight", "bias", "other", "other_weight", "other_bias", "mix")
+    for name, a, b in zip(names, ours, expected):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
 
 
-def test_branch_mix_on_the_reference_backend_is_lerp():
+def test_branch_mix_on_the_reference_backend_is_lerp_of_two_norms():
     inputs = _inputs((2, 3, 8))
+    x, residual, weight, bias = inputs
     other, mix = torch.randn(2, 3, 8, device=DEVICE), torch.tensor(0.4, device=DEVICE)
+    other_norm = (torch.rand(8, device=DEVICE), torch.randn(8, device=DEVICE))
     with asrec.use_backend("reference"):
         plain = residual_norm(*inputs, EPS)
-        mixed = residual_norm(*inputs, EPS, mix=(other, mix))
-    assert torch.equal(mixed, torch.lerp(other, plain, mix))
+        seasonal = residual_norm(other, residual, *other_norm, EPS)
+        mixed = residual_norm(*inputs, EPS, mix=(other, *other_norm, mix))
+    assert torch.equal(mixed, torch.lerp(seasonal, plain, mix))
 
 
 @pytest.mark.parametrize("mix,error,match", [
-    ((torch.zeros(2, 3, 8),), TypeError, "mix must be a pair"),
-    ((torch.zeros(2, 1, 8), torch.tensor(0.5)), ValueError, r"mix's other \(2, 1, 8\) must match"),
-    ((torch.zeros(2, 3, 8), torch.zeros(2)), ValueError, "mix's weight must have one element"),
+    ((torch.zeros(2, 3, 8), torch.tensor(0.5)), TypeError, "mix must be .*got tuple of length 2"),
+    ((torch.zeros(2, 1, 8), torch.ones(8), torch.zeros(8), torch.tensor(0.5)), ValueError,
+     r"mix's other \(2, 1, 8\) must match"),
+    ((torch.zeros(2, 3, 8), torch.ones(7), torch.zeros(8), torch.tensor(0.5)), ValueError,
+     r"mix_other_norm_weight must be \(8,\), got \(7,\)"),
+    ((torch.zeros(2, 3, 8), torch.ones(8), torch.zeros(8), torch.zeros(2)), ValueError,
+     "mix's weight must have one element"),
 ])
 def test_bad_mix_is_refused(mix, error, match):
     x, residual, weight, bias = (t.detach().cpu() for t in _inputs((2, 3, 8)))
