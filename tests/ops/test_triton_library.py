@@ -58,11 +58,12 @@ def test_opcheck_frequency_filter(dropping, group_major):
 def test_opcheck_residual_norm(dropping):
     x, residual = torch.randn(3, 7, 24, device=DEVICE), torch.randn(3, 7, 24, device=DEVICE)
     weight, bias = 1 + 0.1 * torch.randn(24, device=DEVICE), 0.1 * torch.randn(24, device=DEVICE)
-    for other, mix in ((None, None), (torch.randn_like(x), torch.tensor(0.3, device=DEVICE))):
+    other_norm = (1 + 0.1 * torch.randn(24, device=DEVICE), 0.1 * torch.randn(24, device=DEVICE))
+    for mix in ((None,) * 4, (torch.randn_like(x), *other_norm, torch.tensor(0.3, device=DEVICE))):
         torch.library.opcheck(OPS.residual_norm_fwd.default,
-                              (x, residual, weight, bias, RNG, 1e-12, 0.3, dropping, torch.float32, other, mix))
+                              (x, residual, weight, bias, RNG, 1e-12, 0.3, dropping, torch.float32, *mix))
         torch.library.opcheck(OPS.residual_norm_bwd.default,
-                              (x, residual, weight, bias, torch.randn_like(x), RNG, 1e-12, 0.3, dropping, other, mix))
+                              (x, residual, weight, bias, torch.randn_like(x), RNG, 1e-12, 0.3, dropping, *mix))
 
 
 def test_opcheck_contrast_gelu():
