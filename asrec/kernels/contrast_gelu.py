@@ -2,148 +2,212 @@
 one Triton kernel forward and one backward.
 
     c   = sum_i scale_i[n] * (filtered_i + conv_i)              i = small, middle, large
-    xn  = c / max(||c[n, :]||_2, 1e-12);   q = xn^2
-    sim = softmax over hidden (q) + softmax over positions (q)   (all N positions, padded ones too)
+    xn  = c / max(||c[n, :]||_2, 1e-12);   e = exp(xn^2)
+    sim = e / sum_H(e) + e / sum_N(e)      (softmax over hidden + over positions, all N positions,
+                                            padded ones too; xn^2 lies in [0, 1], so exp needs no
+                                            max subtraction, as in the reference)
     out = gelu(origin * c - contrast * sim * c)
 
-The two softmaxes reduce over different axes, so one program owns one whole sequence
-(N x H tile): it reads the six inputs once, writes the activation once (HBM bytes per
-sequence: 6 N H reads + N H writes, in the input and output dtypes), and nothing in
-between leaves the chip. The unfused path moves about 30 N H elements per sequence
-through a dozen kernels.
+One program owns one sequence and walks it in blocks of whole rows (BLOCK_R x BLOCK_H, of
+ROW_TILE elements): the softmax over hidden is local to a row, the one over positions needs
+the column sums S = sum_N e of the whole sequence, so the forward walks twice (the column
+sums, then the activation, recomputing c from the inputs), and hands S on to backward (a
+(batch, hidden) float32 tensor). (A whole (64, 256) or (256, 64) sequence tile per live value
+spilled up to 7 KB of registers per thread.) The output is stored in its own dtype.
 
-Backward recomputes the forward from the same six inputs and writes, per sequence, the
-gradient of the combination for each branch (``scale_i[n] * dc``, which is both the
-filtered and the conv input's gradient) and partial sums for the position scales and the
-two scalars; the host sums those over the batch (deterministic).
+Backward walks twice more, recomputing the forward from the same six inputs and S: first for
+the other column sum the softmax over positions needs, T = sum_N dsim * e / S, with the two
+scalars' per-sequence sums; then for the gradient of the combination, written for each
+branch (``scale_i[n] * dc``, which is both the filtered and the conv input's gradient), and
+the position scales' per-sequence sums. The per-sequence sums (batch, 3 N + 2) are reduced
+over the batch by one deterministic second-stage launch (_common.column_sums).
 """
 
 import torch
 import triton
 import triton.language as tl
 
-from ._common import INV_SQRT_2PI, SQRT_HALF, whole_sequence_blocks, whole_sequence_unsupported
+from ._common import INV_SQRT_2PI, SQRT_HALF, column_sums, whole_sequence_blocks
 
+# next_pow2(seq_len) * next_pow2(hidden) at most: the shapes the kernels are tested and tuned for
+# (the row walk itself needs only one (BLOCK_R, BLOCK_H) block of whole rows in registers)
 MAX_SEQUENCE_TILE = 16384
+# elements of one forward (BLOCK_R, BLOCK_H) register tile; backward's are half that: it holds
+# about twice the live tiles (at 4096 it spilled 140-236 B per thread at 255 registers, at 2048
+# none at about 220, sm_90 and sm_80, 8 warps)
+ROW_TILE = 4096
+NUM_WARPS = 8
 
 
-
-def contrast_blocks(seq_len: int, hidden: int) -> dict:
-    return whole_sequence_blocks(seq_len, hidden)
+def contrast_blocks(seq_len: int, hidden: int, backward: bool = False) -> dict:
+    """(BLOCK_R, BLOCK_H): rows per step of the walk along the sequence, and all of hidden."""
+    block_h = whole_sequence_blocks(seq_len, hidden)["BLOCK_H"]
+    tile = ROW_TILE // 2 if backward else ROW_TILE
+    return dict(BLOCK_R=max(8, min(triton.next_power_of_2(seq_len), tile // block_h)), BLOCK_H=block_h)
 
 
 def unsupported_shape(seq_len: int, hidden: int):
-    return whole_sequence_unsupported(seq_len, hidden, MAX_SEQUENCE_TILE, "contrast")
+    """None if the kernels take a (seq_len, hidden) sequence, else the reason."""
+    blocks = whole_sequence_blocks(seq_len, hidden)
+    if blocks["BLOCK_N"] * blocks["BLOCK_H"] > MAX_SEQUENCE_TILE:
+        return (f"the Triton contrast takes next_pow2(seq_len) * next_pow2(hidden) <= {MAX_SEQUENCE_TILE}, "
+                f"got seq_len={seq_len}, hidden={hidden}")
+    return None
 
 
 @triton.jit
 def _branch_sum(filtered_ptr, conv_ptr, scale_ptr, rows, inner, in_bounds, seq_len):
-    """(filtered + conv) of one branch and its per-position scale (BLOCK_N, 1)."""
+    """(filtered + conv) of one branch and its per-position scale (BLOCK_R, 1)."""
     pair = (tl.load(filtered_ptr + inner, mask=in_bounds, other=0.0).to(tl.float32)
             + tl.load(conv_ptr + inner, mask=in_bounds, other=0.0).to(tl.float32))
     return pair, tl.load(scale_ptr + rows, mask=rows < seq_len, other=0.0).to(tl.float32)
 
 
 @triton.jit
-def _combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, inner, in_bounds,
-                 seq_len):
-    """The three (filtered + conv) tiles of one sequence and their (BLOCK_N, 1) position scales."""
+def _block_combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols,
+                       seq_len, hidden):
+    """One block of rows of the sequence at f_base / c_base: masks, element offsets within the
+    sequence, the three (filtered + conv) pairs, their (BLOCK_R, 1) position scales and c."""
+    row_ok = rows < seq_len
+    in_bounds = row_ok & (cols < hidden)
+    inner = rows * hidden + cols
     pair0, scale0 = _branch_sum(f0_ptr + f_base, c0_ptr + c_base, scale_ptr, rows, inner, in_bounds, seq_len)
     pair1, scale1 = _branch_sum(f1_ptr + f_base, c1_ptr + c_base, scale_ptr + seq_len, rows, inner, in_bounds,
                                 seq_len)
     pair2, scale2 = _branch_sum(f2_ptr + f_base, c2_ptr + c_base, scale_ptr + 2 * seq_len, rows, inner, in_bounds,
                                 seq_len)
-    return pair0, pair1, pair2, scale0, scale1, scale2
-
-
-@triton.jit
-def _sequence_combination(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr,
-                          contrast_ptr, seq_len, hidden, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr):
-    """This program's sequence: its index, tile rows and masks, element offsets, the three
-    (filtered + conv) pairs and position scales, their combination c, and the two scalars."""
-    seq = tl.program_id(0).to(tl.int64)
-    rows = tl.arange(0, BLOCK_N)[:, None]
-    cols = tl.arange(0, BLOCK_H)[None, :]
-    row_ok, col_ok = rows < seq_len, cols < hidden
-    in_bounds = row_ok & col_ok
-    inner = rows * hidden + cols
-    pair0, pair1, pair2, scale0, scale1, scale2 = _combination(
-        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, seq * f_stride, seq * c_stride, scale_ptr, rows, inner,
-        in_bounds, seq_len)
     c = scale0 * pair0 + scale1 * pair1 + scale2 * pair2
-    origin = tl.load(origin_ptr).to(tl.float32)
-    contrast = tl.load(contrast_ptr).to(tl.float32)
-    return seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin, contrast
+    return row_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c
 
 
 @triton.jit
-def _contrast_forward(c, row_ok, col_ok, origin, contrast):
-    """-> (xn, norm, softmax over hidden, softmax over positions, V) for the tile c."""
+def _squared_exp(c, in_bounds):
+    """-> (xn, ||c[n, :]||_2 (BLOCK_R, 1), e = exp(xn^2), zero outside the sequence)."""
     norm = tl.sqrt(tl.sum(c * c, axis=1))[:, None]
     xn = c / tl.maximum(norm, 1e-12)
-    q = xn * xn
-    q_rows = tl.where(col_ok, q, float("-inf"))
-    over_hidden = tl.exp(q_rows - tl.max(q_rows, axis=1)[:, None])
-    over_hidden = over_hidden / tl.sum(over_hidden, axis=1)[:, None]
-    q_cols = tl.where(row_ok, q, float("-inf"))
-    over_positions = tl.exp(q_cols - tl.max(q_cols, axis=0)[None, :])
-    over_positions = over_positions / tl.sum(over_positions, axis=0)[None, :]
+    return xn, norm, tl.where(in_bounds, tl.exp(xn * xn), 0.0)
+
+
+@triton.jit
+def _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin, contrast):
+    """The contrast of one block of rows, given 1 / sum_N e (1, BLOCK_H; zero past hidden) ->
+    (xn, norm, softmax over hidden, softmax over positions, V)."""
+    xn, norm, e = _squared_exp(c, in_bounds)
+    over_hidden = e * (1.0 / tl.where(row_ok, tl.sum(e, axis=1)[:, None], 1.0))
+    over_positions = e * inv_column_sum
     value = origin * c - contrast * (over_hidden + over_positions) * c
     return xn, norm, over_hidden, over_positions, value
 
 
 @triton.jit
+def _column_sum_walk(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, cols, seq_len,
+                     hidden, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
+    """sum_N exp(xn^2) of the sequence (1, BLOCK_H), zero past hidden."""
+    column_sum = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        _, in_bounds, _, _, _, _, _, _, _, c = _block_combination(
+            f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
+        _, _, e = _squared_exp(c, in_bounds)
+        column_sum += tl.sum(e, axis=0)[None, :]
+    return column_sum
+
+
+@triton.jit
 def _contrast_gelu_fwd_kernel(
     f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-    out_ptr, seq_len, hidden, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    out_ptr, column_sum_ptr, seq_len, hidden, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    (seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin,
-     contrast) = _sequence_combination(
-        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-        seq_len, hidden, BLOCK_N, BLOCK_H)
-    _, _, _, _, value = _contrast_forward(c, row_ok, col_ok, origin, contrast)
-    activated = 0.5 * value * (1.0 + tl.erf(value * SQRT_HALF))
-    tl.store(out_ptr + seq * seq_len * hidden + inner, activated, mask=in_bounds)
+    seq = tl.program_id(0).to(tl.int64)
+    f_base, c_base, out_base = seq * f_stride, seq * c_stride, seq * seq_len * hidden
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    origin = tl.load(origin_ptr).to(tl.float32)
+    contrast = tl.load(contrast_ptr).to(tl.float32)
+    column_sum = _column_sum_walk(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, cols,
+                                  seq_len, hidden, BLOCK_R, BLOCK_H)
+    tl.store(column_sum_ptr + seq * hidden + cols, column_sum, mask=col_ok)
+    inv_column_sum = tl.where(col_ok, 1.0 / tl.where(col_ok, column_sum, 1.0), 0.0)
+    # the second walk from the last block back: the blocks just read are the likeliest still in cache
+    last = tl.cdiv(seq_len, BLOCK_R) - 1
+    for step in range(0, last + 1):
+        rows = (last - step) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+        row_ok, in_bounds, inner, _, _, _, _, _, _, c = _block_combination(
+            f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
+        _, _, _, _, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin, contrast)
+        activated = 0.5 * value * (1.0 + tl.erf(value * SQRT_HALF))
+        tl.store(out_ptr + out_base + inner, activated.to(out_ptr.dtype.element_ty), mask=in_bounds)
+
+
+@triton.jit
+def _value_gradient(grad_ptr, out_base, inner, in_bounds, value):
+    """d V = grad * gelu'(V), zero outside the sequence."""
+    grad = tl.load(grad_ptr + out_base + inner, mask=in_bounds, other=0.0).to(tl.float32)
+    gelu_slope = 0.5 * (1.0 + tl.erf(value * SQRT_HALF)) + value * INV_SQRT_2PI * tl.exp(-0.5 * value * value)
+    return tl.where(in_bounds, grad * gelu_slope, 0.0)
 
 
 @triton.jit
 def _contrast_gelu_bwd_kernel(
     f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-    grad_ptr, dpair_ptr, dscale_part_ptr, dscalar_part_ptr, batch, seq_len, hidden,
-    BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    column_sum_ptr, grad_ptr, dpair_ptr, part_ptr, batch, seq_len, hidden,
+    BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
-    (seq, rows, row_ok, col_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c, origin,
-     contrast) = _sequence_combination(
-        f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-        seq_len, hidden, BLOCK_N, BLOCK_H)
-    xn, norm, over_hidden, over_positions, value = _contrast_forward(c, row_ok, col_ok, origin, contrast)
-    similarity = over_hidden + over_positions
+    seq = tl.program_id(0).to(tl.int64)
+    f_base, c_base, out_base = seq * f_stride, seq * c_stride, seq * seq_len * hidden
+    cols = tl.arange(0, BLOCK_H)[None, :]
+    col_ok = cols < hidden
+    origin = tl.load(origin_ptr).to(tl.float32)
+    contrast = tl.load(contrast_ptr).to(tl.float32)
+    column_sum = tl.load(column_sum_ptr + seq * hidden + cols, mask=col_ok, other=1.0)
+    inv_column_sum = tl.where(col_ok, 1.0 / column_sum, 0.0)
 
-    grad = tl.load(grad_ptr + seq * seq_len * hidden + inner, mask=in_bounds, other=0.0).to(tl.float32)
-    gelu_slope = 0.5 * (1.0 + tl.erf(value * SQRT_HALF)) + value * INV_SQRT_2PI * tl.exp(-0.5 * value * value)
-    dvalue = tl.where(in_bounds, grad * gelu_slope, 0.0)
-    dsimilarity = -contrast * dvalue * c
-    dq = (over_hidden * (dsimilarity - tl.sum(dsimilarity * over_hidden, axis=1)[:, None])
-          + over_positions * (dsimilarity - tl.sum(dsimilarity * over_positions, axis=0)[None, :]))
-    dq = tl.where(in_bounds, dq, 0.0)
-    dxn = 2.0 * xn * dq
-    denominator = tl.maximum(norm, 1e-12)
-    # F.normalize divides by max(norm, eps): below eps the denominator is a constant
-    dnormalised = tl.where(norm > 1e-12, dxn - xn * tl.sum(dxn * xn, axis=1)[:, None], dxn) / denominator
-    dc = tl.where(in_bounds, (origin - contrast * similarity) * dvalue + dnormalised, 0.0)
+    # walk 1: sum_N dsim * softmax over positions (per column), and the scalars' sums
+    column_dot = tl.zeros((1, BLOCK_H), tl.float32)
+    dorigin = tl.zeros((1, BLOCK_H), tl.float32)
+    dcontrast = tl.zeros((1, BLOCK_H), tl.float32)
+    for start in range(0, seq_len, BLOCK_R):
+        rows = start + tl.arange(0, BLOCK_R)[:, None]
+        row_ok, in_bounds, inner, _, _, _, _, _, _, c = _block_combination(
+            f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
+        _, _, over_hidden, over_positions, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin,
+                                                                   contrast)
+        dvalue = _value_gradient(grad_ptr, out_base, inner, in_bounds, value)
+        column_dot += tl.sum(-contrast * dvalue * c * over_positions, axis=0)[None, :]
+        dorigin += tl.sum(dvalue * c, axis=0)[None, :]
+        dcontrast += tl.sum(dvalue * (over_hidden + over_positions) * c, axis=0)[None, :]
 
+    # walk 2 (from the last block back): dc, the branches' gradients and the position scales' sums
     plane = batch * seq_len * hidden
-    out = seq * seq_len * hidden + inner
-    tl.store(dpair_ptr + out, scale0 * dc, mask=in_bounds)
-    tl.store(dpair_ptr + plane + out, scale1 * dc, mask=in_bounds)
-    tl.store(dpair_ptr + 2 * plane + out, scale2 * dc, mask=in_bounds)
-    positions = seq * 3 * seq_len + tl.arange(0, BLOCK_N)
-    position_ok = tl.arange(0, BLOCK_N) < seq_len
-    tl.store(dscale_part_ptr + positions, tl.sum(dc * pair0, axis=1), mask=position_ok)
-    tl.store(dscale_part_ptr + seq_len + positions, tl.sum(dc * pair1, axis=1), mask=position_ok)
-    tl.store(dscale_part_ptr + 2 * seq_len + positions, tl.sum(dc * pair2, axis=1), mask=position_ok)
-    tl.store(dscalar_part_ptr + seq * 2, tl.sum(tl.sum(dvalue * c, axis=1), axis=0))
-    tl.store(dscalar_part_ptr + seq * 2 + 1, -tl.sum(tl.sum(dvalue * similarity * c, axis=1), axis=0))
+    part = part_ptr + seq * (3 * seq_len + 2)
+    last = tl.cdiv(seq_len, BLOCK_R) - 1
+    for step in range(0, last + 1):
+        rows = (last - step) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+        row_ok, in_bounds, inner, pair0, pair1, pair2, scale0, scale1, scale2, c = _block_combination(
+            f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
+        xn, norm, over_hidden, over_positions, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin,
+                                                                       contrast)
+        dvalue = _value_gradient(grad_ptr, out_base, inner, in_bounds, value)
+        similarity = over_hidden + over_positions
+        dsimilarity = -contrast * dvalue * c
+        dq = (over_hidden * (dsimilarity - tl.sum(dsimilarity * over_hidden, axis=1)[:, None])
+              + over_positions * (dsimilarity - column_dot))
+        dq = tl.where(in_bounds, dq, 0.0)
+        dxn = 2.0 * xn * dq
+        denominator = tl.maximum(norm, 1e-12)
+        # F.normalize divides by max(norm, eps): below eps the denominator is a constant
+        dnormalised = tl.where(norm > 1e-12, dxn - xn * tl.sum(dxn * xn, axis=1)[:, None], dxn) / denominator
+        dc = tl.where(in_bounds, (origin - contrast * similarity) * dvalue + dnormalised, 0.0)
+        out = out_base + inner
+        dtype = dpair_ptr.dtype.element_ty
+        tl.store(dpair_ptr + out, (scale0 * dc).to(dtype), mask=in_bounds)
+        tl.store(dpair_ptr + plane + out, (scale1 * dc).to(dtype), mask=in_bounds)
+        tl.store(dpair_ptr + 2 * plane + out, (scale2 * dc).to(dtype), mask=in_bounds)
+        tl.store(part + rows, tl.sum(dc * pair0, axis=1)[:, None], mask=row_ok)
+        tl.store(part + seq_len + rows, tl.sum(dc * pair1, axis=1)[:, None], mask=row_ok)
+        tl.store(part + 2 * seq_len + rows, tl.sum(dc * pair2, axis=1)[:, None], mask=row_ok)
+    tl.store(part + 3 * seq_len, tl.sum(tl.sum(dorigin, axis=1), axis=0))
+    tl.store(part + 3 * seq_len + 1, -tl.sum(tl.sum(dcontrast, axis=1), axis=0))
 
 
 def _strides(filtered, convs):
@@ -151,26 +215,33 @@ def _strides(filtered, convs):
     return filtered[0].stride(0), convs[0].stride(0)
 
 
+def branch_grad_dtype(filtered: list, convs: list) -> torch.dtype:
+    """The dtype of d(pair): the inputs' own when all six share one, else float32."""
+    dtypes = {t.dtype for t in list(filtered) + list(convs)}
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
+
+
 def _contrast_gelu_fwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale):
     """filtered, convs: three (B, N, H) each, rows contiguous, one batch stride per list ->
-    (B, N, H) float32."""
+    ((B, N, H) in convs' dtype, the column sums sum_N exp(xn^2) (B, H) float32 for backward)."""
     batch, seq_len, hidden = convs[0].shape
-    out = torch.empty((batch, seq_len, hidden), device=convs[0].device, dtype=torch.float32)
+    out = torch.empty((batch, seq_len, hidden), device=convs[0].device, dtype=convs[0].dtype)
+    column_sums_out = torch.empty((batch, hidden), device=convs[0].device, dtype=torch.float32)
     _contrast_gelu_fwd_kernel[(batch,)](*filtered, *convs, *_strides(filtered, convs), position_scales, origin_scale,
-                                        contrast_scale, out, seq_len, hidden, **contrast_blocks(seq_len, hidden),
-                                        num_warps=16)
-    return out
+                                        contrast_scale, out, column_sums_out, seq_len, hidden,
+                                        **contrast_blocks(seq_len, hidden), num_warps=NUM_WARPS)
+    return out, column_sums_out
 
 
-def _contrast_gelu_bwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale, grad):
-    """-> d(pair) (3, B, N, H) float32 (the gradient of filtered_i and of conv_i), position-scale
-    partial sums (B, 3, N) and origin/contrast partial sums (B, 2), float32."""
+def _contrast_gelu_bwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale, column_sum, grad):
+    """column_sum: the forward's (B, H) -> d(pair) (3, B, N, H) (the gradient of filtered_i and of
+    conv_i; in branch_grad_dtype) and the batch sums (3 N + 2,) float32: d position_scales (3, N),
+    then d origin_scale, d contrast_scale. Two launches: the kernel and one column_sums."""
     batch, seq_len, hidden = convs[0].shape
     device = convs[0].device
-    dpair = torch.empty((3, batch, seq_len, hidden), device=device, dtype=torch.float32)
-    dscale = torch.empty((batch, 3, seq_len), device=device, dtype=torch.float32)
-    dscalars = torch.empty((batch, 2), device=device, dtype=torch.float32)
+    dpair = torch.empty((3, batch, seq_len, hidden), device=device, dtype=branch_grad_dtype(filtered, convs))
+    parts = torch.empty((1, batch, 3 * seq_len + 2), device=device, dtype=torch.float32)
     _contrast_gelu_bwd_kernel[(batch,)](*filtered, *convs, *_strides(filtered, convs), position_scales, origin_scale,
-                                        contrast_scale, grad, dpair, dscale, dscalars, batch, seq_len, hidden,
-                                        **contrast_blocks(seq_len, hidden), num_warps=16)
-    return dpair, dscale, dscalars
+                                        contrast_scale, column_sum, grad, dpair, parts, batch, seq_len, hidden,
+                                        **contrast_blocks(seq_len, hidden, backward=True), num_warps=NUM_WARPS)
+    return dpair, column_sums(parts)[0]

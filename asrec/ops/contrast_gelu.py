@@ -15,8 +15,9 @@ from ._common import check_tensor_list, check_tensors, custom_op, unsupported_te
 def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
                       conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
                       position_scales: torch.Tensor, origin_scale: torch.Tensor,
-                      contrast_scale: torch.Tensor) -> torch.Tensor:
-    """Six (B, N, H) inputs, position_scales (3, N) -> (B, N, H) float32."""
+                      contrast_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Six (B, N, H) inputs, position_scales (3, N) -> ((B, N, H) in conv_small's dtype, the
+    column sums sum_N exp(xn^2) (B, H) float32 that backward takes)."""
     from ..kernels.contrast_gelu import _contrast_gelu_fwd as launch
 
     return launch([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
@@ -25,33 +26,35 @@ def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tenso
 
 @contrast_gelu_fwd.register_fake
 def _(filtered_small, filtered_middle, filtered_large, conv_small, *rest):
-    return conv_small.new_empty(conv_small.shape, dtype=torch.float32)
+    batch, _, hidden = conv_small.shape
+    return conv_small.new_empty(conv_small.shape), conv_small.new_empty((batch, hidden), dtype=torch.float32)
 
 
 @custom_op("asrec::contrast_gelu_bwd")
 def contrast_gelu_bwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
                       conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
                       position_scales: torch.Tensor, origin_scale: torch.Tensor, contrast_scale: torch.Tensor,
-                      grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> d(pair) (3, B, N, H), d position_scales (3, N), d origin_scale, d contrast_scale (scalars), float32.
+                      column_sum: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """column_sum: the forward's (B, H) -> d(pair) (3, B, N, H) (in the inputs' dtype when all six
+    share one, else float32), and (3 N + 2,) float32: d position_scales (3, N), d origin_scale,
+    d contrast_scale (the batch sums, one reduction launch for all of them).
 
     The gradient of filtered[i] equals that of conv_outputs[i] (they enter as a sum): one
     (3, B, N, H) tensor serves both."""
     from ..kernels.contrast_gelu import _contrast_gelu_bwd as launch
 
-    dpair, dscale, dscalars = launch([filtered_small, filtered_middle, filtered_large],
-                                     [conv_small, conv_middle, conv_large], position_scales, origin_scale,
-                                     contrast_scale, grad)
-    return dpair, dscale.sum(0), dscalars[:, 0].sum(), dscalars[:, 1].sum()
+    return launch([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
+                  position_scales, origin_scale, contrast_scale, column_sum, grad)
 
 
 @contrast_gelu_bwd.register_fake
-def _(filtered_small, filtered_middle, filtered_large, conv_small, *rest):
+def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, *rest):
+    from ..kernels.contrast_gelu import branch_grad_dtype
+
     batch, seq_len, hidden = conv_small.shape
-    grad = rest[-1]
-    return (grad.new_empty((3, batch, seq_len, hidden), dtype=torch.float32),
-            grad.new_empty((3, seq_len), dtype=torch.float32), grad.new_empty((), dtype=torch.float32),
-            grad.new_empty((), dtype=torch.float32))
+    dtype = branch_grad_dtype([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large])
+    return (conv_small.new_empty((3, batch, seq_len, hidden), dtype=dtype),
+            conv_small.new_empty((3 * seq_len + 2,), dtype=torch.float32))
 
 
 # ---- autograd ----
@@ -73,9 +76,9 @@ class ContrastGeluFn(torch.autograd.Function):
         filtered = _rows_contiguous([filtered_small, filtered_middle, filtered_large])
         convs = _rows_contiguous([conv_small, conv_middle, conv_large])
         scalars = [position_scales.reshape(3, -1).contiguous(), origin_scale.contiguous(), contrast_scale.contiguous()]
-        # float32 from the kernel; the reference's dtype is its inputs' (a cast only in low precision)
-        out = contrast_gelu_fwd(*filtered, *convs, *scalars).to(conv_small.dtype)
-        ctx.save_for_backward(*filtered, *convs, *scalars)
+        # the kernel stores the output in the inputs' dtype, the reference's
+        out, column_sum = contrast_gelu_fwd(*filtered, *convs, *scalars)
+        ctx.save_for_backward(*filtered, *convs, *scalars, column_sum)
         ctx.shapes = (position_scales.shape, origin_scale.shape, contrast_scale.shape)
         ctx.dtypes = [t.dtype for t in (filtered_small, filtered_middle, filtered_large, conv_small, conv_middle,
                                         conv_large, position_scales, origin_scale, contrast_scale)]
@@ -83,10 +86,11 @@ class ContrastGeluFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        dpair, dscales, dorigin, dcontrast = contrast_gelu_bwd(*ctx.saved_tensors, grad.contiguous())
+        dpair, dsums = contrast_gelu_bwd(*ctx.saved_tensors, grad.contiguous())
         scale_shape, origin_shape, contrast_shape = ctx.shapes
-        grads = [dpair[0], dpair[1], dpair[2], dpair[0], dpair[1], dpair[2], dscales.view(scale_shape),
-                 dorigin.view(origin_shape), dcontrast.view(contrast_shape)]
+        scale_count = dsums.numel() - 2
+        grads = [dpair[0], dpair[1], dpair[2], dpair[0], dpair[1], dpair[2], dsums[:scale_count].view(scale_shape),
+                 dsums[scale_count:scale_count + 1].view(origin_shape), dsums[scale_count + 1:].view(contrast_shape)]
         return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
 
 

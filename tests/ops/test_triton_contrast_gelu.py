@@ -72,3 +72,41 @@ def test_published_shapes_on_gpu(seq_len, hidden, dtype):
     exact = _run("reference", (exact_leaves[:3], exact_leaves[3:6], *exact_leaves[6:], exact_leaves), grad.double())
     for a, b, c in zip(ours, exact, low):
         assert_low_precision_close(a, b, c)
+
+
+@pytest.mark.parametrize("seq_len", [17, 50])
+def test_walk_over_several_row_blocks(monkeypatch, seq_len):
+    """Sequences longer than one block of rows (16 forward, 8 backward here): the column sums of
+    the softmax over positions gather every block before any output, forward and backward, the
+    last block partly past the end (a zero row included)."""
+    from asrec.kernels import contrast_gelu as kernels
+
+    monkeypatch.setattr(kernels, "ROW_TILE", 512)
+    assert kernels.contrast_blocks(seq_len, 24)["BLOCK_R"] == 16
+    assert kernels.contrast_blocks(seq_len, 24, backward=True)["BLOCK_R"] == 8
+    inputs = _inputs(3, seq_len, 24)
+    with torch.no_grad():
+        for tensor in inputs[0] + inputs[1]:
+            tensor[:, 16] = 0
+    grad = torch.randn(3, seq_len, 24, device=DEVICE)
+    for a, b in zip(_run("triton", inputs, grad), _run("reference", inputs, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_output_and_input_gradients_in_the_input_dtype(dtype):
+    """The kernels store the activation and the six inputs' gradient in the inputs' dtype (no
+    cast launch after them), rounded from the float32 values: within one rounding of the
+    reference run in float32 on the same low-precision inputs."""
+    inputs = _inputs(2, 12, 24, dtype)
+    grad = torch.randn(2, 12, 24, device=DEVICE).to(dtype)
+    ours = _run("triton", inputs, grad)
+    filtered, convs, scales, origin, contrast, _ = inputs
+    wide = [t.detach().float().requires_grad_() for t in filtered + convs]
+    wide_inputs = (wide[:3], wide[3:], scales, origin, contrast, wide + [scales, origin, contrast])
+    exact = _run("reference", wide_inputs, grad.float())
+    for index, (a, b) in enumerate(zip(ours, exact)):
+        assert a.dtype == (dtype if index < 7 else torch.float32), index
+        # parameters (float32) exactly as float32 up to the low-precision grad; tensors within a rounding
+        tolerance = dict(rtol=1e-2, atol=1e-2) if index < 7 else dict(rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.float(), b, **tolerance)

@@ -70,7 +70,9 @@ def test_opcheck_contrast_gelu():
     tensors = [torch.randn(2, 7, 8, device=DEVICE) for _ in range(6)]
     scalars = (torch.randn(3, 7, device=DEVICE), torch.tensor([1.2], device=DEVICE), torch.tensor([0.7], device=DEVICE))
     torch.library.opcheck(OPS.contrast_gelu_fwd.default, (*tensors, *scalars))
-    torch.library.opcheck(OPS.contrast_gelu_bwd.default, (*tensors, *scalars, torch.randn(2, 7, 8, device=DEVICE)))
+    _, column_sum = OPS.contrast_gelu_fwd(*tensors, *scalars)
+    torch.library.opcheck(OPS.contrast_gelu_bwd.default,
+                          (*tensors, *scalars, column_sum, torch.randn(2, 7, 8, device=DEVICE)))
 
 
 @pytest.mark.parametrize("gated", [False, True])
