@@ -5,7 +5,10 @@
 - ``best_original.pth`` + ``best_original_config.json``: the published code's state_dict
   and config, for its RecBole ``ASRec`` or ``ASRecModel.from_original_state_dict``;
 - ``last.pt``: everything ``--resume`` needs (model, optimizer, RNG, early-stopping state,
-  the run's settings and its dataset's statistics).
+  the run's settings and its dataset's statistics), and the names of the optimizer's
+  parameters in its order (``optimizer_parameters``; absent from files written before it
+  was added), by which a resume maps the optimizer state onto a changed parameter list
+  (``asrec.train.optimizer_layout``).
 
 Every file is written to a temporary name and renamed into place (``os.replace``), so an
 interrupted run leaves each file either whole or as it was. A new best epoch is written in

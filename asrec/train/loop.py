@@ -19,6 +19,7 @@ from . import checkpoints
 from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects, barrier
 from .evaluate import evaluate
+from .optimizer_layout import LAYOUT_KEY, load_optimizer_state, optimizer_parameter_names
 from .presets import MODEL_KEYS
 from .progress import Progress
 
@@ -114,7 +115,9 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
     state = dict(epoch=0, best=-math.inf, best_epoch=None, bad_epochs=0, history=[])
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
-        optimizer.load_state_dict(resume["optimizer"])
+        layout = load_optimizer_state(optimizer, model, resume)  # converts an earlier parameter layout's state
+        if layout != "current" and runtime.is_main:
+            log(f"converted the checkpoint's optimizer state from the parameter layout {layout}")
         _make_capturable(optimizer, graphed)
         state = resume["loop"]
         _restore_rng(resume["rng"], runtime, process_seed(config["seed"] + state["epoch"], runtime.rank))
@@ -178,6 +181,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
                 checkpoints.save_best(output_dir, model, epoch, valid, dataset_stats)
             checkpoints.save_last(output_dir, dict(
                 model_config=model.config, state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
+                **{LAYOUT_KEY: optimizer_parameter_names(model, optimizer)},
                 loop=state, config=config, dataset=dataset_stats,
                 rng=dict(rng[0], processes=rng)))
             if improved:
