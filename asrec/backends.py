@@ -41,13 +41,11 @@ CHOICES = BACKENDS + ("auto",)
 
 # The fused kernels whose tests and benchmark have run compiled on a GPU, with the run of
 # BENCHMARKS.md that did it. "auto" picks only these; the others run when their backend is
-# asked for by name. A kernel joins once `benchmarks/gpu_check.sh` passes for it on a card.
-GPU_VERIFIED = {
-    ("input_stage", "triton"): "2026-11-27, NVIDIA H200, Triton backend (commits f13ab88 and 6291883)",
-    ("fourier_smoothing", "triton"): "2026-11-27, NVIDIA H200, Triton backend (commits f13ab88 and 6291883)",
-    ("frequency_filter", "triton"): "2026-11-27, NVIDIA H200, Triton backend (commits f13ab88 and 6291883)",
-    ("frequency_filter_groups", "triton"): "2026-11-27, NVIDIA H200, Triton backend (commits f13ab88 and 6291883)",
-}
+# asked for by name. A kernel joins once `benchmarks/gpu_check.sh` passes for it on a card,
+# and leaves when it is rewritten: the 2026-11-27 H200 run verified the Triton input stage,
+# smoothing and filter, which have been rewritten since (2026-12-02: row-walking input stage
+# and smoothing, the filter's keep-mask kernel) and have not run on a GPU in their new form.
+GPU_VERIFIED = {}
 
 # The order in which "auto" tries the fused backends of an op: the one BENCHMARKS.md
 # measured faster goes first. No CUDA kernel has been timed on a GPU yet, so Triton leads.

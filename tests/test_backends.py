@@ -24,6 +24,7 @@ def test_default_is_auto_and_auto_runs_the_reference_on_cpu(monkeypatch):
 def test_auto_on_cuda_takes_triton_only_for_calls_the_kernels_take(monkeypatch):
     if backends.triton_missing_reason() is not None:
         pytest.skip("needs triton")
+    monkeypatch.setitem(GPU_VERIFIED, ("frequency_filter", "triton"), "a run")  # as once the GPU check passes
     cuda = torch.device("cuda")
     chosen = dispatch("frequency_filter", cuda, *FILTER_ARGS)
     assert chosen is OPS["frequency_filter"]["triton"].run
