@@ -5,7 +5,7 @@ from torch import nn
 
 from ..ops.dynamic_branch import dynamic_branch
 from ..reference.weights import DynamicWeights, LinearWeights, NormWeights
-from .stacked import ProjectionRows, StackedProjections, load_stacked_projections
+from .stacked import StackedProjections, attach_query_key_value, load_stacked_projections
 
 
 class DynamicAttention(nn.Module):
@@ -27,13 +27,7 @@ class DynamicAttention(nn.Module):
         self.n_heads = n_heads
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
-        if projections is None:
-            self.projections = projections = StackedProjections(3, hidden_size, **factory)
-        elif projections.features != hidden_size:
-            raise ValueError(f"projections: expected projections of {hidden_size} features, got {projections.features}")
-        self.query, self.key, self.value = (ProjectionRows(projections, first_projection + i) for i in range(3))
-        for rows in (self.query, self.key, self.value):
-            rows.reset_parameters()  # nn.Linear's draws, in the order the three Linears made them
+        attach_query_key_value(self, projections, first_projection, hidden_size, factory)
         self.dense = nn.Linear(hidden_size, hidden_size, **factory)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, **factory)
 

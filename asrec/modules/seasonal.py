@@ -9,7 +9,7 @@ from ..ops.seasonal_branch import seasonal_branch
 from ..reference.convolutions import CONV_KERNEL_SIZES
 from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
 from .frequency_filter import AdaptiveFrequencyFilter
-from .stacked import ProjectionRows, StackedProjections, load_stacked_parts, load_stacked_projections
+from .stacked import StackedProjections, attach_query_key_value, load_stacked_parts, load_stacked_projections
 
 # The stacked position scales' rows, and the order the published module registers them in
 # (its contra_scale1/2/3: small, LARGE, middle), which the state_dict and the draws follow.
@@ -52,13 +52,7 @@ class SeasonalAttention(nn.Module):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attn_dropout_prob = attn_dropout_prob
         head_dim = hidden_size // n_heads
-        if projections is None:
-            self.projections = projections = StackedProjections(3, hidden_size, **factory)
-        elif projections.features != hidden_size:
-            raise ValueError(f"projections: expected projections of {hidden_size} features, got {projections.features}")
-        self.query, self.key, self.value = (ProjectionRows(projections, first_projection + i) for i in range(3))
-        for rows in (self.query, self.key, self.value):
-            rows.reset_parameters()  # nn.Linear's draws, in the order the three Linears made them
+        attach_query_key_value(self, projections, first_projection, hidden_size, factory)
         self.dense = nn.Linear(hidden_size, hidden_size, **factory)
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, **factory)
         self.conv_small, self.conv_middle, self.conv_large = (

@@ -155,6 +155,21 @@ class ProjectionRows(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, rows of projection {self.index}"
 
 
+def attach_query_key_value(branch: nn.Module, projections, first_projection: int, hidden_size: int,
+                           factory: dict) -> None:
+    """Give an attention branch its ``query``, ``key`` and ``value``: rows ``first_projection..+2``
+    of ``projections`` (a layer's stack), or of a (3H, H) stack of its own (``projections=None``,
+    registered as ``branch.projections``), initialised with nn.Linear's draws in the order the
+    three Linears made them."""
+    if projections is None:
+        branch.projections = projections = StackedProjections(3, hidden_size, **factory)
+    elif projections.features != hidden_size:
+        raise ValueError(f"projections: expected projections of {hidden_size} features, got {projections.features}")
+    branch.query, branch.key, branch.value = (ProjectionRows(projections, first_projection + i) for i in range(3))
+    for rows in (branch.query, branch.key, branch.value):
+        rows.reset_parameters()
+
+
 def load_stacked_projections(owner: nn.Module, state_dict: dict, prefix: str, strict: bool, missing_keys: list,
                              unexpected_keys: list, error_msgs: list) -> None:
     """For each ``StackedProjections`` registered in ``owner`` itself: gather its rows' keys
