@@ -24,8 +24,10 @@ The last term of dalpha is summed in the forward direction, as
 ``sum_n lam[n+1] e[n] = sum_n G[n+1] f[n]`` with ``f[n] = sum_{k <= n} alpha^(n-k) e[k]`` (the
 scan of e), so backward is two passes over the rows: forward (e, f and the parameter sums),
 then reverse (lam and dx). ``G[n+1]`` is read from memory one row on.
-Per-channel sums over the sequence are written per (sequence, channel); the host-side sum
-over the batch makes the reduction deterministic (no atomics).
+Per-channel sums over the sequence are written per (sequence, channel); one finish launch
+(``_fourier_smoothing_finish_kernel``) adds them over the batch in a fixed order and applies
+the logit's chain rule ``d logit = alpha (1 - alpha) sum d alpha``: deterministic (no
+atomics), and one launch where torch's sums and elementwise ops took seven.
 """
 
 import torch
@@ -35,6 +37,10 @@ import triton.language as tl
 from ._common import _ema_scan
 
 ROW_TILE = 4096  # elements of one (BLOCK_R, BLOCK_H) register tile
+# the finish kernels' (BLOCK_B, BLOCK_C) tile: batch rows added per step, columns per program
+FINISH_BLOCK_B = 32
+FINISH_BLOCK_C = 128
+FINISH_WARPS = 4
 MAX_CHANNELS = 128  # BLOCK_H at most: more channels make more programs, not wider tiles
 NUM_WARPS = 8  # 4 spill a little (~80 B per thread) in the backward at (64, 64) tiles
 
@@ -205,7 +211,8 @@ def _fourier_smoothing_fwd(x, smoothing_logit, init_level, smoothed_scale, mix: 
 
 
 def _fourier_smoothing_bwd(x, grad, smoothing_logit, init_level, smoothed_scale, mix: float, inv_sqrt_len: float):
-    """-> dx (B, N, H) float32 and per-sequence partial sums (B, H) for alpha, init_level, smoothed_scale."""
+    """-> dx (B, N, H), d smoothing_logit (1,) and the (2, H) gradients of init_level and
+    smoothed_scale, float32: the scan kernel, then the finish kernel over its (3, B, H) partials."""
     batch, seq_len, hidden = x.shape
     dx = torch.empty(x.shape, device=x.device, dtype=torch.float32)
     parts = torch.empty((3, batch, hidden), device=x.device, dtype=torch.float32)
@@ -215,4 +222,58 @@ def _fourier_smoothing_bwd(x, grad, smoothing_logit, init_level, smoothed_scale,
                                         dx, parts[0], parts[1], parts[2],
                                         seq_len, hidden, inv_sqrt_len, mix,
                                         BLOCK_R=block_r, BLOCK_H=block_h, num_warps=NUM_WARPS)
-    return dx, parts[0], parts[1], parts[2]
+    return (dx, *_fourier_smoothing_finish(parts, smoothing_logit))
+
+
+@triton.jit
+def _batch_sum(part_ptr, batch, stride, columns, col_ok, BLOCK_B: tl.constexpr):
+    """``sum_b part[b * stride + columns]`` for (1, BLOCK_C) columns (0 where not col_ok), in a
+    fixed order: blocks of BLOCK_B rows in order, then a tree across the block (deterministic)."""
+    acc = tl.zeros((BLOCK_B, columns.shape[1]), tl.float32)
+    for start in range(0, batch, BLOCK_B):
+        b = start + tl.arange(0, BLOCK_B)[:, None]
+        acc += tl.load(part_ptr + b.to(tl.int64) * stride + columns, mask=(b < batch) & col_ok,
+                       other=0.0).to(tl.float32)
+    return tl.sum(acc, axis=0)[None, :]
+
+
+@triton.jit
+def _smoothing_param_finish(part_ptr, logit_ptr, dlogit_ptr, sums_ptr, group, batch, hidden,
+                            BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
+    """One group of the per-sequence parameter partials part (groups, batch, hidden): group 0
+    (d alpha) -> ``dlogit[0] = alpha (1 - alpha) sum_{b, h} part[0]``; group g > 0 ->
+    ``sums[g - 1, :] = sum_b part[g]``."""
+    base = part_ptr + group * batch * hidden
+    total = tl.zeros((1, BLOCK_C), tl.float32)
+    for start in range(0, hidden, BLOCK_C):
+        columns = start + tl.arange(0, BLOCK_C)[None, :]
+        col_ok = columns < hidden
+        column_sum = _batch_sum(base, batch, hidden, columns, col_ok, BLOCK_B)
+        if group == 0:
+            total += column_sum
+        else:
+            tl.store(sums_ptr + (group - 1) * hidden + columns, column_sum, mask=col_ok)
+    if group == 0:
+        alpha = tl.sigmoid(tl.load(logit_ptr).to(tl.float32))
+        tl.store(dlogit_ptr, tl.sum(total) * alpha * (1.0 - alpha))
+
+
+@triton.jit
+def _fourier_smoothing_finish_kernel(part_ptr, logit_ptr, dlogit_ptr, sums_ptr, batch, hidden,
+                                     BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(3, batch, hidden) partials of d alpha, d init_level, d smoothed_scale -> d logit (1,) and
+    the (2, hidden) sums; one program per group."""
+    _smoothing_param_finish(part_ptr, logit_ptr, dlogit_ptr, sums_ptr, tl.program_id(0), batch, hidden,
+                            BLOCK_B, BLOCK_C)
+
+
+def _fourier_smoothing_finish(parts, smoothing_logit):
+    """parts: (3, B, H) float32 partials of d alpha, d init_level, d smoothed_scale ->
+    d smoothing_logit (1,) and (2, H) sums over the batch, float32, in one launch."""
+    groups, batch, hidden = parts.shape
+    dlogit = torch.empty((1,), device=parts.device, dtype=torch.float32)
+    sums = torch.empty((groups - 1, hidden), device=parts.device, dtype=torch.float32)
+    _fourier_smoothing_finish_kernel[(groups,)](parts, smoothing_logit, dlogit, sums, batch, hidden,
+                                                BLOCK_B=FINISH_BLOCK_B, BLOCK_C=FINISH_BLOCK_C,
+                                                num_warps=FINISH_WARPS)
+    return dlogit, sums

@@ -13,9 +13,12 @@ smoothed output is written once, and nothing in between touches HBM. (A whole (6
 Backward walks the rows twice, recomputing e, LN and the dropout mask (counter-based RNG)
 from the ids and the tables each time: forward, for the smoothing's parameter gradients (they
 need the EMA of y), then in reverse, for the smoothing's dx (a reverse scan), the dropout and
-LayerNorm backward, and writes de (batch, seq_len, hidden). The scatter of de into the item
-table's rows is left to PyTorch's embedding backward, the position table's gradient is the sum
-of de over the batch; LayerNorm and smoothing parameter gradients are per-sequence partial sums.
+LayerNorm backward, and writes de (batch, seq_len, hidden) and per-sequence partial sums of
+the LayerNorm and smoothing parameter gradients. One finish launch then adds those over the
+batch in a fixed order (the logit's chain rule applied) and writes the position table's whole
+gradient: the sum of de over the batch for the used rows, zeros for the rest (deterministic,
+no atomics; one launch where torch's sums, elementwise ops and pad took eight). The scatter of
+de into the item table's rows is left to PyTorch's embedding backward.
 """
 
 import torch
@@ -24,9 +27,14 @@ import triton.language as tl
 
 from ._common import _dropout_scale, _layer_norm_rows, whole_sequence_blocks
 from .fourier_smoothing import (
+    FINISH_BLOCK_B,
+    FINISH_BLOCK_C,
+    FINISH_WARPS,
+    _batch_sum,
     _grad_and_next,
     _smoothing_dx_block,
     _smoothing_fwd_block,
+    _smoothing_param_finish,
     _smoothing_param_grads_block,
     _smoothing_params,
     row_block,
@@ -159,6 +167,44 @@ def _input_stage_bwd_kernel(
     tl.store(part_ptr + 4 * part_stride + part, dnorm_bias, mask=col_ok)
 
 
+# the backward's partials: d alpha, d init_level, d smoothed_scale, d LN weight, d LN bias
+PARAM_GROUPS = 5
+_PARAM_GROUPS = tl.constexpr(PARAM_GROUPS)  # what a compiled kernel may read
+
+
+@triton.jit
+def _input_stage_finish_kernel(
+    dembedded_ptr, part_ptr, logit_ptr, dlogit_ptr, sums_ptr, dposition_ptr,
+    batch, seq_len, n_positions, hidden,
+    BLOCK_B: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Programs 0..4: one parameter group of part (5, batch, hidden) each (d logit, then the
+    (4, hidden) sums); the rest: BLOCK_C entries each of the flat (n_positions * hidden)
+    position gradient, ``sum_b de[b]`` for rows < seq_len and 0 for the unused rows."""
+    program = tl.program_id(0)
+    if program < _PARAM_GROUPS:
+        _smoothing_param_finish(part_ptr, logit_ptr, dlogit_ptr, sums_ptr, program, batch, hidden, BLOCK_B, BLOCK_C)
+    else:
+        columns = (program - _PARAM_GROUPS).to(tl.int64) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+        used = seq_len * hidden
+        dposition = _batch_sum(dembedded_ptr, batch, used, columns, columns < used, BLOCK_B)
+        tl.store(dposition_ptr + columns, dposition, mask=columns < n_positions * hidden)
+
+
+def _input_stage_finish(dembedded, parts, smoothing_logit, n_positions: int):
+    """dembedded: (B, N, H) and parts: (5, B, H) float32 -> d smoothing_logit (1,), the (4, H) sums
+    of parts[1:] over the batch, and the position table's gradient (n_positions, H), in one launch."""
+    batch, seq_len, hidden = dembedded.shape
+    dlogit = torch.empty((1,), device=dembedded.device, dtype=torch.float32)
+    sums = torch.empty((PARAM_GROUPS - 1, hidden), device=dembedded.device, dtype=torch.float32)
+    dposition = torch.empty((n_positions, hidden), device=dembedded.device, dtype=torch.float32)
+    grid = (PARAM_GROUPS + triton.cdiv(n_positions * hidden, FINISH_BLOCK_C),)
+    _input_stage_finish_kernel[grid](dembedded, parts, smoothing_logit, dlogit, sums, dposition,
+                                     batch, seq_len, n_positions, hidden,
+                                     BLOCK_B=FINISH_BLOCK_B, BLOCK_C=FINISH_BLOCK_C, num_warps=FINISH_WARPS)
+    return dlogit, sums, dposition
+
+
 def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
                      init_level, smoothed_scale, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
                      inv_sqrt_len: float, mix: float):
@@ -177,7 +223,8 @@ def _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_b
                      init_level, smoothed_scale, grad, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
                      inv_sqrt_len: float, mix: float):
     """-> d(embedding sum) (B, N, H) float32 and (5, B, H) per-sequence partial sums of the
-    gradients of alpha, init_level, smoothed_scale, the LayerNorm weight and bias."""
+    gradients of alpha, init_level, smoothed_scale, the LayerNorm weight and bias
+    (``_input_stage_finish`` reduces them)."""
     batch, seq_len = item_seq.shape
     hidden = item_weight.shape[1]
     dembedded = torch.empty((batch, seq_len, hidden), device=item_seq.device, dtype=torch.float32)

@@ -5,7 +5,7 @@ import torch
 
 from .. import backends
 from ..reference.fsm import fourier_smoothing_ref, smoothing_norm
-from ._common import check_tensors, custom_op, smoothing_logit_grad, unsupported_tensors
+from ._common import check_tensors, custom_op, unsupported_tensors
 
 # ---- Triton custom ops ----
 
@@ -27,21 +27,18 @@ def _(x, smoothing_logit, init_level, smoothed_scale, mix):
 @custom_op("asrec::fourier_smoothing_bwd")
 def fourier_smoothing_bwd(x: torch.Tensor, grad: torch.Tensor, smoothing_logit: torch.Tensor,
                            init_level: torch.Tensor, smoothed_scale: torch.Tensor,
-                           mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> dx (float32), and float32 gradients of smoothing_logit, init_level, smoothed_scale."""
+                           mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> dx (float32), the smoothing logit's gradient (1,) and the (2, H) gradients of
+    init_level and smoothed_scale, float32 (two launches: the scan, then the finish)."""
     from ..kernels.fourier_smoothing import _fourier_smoothing_bwd as launch
 
-    dx, dalpha, dlevel, dscale = launch(x, grad, smoothing_logit, init_level, smoothed_scale, mix,
-                                        smoothing_norm(x.shape[1]))
-    return (dx, smoothing_logit_grad(dalpha, smoothing_logit), dlevel.sum(0).view(init_level.shape),
-            dscale.sum(0).view(smoothed_scale.shape))
+    return launch(x, grad, smoothing_logit, init_level, smoothed_scale, mix, smoothing_norm(x.shape[1]))
 
 
 @fourier_smoothing_bwd.register_fake
 def _(x, grad, smoothing_logit, init_level, smoothed_scale, mix):
-    def like(t):
-        return t.new_empty(t.shape, dtype=torch.float32)
-    return like(x), like(smoothing_logit), like(init_level), like(smoothed_scale)
+    return (x.new_empty(x.shape, dtype=torch.float32), x.new_empty((1,), dtype=torch.float32),
+            x.new_empty((2, x.shape[-1]), dtype=torch.float32))
 
 
 # ---- autograd ----
@@ -61,10 +58,11 @@ class FourierSmoothingFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, smoothing_logit, init_level, smoothed_scale = ctx.saved_tensors
-        dx, dlogit, dlevel, dscale = fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit, init_level,
-                                                            smoothed_scale, ctx.mix)
-        return (dx.to(x.dtype), dlogit.to(smoothing_logit.dtype), dlevel.to(init_level.dtype),
-                dscale.to(smoothed_scale.dtype), None)
+        dx, dlogit, (dlevel, dscale) = fourier_smoothing_bwd(x, grad.contiguous(), smoothing_logit, init_level,
+                                                              smoothed_scale, ctx.mix)
+        return (dx.to(x.dtype), dlogit.view_as(smoothing_logit).to(smoothing_logit.dtype),
+                dlevel.view_as(init_level).to(init_level.dtype),
+                dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
 
 
 def _triton(x, smoothing_logit, init_level, smoothed_scale, mix):

@@ -21,11 +21,15 @@ from ._common import (
 )
 
 
-def _grads(dembedded: torch.Tensor, parts: torch.Tensor, smoothing_logit: torch.Tensor) -> tuple:
-    """The backward results from either backend's kernel outputs: dembedded (B, N, H) and
+def _grads(dembedded: torch.Tensor, parts: torch.Tensor, smoothing_logit: torch.Tensor, n_positions: int) -> tuple:
+    """The CUDA backend's backward results from its kernel's outputs: dembedded (B, N, H) and
     per-sequence parts (5, B, H) of d alpha, d init_level, d smoothed_scale, d LN weight,
-    d LN bias -> (dembedded, d logit (1,), the four sums (4, H), d position rows (N, H))."""
-    return dembedded, smoothing_logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dembedded.sum(0)
+    d LN bias -> (dembedded, d logit (1,), the four sums (4, H), d position table
+    (n_positions, H): the used rows' sums, zeros after). The Triton backend computes the same
+    in one finish launch (``asrec.kernels.input_stage._input_stage_finish``)."""
+    dposition_rows = dembedded.sum(0)
+    dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, n_positions - dposition_rows.shape[0]))
+    return dembedded, smoothing_logit_grad(parts[0], smoothing_logit), parts[1:].sum(1), dposition
 
 
 # ---- Triton custom ops ----
@@ -54,14 +58,15 @@ def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_
                     eps: float, dropout_p: float, dropping: bool,
                     mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> d(embedding sum) (B, N, H), the smoothing logit's gradient (1,), (4, H) gradients of
-    init_level, smoothed_scale, the LayerNorm weight and bias, and the used position rows' (N, H);
-    float32."""
+    init_level, smoothed_scale, the LayerNorm weight and bias, and the position table's
+    (P, H) (zero rows past seq_len); float32. Two launches: the backward, then the finish."""
     from ..kernels.input_stage import _input_stage_bwd as launch
+    from ..kernels.input_stage import _input_stage_finish as finish
 
     dembedded, parts = launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
                               init_level, smoothed_scale, grad, eps, rng, dropout_p, dropping,
                               smoothing_norm(item_seq.shape[1]), mix)
-    return _grads(dembedded, parts, smoothing_logit)
+    return dembedded, *finish(dembedded, parts, smoothing_logit, position_weight.shape[0])
 
 
 @input_stage_bwd.register_fake
@@ -70,7 +75,7 @@ def _(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_
     hidden = item_weight.shape[1]
     return (grad.new_empty(grad.shape, dtype=torch.float32), grad.new_empty((1,), dtype=torch.float32),
             grad.new_empty((4, hidden), dtype=torch.float32),
-            grad.new_empty((item_seq.shape[1], hidden), dtype=torch.float32))
+            grad.new_empty((position_weight.shape[0], hidden), dtype=torch.float32))
 
 
 # ---- the CUDA extension's ops (torch.ops.asrec_cuda.*), with the Triton ops' signatures ----
@@ -104,7 +109,7 @@ class _CudaKernels:
         dembedded, parts = _cuda_extension.kernel_ops.input_stage_bwd(
             item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
             smoothed_scale, grad, rng, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
-        return _grads(dembedded, parts, smoothing_logit)
+        return _grads(dembedded, parts, smoothing_logit, position_weight.shape[0])
 
 
 class _TritonKernels:
@@ -137,11 +142,9 @@ def _input_stage_function(kernels, name: str):
         def backward(ctx, grad):
             *tensors, rng = ctx.saved_tensors
             item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
-            dembedded, dlogit, sums, dposition_rows = kernels.input_stage_bwd(*tensors, grad.contiguous(), rng,
-                                                                              *ctx.settings)
+            dembedded, dlogit, sums, dposition = kernels.input_stage_bwd(*tensors, grad.contiguous(), rng,
+                                                                         *ctx.settings)
             ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
-            unused_rows = position_weight.shape[0] - dposition_rows.shape[0]
-            dposition = torch.nn.functional.pad(dposition_rows, (0, 0, 0, unused_rows))
             dlevel, dscale, dnorm_weight, dnorm_bias = sums
             return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
                     dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,

@@ -101,3 +101,60 @@ def test_published_shapes_on_gpu(seq_len, hidden):
     low = _run("reference", ids, tables, 0.4, grad)
     for a, b, c in zip(ours, exact, low):
         assert_low_precision_close(a, b, c)
+
+
+def test_unused_position_rows_get_zero_gradient_and_batches_span_finish_blocks():
+    """More position rows than seq_len (the unused rows' gradient is zero, written by the finish
+    kernel) and a batch over one block of the finish kernel's batch sums (32 rows)."""
+    ids = _padded_ids(37, 7, 30)
+    tables = input_tables(30, 7, 24, DEVICE, position_rows=12)
+    grad = torch.randn(37, 7, 24, device=DEVICE)
+    ours = _run("triton", ids, tables, 0.4, grad)
+    for name, a, b in zip(NAMES, ours, _run("reference", ids, tables, 0.4, grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+    assert ours[2][7:].abs().max() == 0
+
+
+@pytest.mark.parametrize("batch,seq_len,hidden,n_positions", [(1, 1, 8, 1), (37, 5, 200, 9), (32, 3, 128, 3)])
+def test_finish_kernel_matches_torch_and_is_deterministic(batch, seq_len, hidden, n_positions):
+    """The finish launch against the torch ops it replaces (the CUDA backend's ``_grads``):
+    parameter sums over the batch, the logit's chain rule, the position table's gradient;
+    hidden > 128 walks the parameter columns in blocks. Two runs agree bit for bit."""
+    from asrec.kernels.input_stage import _input_stage_finish
+    from asrec.ops.input_stage import _grads
+
+    dembedded = torch.randn(batch, seq_len, hidden, device=DEVICE)
+    parts = torch.randn(5, batch, hidden, device=DEVICE)
+    logit = torch.tensor([0.7], device=DEVICE)
+    ours = _input_stage_finish(dembedded, parts, logit, n_positions)
+    for name, a, b in zip(("logit", "sums", "position"), ours, _grads(dembedded, parts, logit, n_positions)[1:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+    for a, b in zip(ours, _input_stage_finish(dembedded, parts, logit, n_positions)):
+        assert torch.equal(a, b)
+
+
+def test_backward_is_two_triton_launches_and_the_embedding_backward():
+    """The backward's device kernels: the Triton backward and finish launches, and torch's
+    (deterministic) embedding backward for the item table; nothing else."""
+    import importlib.util
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location("count_launches", os.path.join(root, "benchmarks",
+                                                                                 "count_launches.py"))
+    counter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(counter)
+    import asrec
+    from asrec.ops import input_stage
+
+    ids = _padded_ids(3, 7, 30)
+    t = _tables(30, 7, 24)
+    with asrec.use_backend("triton"):
+        out = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"], EPS, 0.0,
+                          True, t["smoothing_logit"], t["init_level"], t["smoothed_scale"], 0.4)
+    grad = torch.randn_like(out)
+    audit = counter.HostAudit()
+    with counter.TritonLaunchCounter(audit, execute=False) as launches, audit:
+        torch.autograd.grad(out, list(t.values()), grad)
+    assert dict(launches.launches) == {"_input_stage_bwd_kernel": 1, "_input_stage_finish_kernel": 1}
+    assert dict(audit.kernels) == {"aten.embedding_dense_backward.default": 1}
