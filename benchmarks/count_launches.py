@@ -93,14 +93,9 @@ class HostAudit(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-# Interpreted kernels run even without --execute: their outputs are indices that a CPU aten op
-# checks (gather's bounds), where a GPU would read them only on the device. Tiny kernels.
-ALWAYS_RUN = frozenset({"_padding_bias_kernel"})
-
-
 class TritonLaunchCounter:
     """Counts Triton kernel launches (compiled or interpreted) while active; pauses ``audit``
-    during each launch; ``execute=False`` skips interpreted kernels but ALWAYS_RUN (their
+    during each launch; ``execute=False`` skips interpreted kernels but RUN_WHEN_SKIPPING (their
     outputs stay uninitialised)."""
 
     def __init__(self, audit: HostAudit = None, execute: bool = True):
@@ -112,6 +107,8 @@ class TritonLaunchCounter:
         from triton.runtime.interpreter import InterpretedFunction
         from triton.runtime.jit import JITFunction
 
+        from asrec.kernels.padding_bias import RUN_WHEN_SKIPPING
+
         self._patched = []
         for cls in (JITFunction, InterpretedFunction):
             original = cls.run
@@ -119,7 +116,7 @@ class TritonLaunchCounter:
             def run(fn, *args, _original=original, _interpreted=cls is InterpretedFunction, **kwargs):
                 name = getattr(fn, "__name__", None) or fn.fn.__name__
                 self.launches[name] += 1
-                if _interpreted and not self.execute and name not in ALWAYS_RUN:
+                if _interpreted and not self.execute and name not in RUN_WHEN_SKIPPING:
                     return None
                 if self.audit is not None:
                     self.audit.paused = True
@@ -169,11 +166,12 @@ def eval_forward(model, items, lengths, targets):
 MODES = {"train step": training_step, "eval forward": eval_forward}
 # Device kernels (Triton launches + aten kernels) per call on "triton", at either published
 # setting: the issue's budget, and the ceiling tests/test_launch_budget.py holds today. The
-# budget is not reached: what remains is mostly the linear layers' cuBLAS GEMMs and their
-# backward (2 mm + a bias sum each), autograd's gradient additions where a tensor feeds two
-# ops, the second-stage column sums of per-program partials, and the last layer's row gathers.
+# eval forward is under budget; the training step is not: what remains is mostly the linear
+# layers' cuBLAS GEMMs and their backward (2 mm + a bias sum each: 33 kernels), autograd's
+# gradient additions where a tensor feeds two ops, the second-stage column sums of
+# per-program partials, and the last layer's row gathers and their scatters.
 BUDGET = {"train step": 100, "eval forward": 36}
-CEILING = {"train step": 155, "eval forward": 38}
+CEILING = {"train step": 130, "eval forward": 34}
 
 
 def count(step, model, items, lengths, targets, backend: str = "triton", execute: bool = True):

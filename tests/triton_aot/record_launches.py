@@ -5,7 +5,8 @@ running a kernel, and print them as JSON (one launch per line).
 Run as ``TRITON_INTERPRET=1 python -m tests.triton_aot.record_launches`` (the interpreter's
 launch path is patched to record instead of executing, so this runs on any CPU in seconds;
 the outputs of the skipped kernels are uninitialised memory, which only host code between
-kernels reads). ``compile_for_gpu`` then compiles each distinct launch for real GPU targets.
+kernels reads; the few whose outputs a CPU op checks, ``RUN_WHEN_SKIPPING``, still run).
+``compile_for_gpu`` then compiles each distinct launch for real GPU targets.
 """
 
 import inspect
@@ -35,6 +36,10 @@ def install_recorder(launches: list):
     import triton.language as tl
     from triton.runtime.interpreter import InterpretedFunction
 
+    from asrec.kernels.padding_bias import RUN_WHEN_SKIPPING
+
+    interpret = InterpretedFunction.run
+
     def record(self, *args, grid, warmup, **kwargs):
         parameters = list(inspect.signature(self.fn).parameters.values())
         bound = dict(zip([p.name for p in parameters], args))
@@ -54,6 +59,8 @@ def install_recorder(launches: list):
                 signature[parameter.name] = _type_of(value)
         launches.append(dict(module=self.fn.__module__, kernel=self.fn.__name__, signature=signature,
                              constexprs=constexprs, options=options))
+        if self.fn.__name__ in RUN_WHEN_SKIPPING:
+            return interpret(self, *args, grid=grid, warmup=warmup, **kwargs)
 
     InterpretedFunction.run = record
 
