@@ -68,20 +68,21 @@ def _rows_contiguous(tensors: list) -> list:
 
 
 class ContrastGeluFn(torch.autograd.Function):
-    """Triton forward/backward of ``contrast_gelu_ref`` over every row."""
+    """Triton forward/backward of ``contrast_gelu_ref`` over every row. filtered, convs: (3, B, N, H)
+    stacked [small, middle, large] (the filter's and the convolutions' own outputs), so each
+    gets its gradient as one tensor: the kernel's d(pair), which serves both (they enter as a
+    sum), with no per-branch gradients for autograd to stack."""
 
     @staticmethod
-    def forward(ctx, filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large,
-                position_scales, origin_scale, contrast_scale):
-        filtered = _rows_contiguous([filtered_small, filtered_middle, filtered_large])
-        convs = _rows_contiguous([conv_small, conv_middle, conv_large])
+    def forward(ctx, filtered, convs, position_scales, origin_scale, contrast_scale):
+        filtered_rows = _rows_contiguous(list(filtered.unbind(0)))
+        conv_rows = _rows_contiguous(list(convs.unbind(0)))
         scalars = [position_scales.reshape(3, -1).contiguous(), origin_scale.contiguous(), contrast_scale.contiguous()]
         # the kernel stores the output in the inputs' dtype, the reference's
-        out, column_sum = contrast_gelu_fwd(*filtered, *convs, *scalars)
-        ctx.save_for_backward(*filtered, *convs, *scalars, column_sum)
+        out, column_sum = contrast_gelu_fwd(*filtered_rows, *conv_rows, *scalars)
+        ctx.save_for_backward(*filtered_rows, *conv_rows, *scalars, column_sum)
         ctx.shapes = (position_scales.shape, origin_scale.shape, contrast_scale.shape)
-        ctx.dtypes = [t.dtype for t in (filtered_small, filtered_middle, filtered_large, conv_small, conv_middle,
-                                        conv_large, position_scales, origin_scale, contrast_scale)]
+        ctx.dtypes = [t.dtype for t in (filtered, convs, position_scales, origin_scale, contrast_scale)]
         return out
 
     @staticmethod
@@ -89,14 +90,21 @@ class ContrastGeluFn(torch.autograd.Function):
         dpair, dsums = contrast_gelu_bwd(*ctx.saved_tensors, grad.contiguous())
         scale_shape, origin_shape, contrast_shape = ctx.shapes
         scale_count = dsums.numel() - 2
-        grads = [dpair[0], dpair[1], dpair[2], dpair[0], dpair[1], dpair[2], dsums[:scale_count].view(scale_shape),
+        grads = [dpair, dpair, dsums[:scale_count].view(scale_shape),
                  dsums[scale_count:scale_count + 1].view(origin_shape), dsums[scale_count + 1:].view(contrast_shape)]
         return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
 
 
+def _stacked(branches) -> torch.Tensor:
+    # the seasonal branch hands over (3, B, N, H) tensors as they are; three separate tensors
+    # are stacked here (one copy)
+    return branches if torch.is_tensor(branches) else torch.stack(list(branches))
+
+
 def _triton(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows=None):
     # the kernel activates every row, then the rows are taken
-    out = ContrastGeluFn.apply(*filtered, *conv_outputs, position_scales, origin_scale, contrast_scale)
+    out = ContrastGeluFn.apply(_stacked(filtered), _stacked(conv_outputs), position_scales, origin_scale,
+                               contrast_scale)
     return take_rows(out, output_rows)
 
 
@@ -115,12 +123,23 @@ backends.register("contrast_gelu", contrast_gelu_ref, triton=backends.FusedKerne
 
 # ---- public op ----
 
-def contrast_gelu(filtered: list, conv_outputs: list, position_scales: torch.Tensor, origin_scale: torch.Tensor,
+def _check_branches(name: str, branches) -> None:
+    if torch.is_tensor(branches):
+        if branches.dim() != 4 or branches.shape[0] != 3:
+            raise ValueError(f"contrast_gelu: {name} must be three (batch, seq_len, hidden) tensors or one (3, batch, "
+                             f"seq_len, hidden) tensor, got shape {tuple(branches.shape)}")
+    else:
+        check_tensor_list("contrast_gelu", name, branches, 3)
+
+
+def contrast_gelu(filtered, conv_outputs, position_scales: torch.Tensor, origin_scale: torch.Tensor,
                   contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
-    """See ``asrec.reference.contrast_gelu_ref``: three filtered and three convolution outputs
-    (batch, seq_len, hidden), position_scales (3, seq_len, 1) -> (batch, seq_len | 1, hidden)."""
-    check_tensor_list("contrast_gelu", "filtered", filtered, 3)
-    check_tensor_list("contrast_gelu", "conv_outputs", conv_outputs, 3)
+    """See ``asrec.reference.contrast_gelu_ref``: the filtered and the convolution outputs
+    [small, middle, large], each three (batch, seq_len, hidden) tensors or one (3, batch, seq_len,
+    hidden) tensor (the seasonal branch's: no copies forward or backward); position_scales
+    (3, seq_len, 1) -> (batch, seq_len | 1, hidden)."""
+    _check_branches("filtered", filtered)
+    _check_branches("conv_outputs", conv_outputs)
     check_tensors("contrast_gelu", position_scales=position_scales, origin_scale=origin_scale,
                   contrast_scale=contrast_scale)
     shape = conv_outputs[0].shape

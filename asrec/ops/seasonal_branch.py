@@ -39,8 +39,8 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     ff = weights.frequency_filter
     filtered = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
                                        FILTER_DROPOUT, training, filter_scope)
-    activated = contrast_gelu(list(filtered.unbind(0)), list(conv_outputs.unbind(0)), weights.position_scales,
-                              weights.origin_scale, weights.contrast_scale, output_rows)
+    activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
+                              weights.contrast_scale, output_rows)
     dense = F.linear(activated, *weights.dense)
     if residual is None:
         return dense

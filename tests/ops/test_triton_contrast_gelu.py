@@ -110,3 +110,30 @@ def test_low_precision_output_and_input_gradients_in_the_input_dtype(dtype):
         # parameters (float32) exactly as float32 up to the low-precision grad; tensors within a rounding
         tolerance = dict(rtol=1e-2, atol=1e-2) if index < 7 else dict(rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(a.float(), b, **tolerance)
+
+
+@pytest.mark.parametrize("backend", ["triton", "reference"])
+def test_stacked_branch_tensors_equal_the_lists(backend):
+    """(3, B, N, H) tensors (the seasonal branch's, taken as they are) give the list form's output
+    and gradients; each stacked input gets one gradient tensor."""
+    filtered = torch.randn(3, 4, 12, 24, device=DEVICE, requires_grad=True)
+    convs = torch.randn(3, 4, 12, 24, device=DEVICE, requires_grad=True)
+    scales = (torch.randn(3, 12, 1, device=DEVICE) * 0.5).requires_grad_()
+    origin = torch.tensor([1.2], device=DEVICE, requires_grad=True)
+    contrast = torch.tensor([0.7], device=DEVICE, requires_grad=True)
+    leaves = (filtered, convs, scales, origin, contrast)
+    grad = torch.randn(4, 1, 24, device=DEVICE)
+    rows = torch.tensor([0, 11, 5, 3], device=DEVICE)
+    with asrec.use_backend(backend):
+        stacked = contrast_gelu(filtered, convs, scales, origin, contrast, rows)
+        listed = contrast_gelu(list(filtered.unbind(0)), list(convs.unbind(0)), scales, origin, contrast, rows)
+    torch.testing.assert_close(stacked, listed, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(torch.autograd.grad(stacked, leaves, grad), torch.autograd.grad(listed, leaves, grad),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_a_stacked_tensor_of_the_wrong_shape_is_named():
+    x = torch.zeros(3, 2, 5, 8)
+    with pytest.raises(ValueError, match=r"contrast_gelu: conv_outputs must be three \(batch, seq_len, hidden\) "
+                                         r"tensors or one \(3, batch, seq_len, hidden\) tensor, got shape \(2, 5, 8\)"):
+        contrast_gelu(x, x[0], torch.ones(3, 5, 1), torch.tensor([1.0]), torch.tensor([0.6]))
