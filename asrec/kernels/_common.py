@@ -1,4 +1,4 @@
-"""Device helpers shared by the kernels: the linear-recurrence scan and dropout.
+"""Device helpers shared by the kernels: the linear-recurrence scan, dropout, torch's lerp.
 
 Dropout is counter-based (Philox via ``tl.rand``): the keep bit of element ``i`` is a pure
 function of ``(seed, offset + i)``, so backward regenerates the forward mask instead of
@@ -42,6 +42,16 @@ def _layer_norm_rows(x, col_ok, hidden, eps):
     centred = tl.where(col_ok, x - mean, 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(centred * centred, axis=1)[:, None] / hidden + eps)
     return centred * rstd, rstd
+
+
+@triton.jit
+def _lerp(start, end, weight):
+    """torch.lerp's arithmetic (ATen's vectorised CPU and CUDA kernels): one fused multiply-add
+    from the nearer end, ``start + w (end - start)`` for |w| < 0.5, else ``end - (1 - w)(end - start)``."""
+    small = tl.abs(weight) < 0.5
+    coefficient = tl.where(small, weight, weight - 1.0)
+    base = tl.where(small, start, end)
+    return tl.fma(coefficient, end - start, base)
 
 
 @triton.jit

@@ -26,6 +26,8 @@ last, as in torch.
 import triton
 import triton.language as tl
 
+from ._common import _lerp
+
 # the reference's median guard, energy / (median + MEDIAN_EPS)
 MEDIAN_EPS = tl.constexpr(1e-6)
 NAN_KEY = tl.constexpr(0x7FFFFFFF)  # above every non-negative float's key, +inf's included
@@ -79,16 +81,6 @@ def _quantile_ranks(threshold_ptr, count):
     below = tl.minimum(tl.maximum(tl.floor(rank).to(tl.int32), 0), count - 1)
     above = tl.minimum(tl.maximum(tl.ceil(rank).to(tl.int32), 0), count - 1)
     return rank, below, above
-
-
-@triton.jit
-def _lerp(start, end, weight):
-    """torch.lerp's arithmetic (ATen's vectorised CPU and CUDA kernels): one fused multiply-add
-    from the nearer end, ``start + w (end - start)`` for |w| < 0.5, else ``end - (1 - w)(end - start)``."""
-    small = tl.abs(weight) < 0.5
-    coefficient = tl.where(small, weight, weight - 1.0)
-    base = tl.where(small, start, end)
-    return tl.fma(coefficient, end - start, base)
 
 
 @triton.jit
