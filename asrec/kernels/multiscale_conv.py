@@ -14,7 +14,10 @@ three output gradients and sums their contributions in registers); the weight gr
 in one kernel whose programs each own one tap of one convolution and one (out, in) block,
 reducing over a slice of the batch, and a second kernel that sums the slices in a fixed
 order (no atomics: deterministic) straight into the (N, N, k) layouts. The bias gradients
-are plain sums over (batch, hidden).
+ride in the same two launches: the weight kernel's programs of each convolution's first tap
+and first input-channel block also sum the output-gradient tiles they load anyway over
+(slice, hidden), and the second stage sums those partials over the slices in the same fixed
+order (no separate reduction over the (3, B, N, H) gradient).
 The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest"
 float32 matmul precision, TF32 under "high", as cuDNN's convolutions), accumulated in float32.
 
@@ -147,12 +150,14 @@ def _multiscale_conv_bwd_input_kernel(
 
 @triton.jit
 def _multiscale_conv_bwd_weight_kernel(
-    x_ptr, grad_ptr, part_ptr, batch, plane,
+    x_ptr, grad_ptr, part_ptr, bias_part_ptr, batch, plane,
     channels: tl.constexpr, hidden: tl.constexpr, BATCH_PER_SPLIT: tl.constexpr,
     BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """part[split, j, o, i] = sum over this split's sequences and every h of grad_c[b, o, h] x[b, i, h + shift],
-    for tap j of the 15 (small's 3, middle's 5, large's 7): conv c, shift = tap - pad_c."""
+    for tap j of the 15 (small's 3, middle's 5, large's 7): conv c, shift = tap - pad_c; and
+    bias_part[split, c, o] = sum over this split's sequences and every h of grad_c[b, o, h], written
+    by the programs of conv c's first tap and first input-channel block."""
     j = tl.program_id(0)
     conv = (j >= 3).to(tl.int32) + (j >= 8).to(tl.int32)
     first_tap = tl.where(conv == 0, 0, tl.where(conv == 1, 3, 8))
@@ -162,6 +167,9 @@ def _multiscale_conv_bwd_weight_kernel(
     ins = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[:, None]
     split = tl.program_id(2)
     acc = tl.zeros((BLOCK_O, BLOCK_I), tl.float32)
+    # every program sums its gradient tiles (one row reduction per tile, next to a BLOCK_I-deep
+    # product: cheap, and no branch in the loop); only the bias owners store the sums
+    bias_acc = tl.zeros((BLOCK_O,), tl.float32)
     for k in range(0, BATCH_PER_SPLIT):
         b = split * BATCH_PER_SPLIT + k
         seq = b.to(tl.int64) * channels * hidden
@@ -174,9 +182,15 @@ def _multiscale_conv_bwd_weight_kernel(
                         mask=(outs < row_limit) & (cols < hidden), other=0.0).to(tl.float32)
             x = _shifted_rows(x_ptr + seq, ins, ins < row_limit, cols, shift, hidden)
             acc += tl.dot(g, tl.trans(x), input_precision=DOT_PRECISION)
+            bias_acc += tl.sum(g, axis=1)
     out_cols = (tl.program_id(1) // o_blocks) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
     base = part_ptr + (split * tl.num_programs(0) + j).to(tl.int64) * channels * channels  # (slice, tap, o, i)
     tl.store(base + outs * channels + out_cols, acc, mask=(outs < channels) & (out_cols < channels))
+    # the bias owner: conv's first tap, first input block (an integer bound, not a scalar-bool mask)
+    owner = (j == first_tap) & (tl.program_id(1) // o_blocks == 0)
+    bias_rows = (tl.program_id(1) % o_blocks) * BLOCK_O + tl.arange(0, BLOCK_O)
+    tl.store(bias_part_ptr + (split * 3 + conv) * channels + bias_rows, bias_acc,
+             mask=bias_rows < tl.where(owner, channels, 0))  # (slice, conv, o)
 
 
 @triton.jit
@@ -194,13 +208,24 @@ def _reduce_taps(part_ptr, dw_ptr, pairs, ok, slices, first_tap: tl.constexpr, K
 
 
 @triton.jit
-def _multiscale_conv_weight_reduce_kernel(part_ptr, dw_small_ptr, dw_middle_ptr, dw_large_ptr, slices,
-                                          channels: tl.constexpr, TAP_COUNT: tl.constexpr, BLOCK: tl.constexpr):
-    """The weight gradients' second stage: one program per block of (o, i) pairs and convolution
-    sums the slices' partials (slice, tap, o, i) in a fixed order and writes the (N, N, k) layout."""
+def _multiscale_conv_weight_reduce_kernel(part_ptr, bias_part_ptr, dw_small_ptr, dw_middle_ptr, dw_large_ptr,
+                                          dbias_ptr, slices, channels: tl.constexpr, TAP_COUNT: tl.constexpr,
+                                          BLOCK: tl.constexpr):
+    """The weight and bias gradients' second stage: one program per block of (o, i) pairs and
+    convolution sums the slices' partials (slice, tap, o, i) in a fixed order and writes the
+    (N, N, k) layout; the first program of each convolution also sums its bias partials
+    (slice, conv, o), in slice order, into dbias (3, N)."""
     pairs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     ok = pairs < channels * channels
     conv = tl.program_id(1)
+    if tl.program_id(0) == 0:
+        for start in range(0, channels, BLOCK):
+            outs = start + tl.arange(0, BLOCK)
+            out_ok = outs < channels
+            bias = tl.zeros((BLOCK,), tl.float32)
+            for split in range(0, slices):
+                bias += tl.load(bias_part_ptr + (split * 3 + conv) * channels + outs, mask=out_ok, other=0.0)
+            tl.store(dbias_ptr + conv * channels + outs, bias, mask=out_ok)
     if conv == 0:
         _reduce_taps(part_ptr, dw_small_ptr, pairs, ok, slices, 0, 3, channels, TAP_COUNT)
     elif conv == 1:
@@ -245,13 +270,14 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
                                             DOT_PRECISION=dot_precision(), **INPUT_GRAD_LAUNCH)
     per_slice, slices = weight_gradient_slices(batch, channels)
     parts = torch.empty((slices, TAPS, channels, channels), device=x.device, dtype=torch.float32)
+    bias_parts = torch.empty((slices, 3, channels), device=x.device, dtype=torch.float32)
     grid = (TAPS, _channel_blocks(channels), slices)
-    _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, batch, x.numel(), channels=channels, hidden=hidden,
+    _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, bias_parts, batch, x.numel(), channels=channels, hidden=hidden,
                                              BATCH_PER_SPLIT=per_slice, **BLOCKS, DOT_PRECISION=dot_precision(),
                                              **WEIGHT_GRAD_LAUNCH)
     dweights = tuple(torch.empty((channels, channels, k), device=x.device, dtype=torch.float32) for k in KERNEL_SIZES)
+    dbiases = torch.empty((3, channels), device=x.device, dtype=torch.float32)
     block = 1024
     _multiscale_conv_weight_reduce_kernel[(triton.cdiv(channels * channels, block), 3)](
-        parts, *dweights, slices, channels=channels, TAP_COUNT=TAPS, BLOCK=block, num_warps=4)
-    dbiases = grad.sum(dim=(1, 3), dtype=torch.float32)
+        parts, bias_parts, *dweights, dbiases, slices, channels=channels, TAP_COUNT=TAPS, BLOCK=block, num_warps=4)
     return dx, *dweights, dbiases
