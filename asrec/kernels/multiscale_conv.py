@@ -272,9 +272,9 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
     parts = torch.empty((slices, TAPS, channels, channels), device=x.device, dtype=torch.float32)
     bias_parts = torch.empty((slices, 3, channels), device=x.device, dtype=torch.float32)
     grid = (TAPS, _channel_blocks(channels), slices)
-    _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, bias_parts, batch, x.numel(), channels=channels, hidden=hidden,
-                                             BATCH_PER_SPLIT=per_slice, **BLOCKS, DOT_PRECISION=dot_precision(),
-                                             **WEIGHT_GRAD_LAUNCH)
+    _multiscale_conv_bwd_weight_kernel[grid](x, grad, parts, bias_parts, batch, x.numel(), channels=channels,
+                                             hidden=hidden, BATCH_PER_SPLIT=per_slice, **BLOCKS,
+                                             DOT_PRECISION=dot_precision(), **WEIGHT_GRAD_LAUNCH)
     dweights = tuple(torch.empty((channels, channels, k), device=x.device, dtype=torch.float32) for k in KERNEL_SIZES)
     dbiases = torch.empty((3, channels), device=x.device, dtype=torch.float32)
     block = 1024
