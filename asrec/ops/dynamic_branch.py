@@ -13,12 +13,17 @@ from .residual_norm import residual_norm
 
 
 def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
-                 training: bool, mix: tuple = None) -> torch.Tensor:
+                 training: bool, mix: tuple = None, other_bias: torch.Tensor = None) -> torch.Tensor:
     """``LN(drop(dense(context)) + residual)``. context, residual: (batch, seq_len | 1, hidden).
-    ``mix``: ``residual_norm``'s, the hybrid layer's seasonal norm and branch mix in the same kernel."""
+    ``mix``, ``other_bias``: ``residual_norm``'s, the hybrid layer's seasonal norm and branch mix
+    in the same kernel (other_bias: the bias of the seasonal dense projection mix's other, when
+    that comes without it)."""
     norm = weights.norm
-    return residual_norm(F.linear(context, *weights.dense), residual, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training, mix)
+    dense = weights.dense
+    # the dense bias goes to the norm, which adds it before the dropout: a plain mm here, and
+    # its gradient is one more row of the norm's own second-stage sums
+    return residual_norm(F.linear(context, dense.weight), residual, norm.weight, norm.bias, norm.eps, dropout_p,
+                         training, mix, x_bias=dense.bias, other_bias=other_bias)
 
 
 def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,

@@ -18,8 +18,11 @@ def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float 
                          f"got {weights.activation!r}")
     inner = ACTIVATIONS[weights.activation](F.linear(x, *weights.dense_in))
     norm = weights.norm
-    return residual_norm(F.linear(inner, *weights.dense_out), x, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training)
+    dense_out = weights.dense_out
+    # dense_out's bias goes to the norm (added before the dropout): a plain mm here, its
+    # gradient reduced with the norm's
+    return residual_norm(F.linear(inner, dense_out.weight), x, norm.weight, norm.bias, norm.eps, dropout_p, training,
+                         x_bias=dense_out.bias)
 
 
 backends.register_composition("feed_forward")

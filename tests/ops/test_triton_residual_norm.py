@@ -98,6 +98,112 @@ def test_branch_mix_on_the_reference_backend_is_lerp_of_two_norms():
     assert torch.equal(mixed, torch.lerp(seasonal, plain, mix))
 
 
+def _bias(hidden):
+    return (0.5 * torch.randn(hidden, device=DEVICE)).requires_grad_()
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 8), (2, 5, 100), (4, 1, 64)])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("mixing,biased", [(False, "x"), (True, "x"), (True, "other"), (True, "both")])
+def test_projection_biases_match_reference(shape, training, mixing, biased, monkeypatch):
+    """``x_bias`` / ``other_bias`` (the dense projections' biases) are added before the dropout:
+    ``LN(drop(x + x_bias) + residual)`` (with mix ``lerp(LN_o(drop(other + other_bias) +
+    residual), ...)``), forward and every gradient, the biases' (column sums of d(x + x_bias),
+    reduced in the norm's second-stage launch) included; with and without dropout."""
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
+
+    fix_dropout_rng(monkeypatch, 11)
+    inputs = _inputs(shape)
+    hidden = shape[-1]
+    x_bias = _bias(hidden) if biased in ("x", "both") else None
+    other_bias = _bias(hidden) if biased in ("other", "both") else None
+    mix = None
+    if mixing:
+        mix = (torch.randn(shape, device=DEVICE, requires_grad=True),
+               (1 + 0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_(),
+               (0.1 * torch.randn(hidden, device=DEVICE)).requires_grad_(),
+               torch.tensor(0.3, device=DEVICE, requires_grad=True))
+    leaves = [t for t in (*inputs, *(mix or ()), x_bias, other_bias) if t is not None]
+    grad = torch.randn(shape, device=DEVICE)
+    with asrec.use_backend("triton"):
+        out = residual_norm(*inputs, EPS, 0.3, training, mix, x_bias=x_bias, other_bias=other_bias)
+    ours = (out, *torch.autograd.grad(out, leaves, grad))
+
+    x, residual, weight, bias = inputs
+    numel = x.numel()
+    factors = kernel_dropout_factors(2 * numel, 11, 0.3, DEVICE) if training else torch.ones(2 * numel, device=DEVICE)
+    biased_x = x + x_bias if x_bias is not None else x
+    expected_out = torch.nn.functional.layer_norm(biased_x * factors[:numel].view(shape) + residual, (hidden,), weight,
+                                                  bias, EPS)
+    if mixing:
+        other = mix[0] + other_bias if other_bias is not None else mix[0]
+        that = torch.nn.functional.layer_norm(other * factors[numel:].view(shape) + residual, (hidden,), mix[1], mix[2],
+                                              EPS)
+        expected_out = torch.lerp(that, expected_out, mix[3])
+    expected = (expected_out, *torch.autograd.grad(expected_out, leaves, grad))
+    assert len(ours) == len(expected) == len(leaves) + 1
+    for i, (a, b) in enumerate(zip(ours, expected)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=f"output {i}")
+
+
+@pytest.mark.parametrize("mixing", [False, True])
+def test_projection_biases_match_the_reference_op_and_an_addmm(mixing):
+    """Without dropout the Triton op equals ``residual_norm_ref`` with the biases, and both equal
+    the norm of ``F.linear(a, W, b)`` (the bias added by the projection instead)."""
+    shape, hidden = (2, 6, 24), 24
+    inputs = _inputs(shape)
+    a, dense = torch.randn(2, 6, 16, device=DEVICE), (0.2 * torch.randn(hidden, 16, device=DEVICE)).requires_grad_()
+    x_bias, other_bias = _bias(hidden), _bias(hidden)
+    other_in = torch.randn(2, 6, 16, device=DEVICE)
+    mix_norm = (1 + 0.1 * torch.randn(hidden, device=DEVICE), 0.1 * torch.randn(hidden, device=DEVICE),
+                torch.tensor(0.6, device=DEVICE))
+    leaves = (*inputs[1:], dense, x_bias, other_bias) if mixing else (*inputs[1:], dense, x_bias)
+    grad = torch.randn(shape, device=DEVICE)
+    results = []
+    for backend, biased in (("triton", False), ("reference", False), ("reference", True)):
+        def project(t, b):
+            return torch.nn.functional.linear(t, dense, b if biased else None)
+        mix = (project(other_in, other_bias), *mix_norm) if mixing else None
+        biases = {} if biased else dict(x_bias=x_bias, other_bias=other_bias if mixing else None)
+        with asrec.use_backend(backend):
+            out = residual_norm(project(a, x_bias), *inputs[1:], EPS, 0.3, False, mix, **biases)
+        results.append((out, *torch.autograd.grad(out, leaves, grad)))
+    for other in results[1:]:
+        for i, (x, y) in enumerate(zip(results[0], other)):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5, msg=f"output {i}")
+
+
+@pytest.mark.parametrize("biases,match", [
+    (dict(x_bias=torch.zeros(7)), r"x_bias must be \(8,\), got \(7,\)"),
+    (dict(x_bias=[0.0] * 8), "x_bias must be a torch.Tensor, got list"),
+    (dict(other_bias=torch.zeros(8)), "other_bias is the bias of mix's other: it needs mix"),
+])
+def test_bad_biases_are_refused(biases, match):
+    x, residual, weight, bias = (t.detach().cpu() for t in _inputs((2, 3, 8)))
+    with pytest.raises((ValueError, TypeError), match=match):
+        residual_norm(x, residual, weight, bias, EPS, **biases)
+
+
+@pytest.mark.parametrize("dropping", [False, True])
+def test_opcheck_with_biases(dropping):
+    from asrec.ops.residual_norm import residual_norm_bwd, residual_norm_fwd
+
+    from ..triton_support import rng_state
+
+    x, residual = torch.randn(3, 7, 24, device=DEVICE), torch.randn(3, 7, 24, device=DEVICE)
+    norm = (1 + 0.1 * torch.randn(24, device=DEVICE), 0.1 * torch.randn(24, device=DEVICE))
+    biases = (torch.randn(24, device=DEVICE), torch.randn(24, device=DEVICE))
+    mix = (torch.randn_like(x), *norm, torch.tensor(0.3, device=DEVICE))
+    rng = rng_state(5)
+    for mixed, x_bias, other_x_bias in (((None,) * 4, biases[0], None), (mix, None, biases[1]), (mix, *biases)):
+        torch.library.opcheck(residual_norm_fwd.op,
+                              (x, residual, *norm, rng, 1e-12, 0.3, dropping, torch.float32, *mixed, x_bias,
+                               other_x_bias))
+        torch.library.opcheck(residual_norm_bwd.op,
+                              (x, residual, *norm, torch.randn_like(x), rng, 1e-12, 0.3, dropping, *mixed, x_bias,
+                               other_x_bias))
+
+
 @pytest.mark.parametrize("mix,error,match", [
     ((torch.zeros(2, 3, 8), torch.tensor(0.5)), TypeError, "mix must be .*got tuple of length 2"),
     ((torch.zeros(2, 1, 8), torch.ones(8), torch.zeros(8), torch.tensor(0.5)), ValueError,
