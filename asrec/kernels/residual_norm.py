@@ -188,9 +188,9 @@ def _residual_norm_fwd(x, residual, weight, bias, eps: float, rng: torch.Tensor,
     out = torch.empty(x.shape, device=x.device, dtype=out_dtype)
     blocks = row_blocks(hidden)
     _residual_norm_fwd_kernel[(triton.cdiv(rows, blocks["BLOCK_R"]),)](
-        x, residual, weight, bias, *_mix_arguments(x, weight, bias, mix), *_bias_arguments(weight, x_bias, other_x_bias),
-        out, rows, hidden, eps, rng, dropout_p, TRAINING=dropping, MIX=mix is not None, X_BIAS=x_bias is not None,
-        OTHER_BIAS=other_x_bias is not None, **blocks, num_warps=4)
+        x, residual, weight, bias, *_mix_arguments(x, weight, bias, mix),
+        *_bias_arguments(weight, x_bias, other_x_bias), out, rows, hidden, eps, rng, dropout_p, TRAINING=dropping,
+        MIX=mix is not None, X_BIAS=x_bias is not None, OTHER_BIAS=other_x_bias is not None, **blocks, num_warps=4)
     return out
 
 
@@ -221,7 +221,8 @@ def _residual_norm_bwd(x, residual, weight, bias, grad, eps: float, rng: torch.T
     dresidual = torch.empty_like(residual)
     dother = torch.empty_like(mix[0]) if mixing else x.new_empty(0)
     _residual_norm_bwd_kernel[(programs,)](
-        x, residual, weight, bias, *_mix_arguments(x, weight, bias, mix), *_bias_arguments(weight, x_bias, other_x_bias),
-        grad, dx, dresidual, dother if mixing else dx, parts, rows, hidden, eps, rng, dropout_p, TRAINING=dropping,
-        MIX=mixing, X_BIAS=x_bias is not None, OTHER_BIAS=other_x_bias is not None, **blocks, num_warps=4)
+        x, residual, weight, bias, *_mix_arguments(x, weight, bias, mix),
+        *_bias_arguments(weight, x_bias, other_x_bias), grad, dx, dresidual, dother if mixing else dx, parts, rows,
+        hidden, eps, rng, dropout_p, TRAINING=dropping, MIX=mixing, X_BIAS=x_bias is not None,
+        OTHER_BIAS=other_x_bias is not None, **blocks, num_warps=4)
     return dx, dresidual, dother, parts

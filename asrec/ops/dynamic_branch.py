@@ -9,7 +9,7 @@ from .. import backends
 from ..reference.attention import merge_heads, split_heads, take_rows
 from ..reference.weights import DynamicWeights
 from .attention import attention
-from .residual_norm import residual_norm
+from .residual_norm import project_without_bias, residual_norm
 
 
 def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
@@ -22,8 +22,8 @@ def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: Dynamic
     dense = weights.dense
     # the dense bias goes to the norm, which adds it before the dropout: a plain mm here, and
     # its gradient is one more row of the norm's own second-stage sums
-    return residual_norm(F.linear(context, dense.weight), residual, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training, mix, x_bias=dense.bias, other_bias=other_bias)
+    return residual_norm(project_without_bias(context, dense.weight), residual, norm.weight, norm.bias, norm.eps,
+                         dropout_p, training, mix, x_bias=dense.bias, other_bias=other_bias)
 
 
 def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeights, n_heads: int,

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from .. import backends
 from ..reference.activations import ACTIVATIONS
 from ..reference.weights import FeedForwardWeights
-from .residual_norm import residual_norm
+from .residual_norm import project_without_bias, residual_norm
 
 
 def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
@@ -21,8 +21,8 @@ def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float 
     dense_out = weights.dense_out
     # dense_out's bias goes to the norm (added before the dropout): a plain mm here, its
     # gradient reduced with the norm's
-    return residual_norm(F.linear(inner, dense_out.weight), x, norm.weight, norm.bias, norm.eps, dropout_p, training,
-                         x_bias=dense_out.bias)
+    return residual_norm(project_without_bias(inner, dense_out.weight), x, norm.weight, norm.bias, norm.eps, dropout_p,
+                         training, x_bias=dense_out.bias)
 
 
 backends.register_composition("feed_forward")

@@ -153,6 +153,14 @@ backends.register("residual_norm", residual_norm_ref, triton=backends.FusedKerne
 
 # ---- public op ----
 
+def project_without_bias(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.linear(a, weight)`` (a: (..., in), weight: (out, in) -> (..., out)) as one 2-D ``mm``
+    and views: the dense projection whose bias ``residual_norm`` adds (``x_bias``). (F.linear
+    without a bias goes through matmul, whose ``_unsafe_view`` of the result the launch
+    counter counts as a kernel; the gradients are the same two GEMMs either way.)"""
+    return torch.mm(a.reshape(-1, a.shape[-1]), weight.t()).view(*a.shape[:-1], weight.shape[0])
+
+
 MIX_NAMES = ("mix_other", "mix_other_norm_weight", "mix_other_norm_bias", "mix_weight")
 
 
