@@ -3,7 +3,6 @@
 import numbers
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint
@@ -11,6 +10,7 @@ from .checks import check_encoder_config, check_item_seq, check_item_sequences, 
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 from .ops._common import shared_dropout_draw
+from .ops.cross_entropy import cross_entropy
 from .ops.input_stage import input_stage
 from .ops.padding_bias import padding_bias
 
@@ -83,7 +83,8 @@ class ASRecModel(nn.Module):
     def loss(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the next item over all items (scalar, mean over the batch)."""
         check_targets(pos_items, item_seq.shape[0], self.n_items, item_seq.device, self.check_values)
-        return F.cross_entropy(self.full_sort_scores(item_seq, item_seq_len), pos_items.long())
+        # one loss kernel and a mean forward, one gradient kernel backward on the fused backends
+        return cross_entropy(self.full_sort_scores(item_seq, item_seq_len), pos_items)
 
     @classmethod
     def from_original_state_dict(cls, state_dict: dict, config: dict) -> "ASRecModel":

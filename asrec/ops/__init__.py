@@ -20,7 +20,8 @@ from .seasonal_branch import seasonal_branch
 from .dynamic_branch import dynamic_branch
 from .feed_forward import feed_forward
 from .hybrid_layer import hybrid_layer
+from .cross_entropy import cross_entropy
 
-__all__ = ["attention", "contrast_gelu", "dynamic_branch", "feed_forward", "fourier_smoothing", "frequency_filter",
-           "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer", "input_stage",
-           "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch"]
+__all__ = ["attention", "contrast_gelu", "cross_entropy", "dynamic_branch", "feed_forward", "fourier_smoothing",
+           "frequency_filter", "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer",
+           "input_stage", "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch"]

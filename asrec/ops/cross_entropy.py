@@ -1,0 +1,95 @@
+"""The training loss, cross-entropy over all items averaged over the batch: its Triton custom
+ops, the autograd Function and the public op ``cross_entropy``."""
+
+import torch
+
+from .. import backends
+from ..reference.cross_entropy import cross_entropy_ref
+from ._common import check_tensors, custom_op, unsupported_tensors
+
+INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+# ---- Triton custom ops ----
+
+
+@custom_op("asrec::cross_entropy_fwd")
+def cross_entropy_fwd(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores (B, C), targets (B,) -> (per-row loss (B,) in scores' dtype, per-row log-sum-exp
+    (B,) float32)."""
+    from ..kernels.cross_entropy import _cross_entropy_fwd as launch
+
+    return launch(scores, targets)
+
+
+@cross_entropy_fwd.register_fake
+def _(scores, targets):
+    batch = scores.shape[0]
+    return scores.new_empty(batch), scores.new_empty(batch, dtype=torch.float32)
+
+
+@custom_op("asrec::cross_entropy_bwd")
+def cross_entropy_bwd(scores: torch.Tensor, targets: torch.Tensor, lse: torch.Tensor,
+                      grad: torch.Tensor) -> torch.Tensor:
+    """grad: the mean loss's gradient (a one-element tensor) -> d scores (B, C) in scores' dtype."""
+    from ..kernels.cross_entropy import _cross_entropy_bwd as launch
+
+    return launch(scores, targets, lse, grad)
+
+
+@cross_entropy_bwd.register_fake
+def _(scores, targets, lse, grad):
+    return scores.new_empty(scores.shape)
+
+
+# ---- autograd ----
+
+class CrossEntropyFn(torch.autograd.Function):
+    """Triton forward/backward of ``cross_entropy_ref``: the loss kernel and one mean forward,
+    one gradient kernel backward (the mean's backward is folded into it: g / B per row)."""
+
+    @staticmethod
+    def forward(ctx, scores, targets):
+        if scores.stride(1) != 1:  # the kernels walk a row's columns contiguously
+            scores = scores.contiguous()
+        targets = targets.contiguous()
+        row_loss, lse = cross_entropy_fwd(scores, targets)
+        ctx.save_for_backward(scores, targets, lse)
+        return row_loss.mean()
+
+    @staticmethod
+    def backward(ctx, grad):
+        scores, targets, lse = ctx.saved_tensors
+        return cross_entropy_bwd(scores, targets, lse, grad.contiguous()), None
+
+
+def _triton(scores, targets):
+    return CrossEntropyFn.apply(scores, targets)
+
+
+def _triton_unsupported(scores, targets):
+    if targets.device != scores.device:
+        return f"scores on {scores.device} and targets on {targets.device}: one device"
+    return unsupported_tensors(scores=scores)
+
+
+backends.register("cross_entropy", cross_entropy_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
+
+
+# ---- public op ----
+
+def cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """See ``asrec.reference.cross_entropy.cross_entropy_ref`` (``F.cross_entropy`` with default
+    arguments): scores (batch, n_items) float, targets (batch,) integer item ids in [0, n_items)
+    -> the mean over the batch of ``logsumexp(scores[b]) - scores[b, targets[b]]``, a scalar in
+    scores' dtype. The targets' values are not checked here (that would read the device; the
+    model checks them): on the Triton backend a row whose target is out of range has a NaN
+    loss; there is no ``ignore_index``."""
+    check_tensors("cross_entropy", scores=scores, targets=targets)
+    if scores.dim() != 2 or scores.shape[1] == 0 or not scores.is_floating_point():
+        raise ValueError(f"cross_entropy: scores must be a (batch, n_items) floating tensor with n_items >= 1, got "
+                         f"shape {tuple(scores.shape)} of {scores.dtype}")
+    if targets.shape != (scores.shape[0],) or targets.dtype not in INTEGER_DTYPES:
+        raise ValueError(f"cross_entropy: targets must be a ({scores.shape[0]},) integer tensor, got shape "
+                         f"{tuple(targets.shape)} of {targets.dtype}")
+    args = (scores, targets)
+    return backends.dispatch("cross_entropy", scores.device, *args)(*args)
