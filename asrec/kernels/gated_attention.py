@@ -12,14 +12,16 @@ and the gradients back into the stacked layout: no split, transpose or merge cop
 Forward: one program per (query block, batch*head, branch) streams the keys in blocks with
 an online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
 ungated context c (the gate's backward needs it) and the row log-sum-exp.
-Backward, deterministic (no atomics): a preprocessing kernel runs the gate backward per
-query block (writing dc, the gate's contribution to dv, the rows of dz = [dr, di] and [v, c]
-whose product dz^T [v, c] is the gate's weight gradient, one GEMM, and delta = rowsum(dc * c));
-one kernel per key block accumulates dk and dv over the query blocks (adding the gate's dv);
-one per query block accumulates dq over the key blocks. Attention dropout is counter-based
-on the (branch*batch*head, query, key) index, regenerated in backward. The products are
-``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest" float32 matmul
-precision, TF32 under "high"), accumulated in float32.
+Backward, deterministic (no atomics): a preprocessing kernel reads each branch's output
+gradient (one tensor per branch, no stacking) and runs the gate backward per query block
+(writing dc, the gate's contribution to dv, the rows of dz = [dr, di] and [v, c] whose product
+dz^T [v, c] is the gate's weight gradient, one GEMM, the block's column sums of dz, and
+delta = rowsum(dc * c)); one kernel per key block accumulates dk and dv over the query blocks
+(adding the gate's dv), and a few of its programs add the column sums up into the gate's bias
+gradient in a fixed order; one per query block accumulates dq over the key blocks. Attention
+dropout is counter-based on the (branch*batch*head, query, key) index, regenerated in backward.
+The products are ``tl.dot`` at ``dot_precision()`` (IEEE float32 under torch's "highest"
+float32 matmul precision, TF32 under "high"), accumulated in float32.
 """
 
 import torch
@@ -37,6 +39,14 @@ from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, dot_precision
 # the threads each output element needs, and spill at most a few bytes. Each row's arithmetic is
 # the same at any block height (the products reduce over d only), so the results are too.
 PREPROCESS_GATE_BLOCK_M = 16
+# The gate's bias gradient db = sum over rows of dz: the preprocessing programs write their
+# blocks' column sums ((q blocks * batch*heads, 2d) partials), and the dk/dv launch after it adds
+# them up (its first programs, one 16-column slab each, rows in 128-row blocks in order): the
+# second stage of the reduction rides in a launch that runs anyway instead of one of its own.
+# 16 columns: at d = 64 the 128 columns spread over 8 programs (each reading its slab of the
+# ~2 MB of partials at the published shapes, while the grid's other programs run).
+GATE_BIAS_SUM_ROWS = 128
+GATE_BIAS_SUM_COLS = 16
 
 
 def attention_blocks(head_dim: int) -> dict:
@@ -165,11 +175,13 @@ def _attention_fwd_kernel(
 
 @triton.jit
 def _attention_bwd_preprocess_kernel(
-    v_ptr, w_ptr, b_ptr, context_ptr, grad_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dz_ptr, vc_ptr,
-    v_sr, v_sb, v_sh, v_sn, g_sr, g_sb, g_sh, g_sn, heads, batch_heads,
+    v_ptr, w_ptr, b_ptr, context_ptr, grad0_ptr, grad1_ptr, dcontext_ptr, dvalue_ptr, delta_ptr, dz_ptr, vc_ptr,
+    db_part_ptr, v_sr, v_sb, v_sh, v_sn, g_sb, g_sh, g_sn, heads, batch_heads,
     q_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
+    """grad0_ptr / grad1_ptr: branch 0's / branch 1's output gradient, (batch, head, row, d)
+    views with the same strides g_* (one tensor per branch, so the caller stacks nothing)."""
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     dcols = tl.arange(0, BLOCK_D)[None, :]
@@ -177,7 +189,11 @@ def _attention_bwd_preprocess_kernel(
     in_bounds = row_ok & d_ok
     offsets = (gbh * q_len + rows) * head_dim + dcols
     context = tl.load(context_ptr + offsets, mask=in_bounds, other=0.0)
-    grad_base = grad_ptr + _head_offset(branch, batch, head, g_sr, g_sb, g_sh)
+    if branch == 0:
+        grad_ptr = grad0_ptr
+    else:
+        grad_ptr = grad1_ptr
+    grad_base = grad_ptr + batch * g_sb + head * g_sh
     grad = tl.load(grad_base + rows * g_sn + dcols, mask=in_bounds, other=0.0).to(tl.float32)
     dcontext = grad
     if GATE:
@@ -208,20 +224,45 @@ def _attention_bwd_preprocess_kernel(
             tl.store(dz_ptr + gate_rows + head_dim, dupdate, mask=in_bounds)
             tl.store(vc_ptr + gate_rows, value, mask=in_bounds)
             tl.store(vc_ptr + gate_rows + head_dim, context, mask=in_bounds)
+            # db's first stage: this block's column sums of dz (rows past q_len are zero)
+            part = db_part_ptr + (bh * tl.num_programs(0) + tl.program_id(0)) * width + tl.arange(0, BLOCK_D)
+            col_ok = tl.arange(0, BLOCK_D) < head_dim
+            tl.store(part, tl.sum(dreset, axis=0), mask=col_ok)
+            tl.store(part + head_dim, tl.sum(dupdate, axis=0), mask=col_ok)
     dcontext = tl.where(in_bounds, dcontext, 0.0)
     tl.store(dcontext_ptr + offsets, dcontext, mask=in_bounds)
     tl.store(delta_ptr + gbh * q_len + rows, tl.sum(dcontext * context, axis=1)[:, None], mask=row_ok)
 
 
 @triton.jit
+def _column_slab_sums(part_ptr, out_ptr, rows, cols: tl.constexpr, program, programs, SUM_ROWS: tl.constexpr,
+                      SUM_COLS: tl.constexpr):
+    """out[c] = sum_r part[r, c] of a (rows, cols) float32 array, program ``program`` of
+    ``programs`` taking the SUM_COLS-column slabs program, program + programs, ... (none if
+    program >= the slab count). Fixed order (row blocks in order, then a tree sum across the
+    block): the same result on every run, no atomics."""
+    for slab in range(program, tl.cdiv(cols, SUM_COLS), programs):
+        columns = slab * SUM_COLS + tl.arange(0, SUM_COLS)[None, :]
+        col_ok = columns < cols
+        acc = tl.zeros((SUM_ROWS, SUM_COLS), tl.float32)
+        for start in range(0, rows, SUM_ROWS):
+            row = start + tl.arange(0, SUM_ROWS)[:, None]
+            acc += tl.load(part_ptr + row * cols + columns, mask=(row < rows) & col_ok, other=0.0)
+        tl.store(out_ptr + columns, tl.sum(acc, axis=0)[None, :], mask=col_ok)
+
+
+@triton.jit
 def _attention_bwd_dkdv_kernel(
-    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dvalue_ptr, dk_ptr, dv_ptr,
+    q_ptr, k_ptr, v_ptr, bias_ptr, dcontext_ptr, lse_ptr, delta_ptr, dvalue_ptr, dk_ptr, dv_ptr, db_part_ptr, db_ptr,
     q_sr, q_sb, q_sh, q_sn, k_sr, k_sb, k_sh, k_sn, v_sr, v_sb, v_sh, v_sn, d_sr, d_sb, d_sh, d_sn,
-    heads, batch_heads, scale, rng_ptr, dropout_p,
+    heads, batch_heads, scale, rng_ptr, dropout_p, db_part_rows,
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    SUM_ROWS: tl.constexpr, SUM_COLS: tl.constexpr,
 ):
-    """dk, dv of one key block; strides d_*: dk's and dv's (branch, batch, head, key) layout."""
+    """dk, dv of one key block; strides d_*: dk's and dv's (branch, batch, head, key) layout. With
+    the gate, branch 0's programs also finish its bias gradient: db (2d,) = the column sums of the
+    (db_part_rows, 2d) partials the preprocessing wrote, one SUM_COLS-column slab per program."""
     branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
     key_rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
     keys = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
@@ -261,6 +302,11 @@ def _attention_bwd_dkdv_kernel(
     out = _head_offset(branch, batch, head, d_sr, d_sb, d_sh) + key_rows * d_sn + dcols
     tl.store(dk_ptr + out, dk, mask=key_ok)
     tl.store(dv_ptr + out, dv, mask=key_ok)
+    if GATE:
+        if branch == 0:
+            program = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+            _column_slab_sums(db_part_ptr, db_ptr, db_part_rows, 2 * head_dim, program,
+                              tl.num_programs(0) * tl.num_programs(1), SUM_ROWS, SUM_COLS)
 
 
 @triton.jit
@@ -325,12 +371,27 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, rng: torch.Tensor,
     return context, lse
 
 
-def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, dq, dk, dv, rng: torch.Tensor,
+def _grad_strides(grads):
+    """The (batch, head, row) strides the preprocessing reads every branch's gradient with: one
+    set, so the branches' (B, h, Nq, d) views must agree (a size-1 dimension's stride is never
+    multiplied by a nonzero index, so it may differ)."""
+    first = grads[0]
+    for g in grads:
+        assert g.dim() == 4 and g.stride(-1) == 1 and g.shape == first.shape and g.dtype == first.dtype, \
+            "gradient views must be (B, h, Nq, d), unit stride along d, one shape and dtype"
+        assert all(a == b or n == 1 for a, b, n in zip(g.stride(), first.stride(), g.shape)), \
+            "every branch's gradient view must have the same strides"
+    return first.stride()[:3]
+
+
+def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grads, dq, dk, dv, rng: torch.Tensor,
                    dropout_p: float, dropping: bool):
-    """Views as ``_attention_fwd``; grad: the output's gradient, a (R, B, h, Nq, d) view; dq, dk, dv:
-    float32 (R, B, h, N, d) views the gradients are written into. -> dW (2d, 2d), db (2d,) of the
-    gate, float32, or (None, None) without it."""
+    """Views as ``_attention_fwd``; grads: each branch's output gradient, R (B, h, Nq, d) views
+    with the same strides (read where they are: the caller stacks nothing); dq, dk, dv: float32
+    (R, B, h, N, d) views the gradients are written into. -> dW (2d, 2d), db (2d,) of the gate,
+    float32, or (None, None) without it."""
     branches, batch, heads, q_len, head_dim = q.shape
+    assert len(grads) == branches, "one gradient per branch"
     k_len = k.shape[3]
     blocks = attention_blocks(head_dim)
     gate = gate_weight is not None
@@ -340,28 +401,33 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     delta = torch.empty((branches * batch * heads, q_len), device=device, dtype=torch.float32)
     q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
     preprocess_block_m = PREPROCESS_GATE_BLOCK_M if gate else blocks["BLOCK_M"]
+    preprocess_blocks = triton.cdiv(q_len, preprocess_block_m)
     dvalue_gate = torch.empty((batch * heads, q_len, head_dim), device=device, dtype=torch.float32) if gate else delta
     gate_rows = batch * heads * q_len if gate else 1
     dz = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
     vc = torch.empty((gate_rows, 2 * head_dim), device=device, dtype=torch.float32)
-    _attention_bwd_preprocess_kernel[(triton.cdiv(q_len, preprocess_block_m), batch * heads, branches)](
-        v, gate_weight if gate else q, gate_bias if gate else q, context, grad, dcontext, dvalue_gate, delta, dz,
-        vc, *_strides(v), *_strides(grad), heads, batch * heads, q_len=q_len, head_dim=head_dim, GATE=gate,
-        BLOCK_M=preprocess_block_m, BLOCK_D=blocks["BLOCK_D"], DOT_PRECISION=precision,
-        num_warps=8 if gate else 4)
+    # db's first stage: one row of column sums of dz per preprocessing program of branch 0
+    db_part_rows = preprocess_blocks * batch * heads if gate else 0
+    db_part = torch.empty((db_part_rows, 2 * head_dim), device=device, dtype=torch.float32) if gate else delta
+    db = torch.empty((2 * head_dim,), device=device, dtype=torch.float32) if gate else delta
+    _attention_bwd_preprocess_kernel[(preprocess_blocks, batch * heads, branches)](
+        v, gate_weight if gate else q, gate_bias if gate else q, context, grads[0], grads[-1], dcontext, dvalue_gate,
+        delta, dz, vc, db_part, *_strides(v), *_grad_strides(grads), heads, batch * heads, q_len=q_len,
+        head_dim=head_dim, GATE=gate, BLOCK_M=preprocess_block_m, BLOCK_D=blocks["BLOCK_D"],
+        DOT_PRECISION=precision, num_warps=8 if gate else 4)
     inputs = (*_strides(q), *_strides(k), *_strides(v))
     settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
     sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks, DOT_PRECISION=precision)
     assert dk.stride() == dv.stride(), "dk and dv share one layout"
     _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads, branches)](
-        q, k, v, key_bias, dcontext, lse, delta, dvalue_gate, dk, dv, *inputs, *_strides(dk), *settings, GATE=gate,
-        **sizes, num_warps=4)
+        q, k, v, key_bias, dcontext, lse, delta, dvalue_gate, dk, dv, db_part, db, *inputs, *_strides(dk), *settings,
+        db_part_rows, GATE=gate, **sizes, SUM_ROWS=GATE_BIAS_SUM_ROWS, SUM_COLS=GATE_BIAS_SUM_COLS, num_warps=4)
     _attention_bwd_dq_kernel[(q_blocks, batch * heads, branches)](
         q, k, v, key_bias, dcontext, lse, delta, dq, *inputs, *_strides(dq), *settings, **sizes, num_warps=4)
     if not gate:
         return None, None
     # one GEMM over every (batch, head, query) row; cuBLAS follows the same precision setting
-    return dz.t() @ vc, dz.sum(0)
+    return dz.t() @ vc, db
 
 
 def stacked_projection_views(qkv: torch.Tensor, heads: int) -> tuple:
@@ -377,3 +443,9 @@ def merged_heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
     """A (R, B, N, H) tensor as its (R, B, h, N, d) view (heads contiguous along H)."""
     branches, batch, seq_len, hidden = t.shape
     return t.view(branches, batch, seq_len, heads, hidden // heads).transpose(2, 3)
+
+
+def heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """A (B, N, H) tensor, contiguous along H, as its (B, h, N, d) view."""
+    batch, seq_len, hidden = t.shape
+    return t.view(batch, seq_len, heads, hidden // heads).transpose(1, 2)

@@ -47,7 +47,7 @@ def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
     dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
     dk = torch.empty(k.shape, device=q.device, dtype=torch.float32)
     dv = torch.empty(k.shape, device=q.device, dtype=torch.float32)
-    dw, db = _attention_bwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, context, lse, grad[None],
+    dw, db = _attention_bwd(q[None], k[None], v[None], key_bias, gate_weight, gate_bias, context, lse, (grad,),
                             dq[None], dk[None], dv[None], rng, dropout_p, dropping)
     if dw is None:
         dw, db = q.new_zeros((0,), dtype=torch.float32), q.new_zeros((0,), dtype=torch.float32)

@@ -50,16 +50,17 @@ def _(qkv, key_bias, gate_weight, gate_bias, heads, *rest):
 
 @custom_op("asrec::hybrid_attention_bwd")
 def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight: torch.Tensor,
-                         gate_bias: torch.Tensor, context: torch.Tensor, lse: torch.Tensor, grad: torch.Tensor,
-                         heads: int, rng: torch.Tensor, dropout_p: float,
-                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """grad: (2, B, N, H) -> d qkv (B, N, 6H) in the stacked layout, dW (2d, 2d), db (2d,); float32."""
-    from ..kernels.gated_attention import _attention_bwd, merged_heads_view, stacked_projection_views
+                         gate_bias: torch.Tensor, context: torch.Tensor, lse: torch.Tensor,
+                         grad_seasonal: torch.Tensor, grad_dynamic: torch.Tensor, heads: int, rng: torch.Tensor,
+                         dropout_p: float, dropping: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """grad_seasonal, grad_dynamic: each branch's output gradient, (B, N, H), contiguous (read where
+    they are, no stacking) -> d qkv (B, N, 6H) in the stacked layout, dW (2d, 2d), db (2d,); float32."""
+    from ..kernels.gated_attention import _attention_bwd, heads_view, stacked_projection_views
 
     dqkv = torch.empty(qkv.shape, device=qkv.device, dtype=torch.float32)
+    grads = (heads_view(grad_seasonal, heads), heads_view(grad_dynamic, heads))
     dw, db = _attention_bwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias, context, lse,
-                            merged_heads_view(grad, heads), *stacked_projection_views(dqkv, heads), rng,
-                            dropout_p, dropping)
+                            grads, *stacked_projection_views(dqkv, heads), rng, dropout_p, dropping)
     return dqkv, dw, db
 
 
@@ -101,11 +102,12 @@ class HybridAttentionFn(torch.autograd.Function):
     def backward(ctx, grad_seasonal, grad_dynamic):
         qkv, bias, gate_weight, gate_bias, context, lse, rng = ctx.saved_tensors
         heads, dropout_p, dropping = ctx.settings
-        # one kernel joins the two: the attention backward reads both branches' gradients as
-        # one (2, B, N, H) tensor (a branch without a gradient contributes zeros)
+        # the kernels read each branch's gradient where it is (one pointer per branch, one set of
+        # strides: both contiguous (B, N, H)); a branch without a gradient contributes zeros
         shape = _branch_shape(qkv)
-        grad = torch.stack([g if g is not None else qkv.new_zeros(shape) for g in (grad_seasonal, grad_dynamic)])
-        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, grad, heads,
+        grads = [g.to(qkv.dtype, memory_format=torch.contiguous_format) if g is not None else qkv.new_zeros(shape)
+                 for g in (grad_seasonal, grad_dynamic)]
+        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, *grads, heads,
                                             rng, dropout_p, dropping)
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 

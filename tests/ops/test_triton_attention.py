@@ -52,6 +52,25 @@ def test_gated_attention_matches_reference(heads, seq_len, head_dim):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("batch,heads,seq_len,head_dim", [(16, 4, 50, 8), (1, 1, 7, 64), (2, 3, 20, 24)])
+def test_gate_bias_gradient_sums_every_block(batch, heads, seq_len, head_dim):
+    """The gate's db is summed in two stages (per preprocessing block, then 16-column slabs in the
+    dk/dv launch): more partial rows than one 128-row block (16*4*4 = 256), more slabs than
+    programs (2d = 128: 8 slabs, 1 program), a slab past 2d (2d = 48); twice, bit for bit."""
+    q, k, v = _qkv(batch, heads, seq_len, head_dim)
+    weight, bias = _gate(head_dim)
+    key_bias = _bias(batch, seq_len)
+    leaves = [q, k, v, weight, bias]
+    args = (q, k, v, key_bias, weight, bias)
+    grad = torch.randn(q.shape, device=DEVICE)
+    ours = _run("triton", gated_attention, leaves, args, grad)
+    again = _run("triton", gated_attention, leaves, args, grad)
+    expected = _run("reference", gated_attention, leaves, args, grad)
+    for name, a, b, c in zip(("out", "q", "k", "v", "gate_weight", "gate_bias"), ours, expected, again):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+        assert torch.equal(a, c), f"{name} differs between two identical runs"
+
+
 @pytest.mark.parametrize("q_len", [1, 12])
 def test_plain_attention_matches_reference_with_fewer_queries(q_len):
     """The dynamic branch's last layer attends from one row per sequence."""

@@ -105,6 +105,27 @@ def test_dropout_draws_one_mask_per_branch(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
 
 
+@pytest.mark.parametrize("used", ["seasonal", "dynamic"])
+def test_a_branch_without_gradient_contributes_zeros(used):
+    """Only one context reaches the loss: backward gets None for the other branch's gradient."""
+    batch, heads, seq_len, hidden = 2, 2, 9, 32
+    x = torch.randn(batch, seq_len, hidden, device=DEVICE, requires_grad=True)
+    leaves = _leaves(*_weights(hidden, heads))
+    key_bias, _ = _bias(batch, seq_len)
+    grad = torch.randn(batch, seq_len, hidden, device=DEVICE)
+    results = {}
+    for backend in ("triton", "reference"):
+        seasonal, dynamic = _rebuild(leaves)
+        with asrec.use_backend(backend):
+            out = hybrid_attention(x, key_bias, seasonal, dynamic, heads)[0 if used == "seasonal" else 1]
+        results[backend] = (out, *torch.autograd.grad(out, [x, *leaves], grad, allow_unused=True))
+    for name, a, b in zip((used, *NAMES[2:]), *results.values()):
+        if b is None:  # the other branch's projections: the reference leaves them unused
+            assert a is None or not a.any(), name
+            continue
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
+
+
 def _stacked_bundles(stack_weight, stack_bias, gate):
     """The hybrid layer's bundles: q/k/v as row views of one (6H, H) stack that both carry."""
     rows = [LinearWeights(w, b) for w, b in zip(stack_weight.chunk(6), stack_bias.chunk(6))]
@@ -140,9 +161,12 @@ def test_stacked_projections_are_used_as_they_are(last_rows_only):
     for backend in ("triton", "reference"):
         with asrec.use_backend(backend), Ops() as ops:
             out = hybrid_attention(x, key_bias, *_stacked_bundles(*stack, gate), heads, 0.0, False, rows)
+            results[backend] = (*out, *torch.autograd.grad(out, [x, *stack, *gate], grads))
         if backend == "triton":
-            assert "aten.cat.default" not in ops.names
-        results[backend] = (*out, *torch.autograd.grad(out, [x, *stack, *gate], grads))
+            # no concatenation of the projections forward, no stack of the branches' gradients backward
+            assert "aten.cat.default" not in ops.names and "aten.stack.default" not in ops.names, ops.names
+            # one sum: the stacked bias's gradient (the gate's bias gradient is summed in the kernels)
+            assert ops.names.count("aten.sum.dim_IntList") == 1, ops.names
     for name, a, b in zip(("seasonal", "dynamic", "x", "stack.weight", "stack.bias", "gate.weight", "gate.bias"),
                           *results.values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()), msg=name)
