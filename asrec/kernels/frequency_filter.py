@@ -24,7 +24,9 @@ Backward (the filter is linear given the mask, ``z = M y`` with ``M = iDFT diag(
 the masked spectrum and ``u``, accumulates ``DFT^{-T} (drop * du)`` over row blocks, masks
 it and transforms back with ``DFT^T``. LayerNorm weight/bias gradients are per-program
 partial sums, reduced by one fixed-order second-stage kernel (``_common.column_sums``:
-deterministic, no atomics).
+deterministic, no atomics). With ``HAS_EXTRA`` the kernel also adds a gradient that reached y
+by another path (the seasonal branch's contrast reads the filter's input too) where it writes
+dy, so autograd has no second gradient of y to add.
 """
 
 import functools
@@ -182,11 +184,12 @@ def _frequency_filter_fwd_kernel(
 
 @triton.jit
 def _frequency_filter_bwd_kernel(
-    y_ptr, grad_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr,
+    y_ptr, grad_ptr, keep_ptr, cos_ptr, sin_ptr, icos_ptr, isin_ptr, weight_ptr, extra_ptr,
     dy_ptr, dweight_part_ptr, dbias_part_ptr,
     eps, rng_ptr, dropout_p,
     seq_len: tl.constexpr, hidden: tl.constexpr, bins: tl.constexpr,
-    TRAINING: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
+    TRAINING: tl.constexpr, HAS_EXTRA: tl.constexpr,
+    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_M: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     sequence = tl.program_id(0).to(tl.int64)
@@ -241,6 +244,8 @@ def _frequency_filter_bwd_kernel(
         dy = tl.load(dy_ptr + offsets, mask=in_bounds, other=0.0)
         dy += tl.dot(cos_t, grad_real, input_precision=DOT_PRECISION)
         dy += tl.dot(sin_t, grad_imag, input_precision=DOT_PRECISION)
+        if HAS_EXTRA:  # y's gradient from its other consumer (extra_ptr: y's layout)
+            dy += tl.load(extra_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         tl.store(dy_ptr + offsets, dy, mask=in_bounds)
     part = sequence * hidden + cols
     tl.store(dweight_part_ptr + part, dweight, mask=col_ok)
@@ -302,8 +307,10 @@ def _frequency_filter_fwd(y, keep, weight, bias, eps: float, rng: torch.Tensor, 
     return out
 
 
-def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, dropout_p: float, training: bool):
-    """-> dy (S, N, H) float32, and (2, S, H) partial sums of the LayerNorm weight and bias gradients."""
+def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
+                          extra=None):
+    """-> dy (S, N, H) float32 (plus ``extra``, a gradient of y from elsewhere, (S, N, H)
+    contiguous, when given), and (2, S, H) partial sums of the LayerNorm weight and bias gradients."""
     sequences, seq_len, hidden = y.shape
     cos, sin, icos, isin = dft_bases(seq_len, y.device)
     dy = torch.empty(y.shape, device=y.device, dtype=torch.float32)
@@ -312,7 +319,8 @@ def _frequency_filter_bwd(y, grad, keep, weight, eps: float, rng: torch.Tensor, 
     # loads (num_stages > 1) would overflow shared memory at the published shapes
     blocks = dict(filter_blocks(seq_len, hidden), BLOCK_M=16)
     _frequency_filter_bwd_kernel[(sequences,)](
-        y, grad, keep, cos, sin, icos, isin, weight, dy, parts[0], parts[1], eps, rng, dropout_p,
-        seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
+        y, grad, keep, cos, sin, icos, isin, weight, y if extra is None else extra, dy, parts[0], parts[1], eps, rng,
+        dropout_p, seq_len=seq_len, hidden=hidden, bins=seq_len // 2 + 1, TRAINING=training,
+        HAS_EXTRA=extra is not None,
         **blocks, DOT_PRECISION=dot_precision(), num_warps=8, num_stages=1)
     return dy, parts

@@ -3,6 +3,8 @@
 public ops ``frequency_filter`` and ``frequency_filter_groups`` (the three filters of a
 seasonal branch in one call)."""
 
+from typing import Optional
+
 import torch
 
 from .. import _cuda_extension, backends
@@ -60,17 +62,19 @@ def _(y, *rest):
 
 @custom_op("asrec::frequency_filter_bwd")
 def frequency_filter_bwd(y: torch.Tensor, grad: torch.Tensor, keep: torch.Tensor, norm_weight: torch.Tensor,
-                         rng: torch.Tensor, eps: float, dropout_p: float,
-                         dropping: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                         rng: torch.Tensor, eps: float, dropout_p: float, dropping: bool,
+                         input_grad: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """-> dy (B, G, N, H) float32, and the float32 LayerNorm weight and bias gradients stacked
     (2, H): both second-stage sums in one launch (a custom op's outputs may not alias each
-    other, so the autograd Function splits them)."""
+    other, so the autograd Function splits them). ``input_grad`` (y's shape, contiguous): a
+    gradient that reached y by another path, added into dy by the kernel (no separate add)."""
     from ..kernels._common import column_sums
     from ..kernels.frequency_filter import _frequency_filter_bwd
 
     batch, groups, seq_len, hidden = y.shape
+    extra = None if input_grad is None else input_grad.view(-1, seq_len, hidden)
     dy, parts = _frequency_filter_bwd(y.view(-1, seq_len, hidden), grad.reshape(-1, seq_len, hidden),
-                                      keep, norm_weight, eps, rng, dropout_p, dropping)
+                                      keep, norm_weight, eps, rng, dropout_p, dropping, extra)
     return dy.view(y.shape), column_sums(parts)
 
 
@@ -82,6 +86,7 @@ def _(y, *rest):
 class _TritonKernels:
     frequency_filter_fwd = frequency_filter_fwd
     frequency_filter_bwd = frequency_filter_bwd
+    adds_input_grad = True  # frequency_filter_bwd takes input_grad
 
 
 # ---- the CUDA extension's ops (torch.ops.asrec_cuda.*), with the Triton ops' signatures ----
@@ -105,6 +110,8 @@ _cuda_extension.after_load(_register_cuda_fakes)
 
 
 class _CudaKernels:
+    adds_input_grad = False  # the CUDA backward has no input_grad: with_input returns y beside the Function
+
     @staticmethod
     def frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dropout_p, dropping, scope,
                              group_major):
@@ -143,11 +150,19 @@ def _frequency_filter_function(kernels, name: str):
         input, the mask and the dropout RNG state; backward recomputes the rest. ``threshold``
         gets no gradient. ``group_major``: y is (groups, batch, seq_len, hidden), as the
         convolution op writes its three outputs.
+
+        ``with_input`` (kernels that add an input gradient, the Triton ones): returns
+        ``(out, y)``, y as it came in (an alias whose grad_fn is this Function), so a second
+        consumer of y hands its gradient to this backward, whose kernel adds it where it
+        writes dy: autograd has no two gradients of y to add.
         """
 
         @staticmethod
         def forward(ctx, y, threshold, norm_weight, norm_bias, eps: float, dropout_p: float, training: bool,
-                    scope: str, group_major: bool = False):
+                    scope: str, group_major: bool = False, with_input: bool = False):
+            if with_input and not kernels.adds_input_grad:
+                raise ValueError(f"{name}: with_input needs kernels that add an input gradient")
+            given = y
             y = y.contiguous()
             norm_weight, norm_bias = norm_weight.contiguous(), norm_bias.contiguous()
             dropping, rng = dropout_plan(dropout_p, training, y.device)
@@ -156,14 +171,20 @@ def _frequency_filter_function(kernels, name: str):
             ctx.save_for_backward(y, keep, norm_weight, rng)
             ctx.settings = (eps, dropout_p, dropping)
             ctx.bias_dtype = norm_bias.dtype
-            return out
+            # an unused output's gradient stays None (no zeros kernel); backward handles both
+            ctx.set_materialize_grads(False)
+            return (out, given) if with_input else out
 
         @staticmethod
-        def backward(ctx, grad):
+        def backward(ctx, grad, input_grad=None):
             y, keep, norm_weight, rng = ctx.saved_tensors
-            dy, dnorm = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng, *ctx.settings)
+            if grad is None:  # only the passthrough was used: its gradient is y's
+                return (None if input_grad is None else input_grad.to(y.dtype),) + (None,) * 9
+            extra = () if input_grad is None else (input_grad.contiguous(),)
+            dy, dnorm = kernels.frequency_filter_bwd(y, grad.contiguous(), keep, norm_weight, rng, *ctx.settings,
+                                                     *extra)
             return (dy.to(y.dtype), None, dnorm[0].to(norm_weight.dtype), dnorm[1].to(ctx.bias_dtype),
-                    None, None, None, None, None)
+                    None, None, None, None, None, None)
 
     FrequencyFilterFunction.__name__ = FrequencyFilterFunction.__qualname__ = name
     return FrequencyFilterFunction
@@ -185,10 +206,11 @@ def _cuda_shape(seq_len, hidden, device):
     return unsupported_cuda_shared_memory("frequency filter", needed, device, seq_len, hidden)
 
 
-def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
+def _fused(function, kernels, shape_check, groups: bool) -> backends.FusedKernel:
     """The fused kernel of ``frequency_filter`` (groups=False: y (B, [G,] N, H)) or of
     ``frequency_filter_groups`` (G same-shaped (B, N, H) inputs stacked into one launch, or
-    one (G, B, N, H) tensor taken as it is: no copy)."""
+    one (G, B, N, H) tensor taken as it is: no copy; ``with_input``: see the public op).
+    ``kernels``: the class ``function`` runs (its ``adds_input_grad``)."""
 
     def unsupported(y, threshold, norm_weight, norm_bias, *rest):
         if groups and any(g.shape != y[0].shape for g in y):
@@ -197,11 +219,15 @@ def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
         return (unsupported_tensors(y=first, norm_weight=norm_weight, norm_bias=norm_bias)
                 or shape_check(first.shape[-2], first.shape[-1], first.device))
 
-    def run(y, *args):
+    def run(y, *args, with_input=False):
         if groups and torch.is_tensor(y):
-            return function.apply(y, *args, True)
+            if with_input and kernels.adds_input_grad:  # (a plain bool here: torch.compile traces it)
+                return function.apply(y, *args, True, True)  # (out, y: the Function's own output)
+            out = function.apply(y, *args, True)
+            return (out, y) if with_input else out
         if groups:
-            return list(function.apply(torch.stack(y, dim=1), *args).unbind(1))
+            out = list(function.apply(torch.stack(y, dim=1), *args).unbind(1))
+            return (out, y) if with_input else out
         out = function.apply(y if y.dim() == 4 else y.unsqueeze(1), *args)
         return out if y.dim() == 4 else out.squeeze(1)
 
@@ -209,11 +235,16 @@ def _fused(function, shape_check, groups: bool) -> backends.FusedKernel:
 
 
 backends.register("frequency_filter", frequency_filter_ref,
-                  triton=_fused(FrequencyFilterFn, _triton_shape, groups=False),
-                  cuda=_fused(FrequencyFilterCudaFn, _cuda_shape, groups=False))
-backends.register("frequency_filter_groups", frequency_filter_groups_ref,
-                  triton=_fused(FrequencyFilterFn, _triton_shape, groups=True),
-                  cuda=_fused(FrequencyFilterCudaFn, _cuda_shape, groups=True))
+                  triton=_fused(FrequencyFilterFn, _TritonKernels, _triton_shape, groups=False),
+                  cuda=_fused(FrequencyFilterCudaFn, _CudaKernels, _cuda_shape, groups=False))
+def _groups_reference(groups, *args, with_input=False):
+    out = frequency_filter_groups_ref(groups, *args)
+    return (out, groups) if with_input else out
+
+
+backends.register("frequency_filter_groups", _groups_reference,
+                  triton=_fused(FrequencyFilterFn, _TritonKernels, _triton_shape, groups=True),
+                  cuda=_fused(FrequencyFilterCudaFn, _CudaKernels, _cuda_shape, groups=True))
 
 
 # ---- public ops ----
@@ -241,11 +272,20 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
 
 
 def frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch"):
+                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch",
+                            with_input: bool = False):
     """The filters of a seasonal branch, a quantile each: a list of G (batch, seq_len, hidden)
     inputs -> a list of G outputs, or one (G, batch, seq_len, hidden) tensor (the convolutions'
     output as it is) -> one tensor of that shape. See
-    ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
+    ``asrec.reference.frequency_filter.frequency_filter_groups_ref``.
+
+    ``with_input``: -> ``(filtered, groups)``, for a caller that uses the input again (the
+    seasonal branch's contrast reads the convolutions' outputs too) and so sums two gradients
+    into it. On the Triton backend, with a (G, batch, seq_len, hidden) tensor, the second item
+    is an alias of the input produced by the filter's autograd Function: the other consumer's
+    gradient then reaches the filter's backward kernel, which adds it where it writes the input
+    gradient (no autograd add). Elsewhere (reference, CUDA, a list of groups) it is ``groups``
+    itself. Same values and gradients either way."""
     if torch.is_tensor(groups):
         if groups.dim() != 4 or groups.shape[0] == 0:
             raise ValueError("frequency_filter_groups: a groups tensor must be (groups, batch, seq_len, hidden) with "
@@ -254,4 +294,5 @@ def frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch.
         check_tensor_list("frequency_filter_groups", "groups", groups)
     _check(groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
-    return backends.dispatch("frequency_filter_groups", groups[0].device, *args)(*args)
+    run = backends.dispatch("frequency_filter_groups", groups[0].device, *args)
+    return run(*args, with_input=True) if with_input else run(*args)

@@ -37,8 +37,12 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies
     conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=True)
     ff = weights.frequency_filter
-    filtered = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias, ff.norm.eps,
-                                       FILTER_DROPOUT, training, filter_scope)
+    # the contrast reads the convolutions' outputs too: it takes them back from the filter
+    # (with_input), so that on the Triton backend the filter's backward kernel adds the
+    # contrast's gradient of them into its own (no autograd add of two (3, B, N, H) gradients)
+    filtered, conv_outputs = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias,
+                                                     ff.norm.eps, FILTER_DROPOUT, training, filter_scope,
+                                                     with_input=True)
     activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
                               weights.contrast_scale, output_rows)
     dense = F.linear(activated, *weights.dense)

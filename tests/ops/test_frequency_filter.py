@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+import asrec
 from asrec.ops import frequency_filter
 from asrec.reference import frequency_filter_ref, frequency_keep_mask
 from asrec.reference.frequency_filter import half_spectrum, real_dft_matrices, spectrum_energy
@@ -166,3 +167,53 @@ def test_quantile_by_selection_equals_the_sorted_quantile_and_torch(dtype, q):
     ours = quantile(values, level)
     assert torch.equal(ours, linear_quantile(values.sort(dim=-1).values, level))
     torch.testing.assert_close(ours, torch.quantile(values, q, dim=-1))
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+def test_with_input_returns_the_input_itself_on_the_reference(stacked):
+    """frequency_filter_groups(..., with_input=True) on the reference: (filtered, the input as it
+    came, the same object), the filtered part as without the option."""
+    from asrec.ops import frequency_filter_groups
+
+    y = torch.randn(3, 4, 12, 8, dtype=torch.float64, requires_grad=True)
+    groups = y if stacked else list(y.unbind(0))
+    weight, bias = _norm(8)
+    threshold = torch.tensor(0.7, dtype=torch.float64)
+    with asrec.use_backend("reference"):
+        filtered, passthrough = frequency_filter_groups(groups, threshold, weight, bias, 1e-12, with_input=True)
+        plain = frequency_filter_groups(groups, threshold, weight, bias, 1e-12)
+    assert passthrough is groups
+    for a, b in zip(filtered, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_with_input_on_the_cuda_backend_returns_the_input(monkeypatch):
+    """The CUDA backend's with_input (its backward adds no input gradient): (filtered, y), y's
+    gradient summed by autograd; run over the host emulation of the CUDA kernels."""
+    import subprocess
+
+    from asrec import _cuda_extension, backends
+
+    from ..cuda_emulation import emulated
+
+    if emulated.compiler() is None:
+        pytest.skip("needs a C++ compiler (c++ or g++)")
+    try:
+        emulated.library()
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"the host emulation does not compile here ({error})")
+    monkeypatch.setattr(_cuda_extension, "kernel_ops", emulated.kernel_ops())
+    run = backends._OPS["frequency_filter_groups"]["cuda"].run
+    y = torch.randn(3, 2, 12, 8, requires_grad=True)
+    weight, bias = (t.float().requires_grad_() for t in _norm(8))
+    args = (torch.tensor(0.7), weight, bias, 1e-12, 0.5, False, "batch")
+    grad, grad_input = torch.randn_like(y), torch.randn_like(y)
+    filtered, passthrough = run(y, *args, with_input=True)
+    assert passthrough is y
+    plain = run(y, *args)
+    torch.testing.assert_close(filtered, plain, rtol=0, atol=0)
+    ours = torch.autograd.grad((filtered, passthrough), (y, weight, bias), (grad, grad_input))
+    expected = torch.autograd.grad(plain, (y, weight, bias), grad)
+    torch.testing.assert_close(ours[0], expected[0] + grad_input, rtol=0, atol=0)
+    for a, b in zip(ours[1:], expected[1:]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

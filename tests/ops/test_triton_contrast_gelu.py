@@ -137,3 +137,40 @@ def test_a_stacked_tensor_of_the_wrong_shape_is_named():
     with pytest.raises(ValueError, match=r"contrast_gelu: conv_outputs must be three \(batch, seq_len, hidden\) "
                                          r"tensors or one \(3, batch, seq_len, hidden\) tensor, got shape \(2, 5, 8\)"):
         contrast_gelu(x, x[0], torch.ones(3, 5, 1), torch.tensor([1.0]), torch.tensor([0.6]))
+
+
+@pytest.mark.parametrize("with_rows", [False, True])
+def test_filter_passthrough_feeds_the_contrast(with_rows):
+    """The seasonal branch's pair: the convolutions' (3, B, N, H) output goes through
+    frequency_filter_groups(..., with_input=True), and the contrast reads the filtered tensor
+    and the filter's passthrough; on Triton the filter's backward kernel adds the contrast's
+    gradient of the convolutions' output. Values and every gradient as the reference's."""
+    from asrec.ops import frequency_filter_groups
+
+    from ..triton_support import kernel_keep
+
+    convs = torch.randn(3, 4, 12, 24, device=DEVICE, requires_grad=True)
+    norm_weight = (1 + 0.1 * torch.randn(24, device=DEVICE)).requires_grad_()
+    norm_bias = (0.1 * torch.randn(24, device=DEVICE)).requires_grad_()
+    scales = (torch.randn(3, 12, 1, device=DEVICE) * 0.5).requires_grad_()
+    origin = torch.tensor([1.2], device=DEVICE, requires_grad=True)
+    contrast = torch.tensor([0.7], device=DEVICE, requires_grad=True)
+    threshold = torch.tensor(0.8, device=DEVICE)
+    leaves = (convs, norm_weight, norm_bias, scales, origin, contrast)
+    rows = torch.tensor([0, 11, 5, 3], device=DEVICE) if with_rows else None
+    grad = torch.randn(4, 1 if with_rows else 12, 24, device=DEVICE)
+    # the comparison needs one keep-mask on both backends (a hard threshold: DESIGN.md)
+    by_batch = convs.detach().transpose(0, 1)
+    from asrec.reference.frequency_filter import frequency_keep_mask, half_spectrum, spectrum_energy
+
+    energy = spectrum_energy(half_spectrum(by_batch))
+    assert torch.equal(kernel_keep(by_batch, 0.8).bool(), frequency_keep_mask(energy, 12, threshold))
+    results = {}
+    for backend in ("triton", "reference"):
+        with asrec.use_backend(backend):
+            filtered, passthrough = frequency_filter_groups(convs, threshold, norm_weight, norm_bias, 1e-12, 0.5,
+                                                            False, "batch", with_input=True)
+            out = contrast_gelu(filtered, passthrough, scales, origin, contrast, rows)
+        results[backend] = (out, *torch.autograd.grad(out, leaves, grad))
+    for a, b in zip(results["triton"], results["reference"]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -152,3 +152,61 @@ def test_a_stacked_groups_tensor_equals_the_list_of_groups(scope):
         torch.testing.assert_close(out, listed, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(torch.autograd.grad(out, (stacked, weight, bias), grad),
                                    torch.autograd.grad(listed, (stacked, weight, bias), grad), rtol=1e-5, atol=1e-5)
+
+
+def _with_input(stacked, q, weight, bias, dropout_p=0.5, training=False, with_input=True):
+    from asrec.ops import frequency_filter_groups
+
+    with asrec.use_backend("triton"):
+        return frequency_filter_groups(stacked, torch.tensor(q, device=DEVICE), weight, bias, EPS, dropout_p,
+                                       training, "batch", with_input=with_input)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_with_input_adds_the_passthrough_gradient_in_the_kernel(monkeypatch, training):
+    """frequency_filter_groups(..., with_input=True) on a (G, B, N, H) tensor: the passthrough is
+    the input itself (an alias made by the filter's Function), and y's gradient is the filter's
+    plus the passthrough's, as float64 math on the kernels' own keep-mask (and dropout mask)."""
+    from ..triton_support import fix_dropout_rng, kernel_dropout_factors
+
+    fix_dropout_rng(monkeypatch, 4321)
+    stacked = torch.randn(3, 4, 12, 24, device=DEVICE, requires_grad=True)
+    weight, bias = _norm(24)
+    grad, grad_input = torch.randn_like(stacked), torch.randn_like(stacked)
+    out, passthrough = _with_input(stacked, 0.8, weight, bias, training=training)
+    assert passthrough.data_ptr() == stacked.data_ptr() and passthrough.shape == stacked.shape
+    assert type(passthrough.grad_fn) is type(out.grad_fn)  # an output of the filter's Function: no copy
+    ours = (out, *torch.autograd.grad((out, passthrough), (stacked, weight, bias), (grad, grad_input)))
+    # the oracle takes (B, G, N, H); the kernels' dropout counters follow the stacked memory order
+    by_batch = stacked.detach().transpose(0, 1)
+    factors = (kernel_dropout_factors(stacked.numel(), 4321, 0.5, DEVICE).view(stacked.shape).transpose(0, 1)
+               if training else None)
+    out64, dy64, dweight64, dbias64 = _oracle(by_batch, kernel_keep(by_batch, 0.8), weight, bias,
+                                              grad.transpose(0, 1), factors)
+    expected = (out64.transpose(0, 1), dy64.transpose(0, 1) + grad_input.double(), dweight64, dbias64)
+    _assert_matches(ours, expected)
+
+
+def test_with_input_equals_the_autograd_add_and_either_output_alone(monkeypatch):
+    """The kernel's add is the one autograd makes without the option (bit for bit: one float32 add
+    of the same two values); with one output unused, y's gradient is the other's alone."""
+    from ..triton_support import fix_dropout_rng
+
+    fix_dropout_rng(monkeypatch, 99)
+    stacked = torch.randn(3, 2, 7, 8, device=DEVICE, requires_grad=True)
+    weight, bias = _norm(8)
+    grad, grad_input = torch.randn_like(stacked), torch.randn_like(stacked)
+    out, passthrough = _with_input(stacked, 0.7, weight, bias, training=True)
+    fused = torch.autograd.grad((out, passthrough.square()), (stacked, weight, bias), (grad, grad_input))
+    plain_out = _with_input(stacked, 0.7, weight, bias, training=True, with_input=False)
+    plain = torch.autograd.grad((plain_out, stacked.square()), (stacked, weight, bias), (grad, grad_input))
+    for name, a, b in zip(("dy", "dweight", "dbias"), fused, plain):
+        assert torch.equal(a, b), name
+    out, passthrough = _with_input(stacked, 0.7, weight, bias, training=True)
+    alone = torch.autograd.grad(passthrough, (stacked, weight, bias), grad_input, allow_unused=True)
+    assert torch.equal(alone[0], grad_input) and alone[1] is None and alone[2] is None
+    out, passthrough = _with_input(stacked, 0.7, weight, bias, training=True)
+    only_filter = torch.autograd.grad(out, (stacked, weight, bias), grad)
+    plain_out = _with_input(stacked, 0.7, weight, bias, training=True, with_input=False)
+    for a, b in zip(only_filter, torch.autograd.grad(plain_out, (stacked, weight, bias), grad)):
+        assert torch.equal(a, b)
