@@ -95,7 +95,7 @@ def test_opcheck_hybrid_attention(dropping):
     torch.library.opcheck(OPS.hybrid_attention_fwd.default, (qkv, key_bias, *gate, 2, RNG, 0.2, dropping))
     out, context, lse = OPS.hybrid_attention_fwd(qkv, key_bias, *gate, 2, RNG, 0.2, dropping)
     torch.library.opcheck(OPS.hybrid_attention_bwd.default,
-                          (qkv, key_bias, *gate, context, lse, torch.randn_like(out), 2, RNG, 0.2, dropping))
+                          (qkv, key_bias, *gate, context, lse, *torch.randn_like(out), 2, RNG, 0.2, dropping))
 
 
 def test_opcheck_multiscale_conv():
