@@ -13,6 +13,7 @@ from .fourier_smoothing import fourier_smoothing
 from .frequency_filter import frequency_filter, frequency_filter_groups
 from .attention import attention, gated_attention
 from .hybrid_attention import hybrid_attention
+from .take_rows import take_rows
 from .multiscale_conv import multiscale_conv
 from .contrast_gelu import contrast_gelu
 from .residual_norm import residual_norm
@@ -24,4 +25,4 @@ from .cross_entropy import cross_entropy
 
 __all__ = ["attention", "contrast_gelu", "cross_entropy", "dynamic_branch", "feed_forward", "fourier_smoothing",
            "frequency_filter", "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer",
-           "input_stage", "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch"]
+           "input_stage", "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch", "take_rows"]

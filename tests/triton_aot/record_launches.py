@@ -82,7 +82,7 @@ def _model_launches(setting: str, config: dict, batch: int):
 
 
 def _standalone_launches(config: dict, batch: int):
-    """The ops the model does not launch on its own: plain and gated attention, the smoothing."""
+    """The ops the model does not launch on its own: plain and gated attention, the smoothing, take_rows."""
     import asrec
     from asrec import ops
 
@@ -98,6 +98,9 @@ def _standalone_launches(config: dict, batch: int):
             ops.attention(q[:, :, :1], k, v, bias, p, training).sum().backward()
         ops.fourier_smoothing(x, torch.tensor([0.3]), torch.zeros(1, 1, hidden), torch.ones(1, 1, hidden),
                               0.4).sum().backward()
+        # the last layer's rows of x and of the dynamic context (two tensors: one launch each way)
+        rows = torch.full((batch,), seq_len - 1)
+        sum(t.sum() for t in ops.take_rows(rows, x, x * 2)).backward()
 
 
 def main():
