@@ -143,3 +143,28 @@ def test_float64_on_triton_says_to_use_the_reference():
     with asrec.use_backend("triton"), pytest.raises(ValueError, match="float64"):
         cross_entropy(torch.zeros(2, 3, dtype=torch.float64, device=DEVICE), torch.zeros(2, dtype=torch.int64,
                                                                                           device=DEVICE))
+
+
+def test_opcheck_cross_entropy():
+    scores = torch.randn(3, 50, device=DEVICE)
+    targets = torch.randint(0, 50, (3,), device=DEVICE)
+    torch.library.opcheck(torch.ops.asrec.cross_entropy_fwd.default, (scores, targets))
+    _, lse = torch.ops.asrec.cross_entropy_fwd(scores, targets)
+    torch.library.opcheck(torch.ops.asrec.cross_entropy_bwd.default,
+                          (scores, targets, lse, torch.tensor(0.5, device=DEVICE)))
+
+
+def test_compile_captures_the_loss_in_one_graph():
+    scores = torch.randn(3, 50, device=DEVICE, requires_grad=True)
+    targets = torch.randint(0, 50, (3,), device=DEVICE)
+
+    def loss(scores, targets):
+        return cross_entropy(scores * 2, targets)
+
+    with asrec.use_backend("triton"):
+        eager = loss(scores, targets)
+        (eager_grad,) = torch.autograd.grad(eager, scores)
+        out = torch.compile(loss, backend="aot_eager", fullgraph=True)(scores, targets)
+        (grad,) = torch.autograd.grad(out, scores)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(grad, eager_grad)
