@@ -7,8 +7,8 @@ prints one line with:
     triton      Triton kernel launches
     aten        aten ops dispatched outside the Triton launchers' kernels (views and
                 allocations included)
-    kernels     those of them that launch a device kernel on a GPU (not views, not
-                allocations, not metadata)
+    kernels     the device kernels they launch on a GPU (not views, not allocations, not
+                metadata; addmm with a matrix addend is two: ATen copies it, then the GEMM)
     syncs       ops that make the host wait for the device on a GPU: aten._local_scalar_dense
                 (.item(), int(t), if t:), nonzero, boolean indexing, data-dependent shapes
     host_data   tensors made from Python data inside the call (torch.tensor(...)): on a GPU,
@@ -66,6 +66,18 @@ def launches_kernel(func) -> bool:
     return not (func.is_view or str(func) in NO_KERNEL_OPS)
 
 
+def kernels_of(func, args) -> int:
+    """Device kernels one aten call launches on a GPU: 0 for views, allocations and metadata; 2
+    for ``addmm`` with a 2-d ``self`` (ATen's CUDA addmm fuses only a 1-d bias into the GEMM's
+    epilogue; a matrix it copies into the result first, then runs the GEMM with beta=1), so
+    folding an addition into addmm does not count as a kernel saved; 1 otherwise."""
+    if not launches_kernel(func):
+        return 0
+    if str(func).startswith("aten.addmm") and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+        return 2
+    return 1
+
+
 class HostAudit(TorchDispatchMode):
     """Counts every aten op dispatched while active, except inside a Triton launch (the
     interpreter's own copies); ``syncs`` and ``host_data`` count the offending op names,
@@ -84,8 +96,9 @@ class HostAudit(TorchDispatchMode):
             return func(*args, **(kwargs or {}))
         name = str(func)
         self.aten[name] += 1
-        if launches_kernel(func):
-            self.kernels[name] += 1
+        kernels = kernels_of(func, args)
+        if kernels:
+            self.kernels[name] += kernels
         if is_sync(func, args):
             self.syncs[name] += 1
         if name in HOST_DATA_OPS:

@@ -36,3 +36,19 @@ def test_kernels_per_call_stay_under_the_ceiling(setting):
         total = counter.device_kernels(launches, audit)
         assert total <= counter.CEILING[mode], (setting, mode, total, dict(launches), dict(audit.kernels))
         assert sum(audit.syncs.values()) == 0 and sum(audit.host_data.values()) == 0, (setting, mode)
+
+
+def test_addmm_with_a_matrix_to_add_counts_its_copy():
+    # ATen's CUDA addmm fuses a 1-d bias into the GEMM; a 2-d addend is copied into the result
+    # first: folding an addition into addmm is two kernels on a GPU, and the count says so
+    counter = _count_launches()
+    audit = counter.HostAudit()
+    a, b = torch.randn(4, 3), torch.randn(3, 5)
+    with audit:
+        torch.addmm(torch.randn(5), a, b)
+    assert sum(audit.kernels.values()) == 2  # randn + GEMM with the bias in its epilogue
+    audit = counter.HostAudit()
+    addend = torch.randn(4, 5)
+    with audit:
+        torch.addmm(addend, a, b)
+    assert dict(audit.kernels) == {"aten.addmm.default": 2}
