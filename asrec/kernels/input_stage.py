@@ -114,11 +114,13 @@ def _input_stage_fwd_kernel(
 @triton.jit
 def _input_stage_bwd_kernel(
     item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr,
-    logit_ptr, level_ptr, scale_ptr, grad_ptr,
+    logit_ptr, level_ptr, scale_ptr, grad_ptr, grad2_ptr,
     dembedded_ptr, part_ptr, part_stride,
     seq_len, hidden, eps, rng_ptr, dropout_p, inv_sqrt_len, mix,
-    TRAINING: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
+    TRAINING: tl.constexpr, HAS_GRAD2: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
+    # HAS_GRAD2: the output has a second handle (the layers' residual path) whose gradient
+    # grad2 is added here, on load, instead of by an autograd add kernel
     seq = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_H)[None, :]
     col_ok = cols < hidden
@@ -134,6 +136,10 @@ def _input_stage_bwd_kernel(
             item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
             seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
         grad, grad_next = _grad_and_next(grad_ptr, offsets, rows, col_ok, seq_len, hidden)
+        if HAS_GRAD2:
+            grad2, grad2_next = _grad_and_next(grad2_ptr, offsets, rows, col_ok, seq_len, hidden)
+            grad += grad2
+            grad_next += grad2_next
         block_dalpha, block_dlevel, block_dscale, ema_carry, twice_carry = _smoothing_param_grads_block(
             y, grad, grad_next, rows, start, ema_carry, twice_carry, alpha, level, scale, inv_sqrt_len, mix, BLOCK_R)
         dalpha += block_dalpha
@@ -150,6 +156,8 @@ def _input_stage_bwd_kernel(
             item_seq_ptr, item_weight_ptr, position_weight_ptr, norm_weight_ptr, norm_bias_ptr, seq, rows, cols,
             seq_len, hidden, eps, rng_ptr, dropout_p, TRAINING)
         grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+        if HAS_GRAD2:
+            grad += tl.load(grad2_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
         dy, carry = _smoothing_dx_block(grad, rows, start, carry, alpha, scale, inv_sqrt_len, mix, BLOCK_R)
         dy = dy * drop
         dy = tl.where(in_bounds, dy, 0.0)
@@ -221,16 +229,18 @@ def _input_stage_fwd(item_seq, item_weight, position_weight, norm_weight, norm_b
 
 def _input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
                      init_level, smoothed_scale, grad, eps: float, rng: torch.Tensor, dropout_p: float, training: bool,
-                     inv_sqrt_len: float, mix: float):
+                     inv_sqrt_len: float, mix: float, grad2=None):
     """-> d(embedding sum) (B, N, H) float32 and (5, B, H) per-sequence partial sums of the
     gradients of alpha, init_level, smoothed_scale, the LayerNorm weight and bias
-    (``_input_stage_finish`` reduces them)."""
+    (``_input_stage_finish`` reduces them). grad2: None, or a second gradient of the output
+    (grad's shape and layout), added to grad as it is read."""
     batch, seq_len = item_seq.shape
     hidden = item_weight.shape[1]
     dembedded = torch.empty((batch, seq_len, hidden), device=item_seq.device, dtype=torch.float32)
     parts = torch.empty((5, batch, hidden), device=item_seq.device, dtype=torch.float32)
     _input_stage_bwd_kernel[(batch,)](
         item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
-        smoothed_scale, grad, dembedded, parts, batch * hidden, seq_len, hidden, eps, rng, dropout_p, inv_sqrt_len,
-        mix, TRAINING=training, **input_blocks(seq_len, hidden), num_warps=NUM_WARPS)
+        smoothed_scale, grad, grad if grad2 is None else grad2, dembedded, parts, batch * hidden, seq_len, hidden,
+        eps, rng, dropout_p, inv_sqrt_len, mix, TRAINING=training, HAS_GRAD2=grad2 is not None,
+        **input_blocks(seq_len, hidden), num_warps=NUM_WARPS)
     return dembedded, parts

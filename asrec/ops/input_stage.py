@@ -2,6 +2,8 @@
 smoothing. Its Triton custom ops, the CUDA extension's ops (fakes and wrappers), one
 autograd Function body over either backend's kernels, and the public op ``input_stage``."""
 
+from typing import Optional
+
 import torch
 
 from .. import _cuda_extension, backends
@@ -55,17 +57,19 @@ def _(item_seq, item_weight, *rest):
 def input_stage_bwd(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                     norm_weight: torch.Tensor, norm_bias: torch.Tensor, smoothing_logit: torch.Tensor,
                     init_level: torch.Tensor, smoothed_scale: torch.Tensor, grad: torch.Tensor, rng: torch.Tensor,
-                    eps: float, dropout_p: float, dropping: bool,
-                    mix: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                    eps: float, dropout_p: float, dropping: bool, mix: float,
+                    grad2: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                   torch.Tensor]:
     """-> d(embedding sum) (B, N, H), the smoothing logit's gradient (1,), (4, H) gradients of
     init_level, smoothed_scale, the LayerNorm weight and bias, and the position table's
-    (P, H) (zero rows past seq_len); float32. Two launches: the backward, then the finish."""
+    (P, H) (zero rows past seq_len); float32. Two launches: the backward, then the finish.
+    grad2: the output's second handle's gradient (grad's layout), added as grad is read."""
     from ..kernels.input_stage import _input_stage_bwd as launch
     from ..kernels.input_stage import _input_stage_finish as finish
 
     dembedded, parts = launch(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
                               init_level, smoothed_scale, grad, eps, rng, dropout_p, dropping,
-                              smoothing_norm(item_seq.shape[1]), mix)
+                              smoothing_norm(item_seq.shape[1]), mix, grad2)
     return dembedded, *finish(dembedded, parts, smoothing_logit, position_weight.shape[0])
 
 
@@ -105,7 +109,9 @@ class _CudaKernels:
 
     @staticmethod
     def input_stage_bwd(item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit,
-                        init_level, smoothed_scale, grad, rng, eps, dropout_p, dropping, mix):
+                        init_level, smoothed_scale, grad, rng, eps, dropout_p, dropping, mix, grad2=None):
+        if grad2 is not None:  # the CUDA kernel reads one gradient
+            grad = grad + grad2
         dembedded, parts = _cuda_extension.kernel_ops.input_stage_bwd(
             item_seq, item_weight, position_weight, norm_weight, norm_bias, smoothing_logit, init_level,
             smoothed_scale, grad, rng, eps, dropout_p, dropping, smoothing_norm(item_seq.shape[1]), mix)
@@ -125,31 +131,36 @@ def _input_stage_function(kernels, name: str):
     class InputStageFunction(torch.autograd.Function):
         """Forward/backward of ``input_stage_ref``: one kernel gathers, normalises, drops out and
         smooths each sequence; backward returns the item table's gradient through PyTorch's
-        embedding backward (row 0, the padding item, gets none)."""
+        embedding backward (row 0, the padding item, gets none). ``with_residual``: a second
+        output, a view of the first (``input_stage``'s residual handle), whose gradient the
+        backward kernel adds as it reads the first's."""
 
         @staticmethod
         def forward(ctx, item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
-                    smoothing_logit, init_level, smoothed_scale, mix):
+                    smoothing_logit, init_level, smoothed_scale, mix, with_residual=False):
             tensors = [t.contiguous() for t in (item_seq, item_weight, position_weight, norm_weight, norm_bias,
                                                  smoothing_logit, init_level, smoothed_scale)]
             dropping, rng = dropout_plan(dropout_p, training, item_weight.device)
             out = kernels.input_stage_fwd(*tensors, rng, eps, dropout_p, dropping, float(mix))
             ctx.save_for_backward(*tensors, rng)
             ctx.settings = (eps, dropout_p, dropping, float(mix))
-            return out
+            return (out, out.view_as(out)) if with_residual else out
 
         @staticmethod
-        def backward(ctx, grad):
+        def backward(ctx, grad, grad2=None):
             *tensors, rng = ctx.saved_tensors
             item_seq, item_weight, position_weight, norm_weight, norm_bias, logit, init_level, smoothed_scale = tensors
+            if grad is None:  # only the residual handle was used
+                grad, grad2 = grad2, None
+            grad2 = None if grad2 is None else grad2.contiguous()
             dembedded, dlogit, sums, dposition = kernels.input_stage_bwd(*tensors, grad.contiguous(), rng,
-                                                                         *ctx.settings)
+                                                                         *ctx.settings, grad2)
             ditem = torch.ops.aten.embedding_dense_backward(dembedded, item_seq, item_weight.shape[0], 0, False)
             dlevel, dscale, dnorm_weight, dnorm_bias = sums
             return (None, ditem.to(item_weight.dtype), dposition.to(position_weight.dtype),
                     dnorm_weight.to(norm_weight.dtype), dnorm_bias.to(norm_bias.dtype), None, None, None,
                     dlogit.to(logit.dtype), dlevel.view_as(init_level).to(init_level.dtype),
-                    dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None)
+                    dscale.view_as(smoothed_scale).to(smoothed_scale.dtype), None, None)
 
     InputStageFunction.__name__ = InputStageFunction.__qualname__ = name
     return InputStageFunction
@@ -159,8 +170,15 @@ InputStageFn = _input_stage_function(_TritonKernels, "InputStageFn")
 InputStageCudaFn = _input_stage_function(_CudaKernels, "InputStageCudaFn")
 
 
+def _reference(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+               smoothing_logit, init_level, smoothed_scale, mix, with_residual=False):
+    out = input_stage_ref(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                          smoothing_logit, init_level, smoothed_scale, mix)
+    return (out, out) if with_residual else out
+
+
 def _unsupported_tensors(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
-                         smoothing_logit, init_level, smoothed_scale, mix):
+                         smoothing_logit, init_level, smoothed_scale, mix, with_residual=False):
     return (unsupported_tensors(item_weight=item_weight, position_weight=position_weight, norm_weight=norm_weight,
                                 norm_bias=norm_bias, smoothing_logit=smoothing_logit, init_level=init_level,
                                 smoothed_scale=smoothed_scale)
@@ -182,7 +200,7 @@ def _cuda_unsupported(item_seq, item_weight, *args):
             or unsupported_cuda_shared_memory("input stage", needed, item_weight.device, seq_len, hidden))
 
 
-backends.register("input_stage", input_stage_ref,
+backends.register("input_stage", _reference,
                   triton=backends.FusedKernel(InputStageFn.apply, _triton_unsupported),
                   cuda=backends.FusedKernel(InputStageCudaFn.apply, _cuda_unsupported))
 
@@ -208,13 +226,18 @@ def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropo
 def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                 norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, dropout_p: float, training: bool,
                 smoothing_logit: torch.Tensor, init_level: torch.Tensor, smoothed_scale: torch.Tensor,
-                mix: float) -> torch.Tensor:
+                mix: float, with_residual: bool = False):
     """Embeddings, LayerNorm, dropout and Fourier smoothing; see ``asrec.reference.input_stage_ref``.
 
     item_seq: (batch, seq_len) ids -> (batch, seq_len, hidden). Ids are not range-checked
     here (``ASRecModel`` checks them at its boundary).
+
+    ``with_residual=True`` returns (hidden, residual): the same values twice, for a consumer
+    that feeds them to two ops (the first layer's projections and its residual path). On the
+    fused backends the residual is a second output of the op, so backward adds the two
+    gradients inside the op's kernel (on the reference, autograd adds them).
     """
     _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p)
     args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
-            smoothing_logit, init_level, smoothed_scale, mix)
+            smoothing_logit, init_level, smoothed_scale, mix, bool(with_residual))
     return backends.dispatch("input_stage", item_weight.device, *args)(*args)

@@ -158,3 +158,43 @@ def test_backward_is_two_triton_launches_and_the_embedding_backward():
         torch.autograd.grad(out, list(t.values()), grad)
     assert dict(launches.launches) == {"_input_stage_bwd_kernel": 1, "_input_stage_finish_kernel": 1}
     assert dict(audit.kernels) == {"aten.embedding_dense_backward.default": 1}
+
+
+def _run_with_residual(backend, ids, tables, grads, dropout_p=0.0, training=False):
+    """``input_stage(..., with_residual=True)``: both handles' values, then every table's gradient
+    for grads = (the first handle's gradient or None, the residual's or None)."""
+    import asrec
+    from asrec.ops import input_stage
+
+    t = tables
+    with asrec.use_backend(backend):
+        torch.manual_seed(3)
+        out, residual = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"],
+                                    EPS, dropout_p, training, t["smoothing_logit"], t["init_level"],
+                                    t["smoothed_scale"], 0.4, with_residual=True)
+    used = [(o, g) for o, g in zip((out, residual), grads) if g is not None]
+    total = sum((o * g).sum() for o, g in used)
+    return (out, residual, *torch.autograd.grad(total, list(tables.values())))
+
+
+@pytest.mark.parametrize("which", ["both", "first", "residual"])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_residual_handle_gradients_are_added_in_the_kernel(which, dropout_p):
+    """with_residual: the two handles hold the same values and the tables' gradients are those of
+    the sum of both handles' gradients (the backward kernel adds them as it reads them; one
+    handle's gradient may be missing)."""
+    ids = _padded_ids(3, 12, 30)
+    tables = _tables(30, 12, 24)
+    g1, g2 = torch.randn(2, 3, 12, 24, device=DEVICE)
+    grads = {"both": (g1, g2), "first": (g1, None), "residual": (None, g2)}[which]
+    ours = _run_with_residual("triton", ids, tables, grads, dropout_p, training=True)
+    assert torch.equal(ours[0], ours[1])
+    assert ours[1]._base is ours[0]  # a view: one buffer, one output of the op
+    summed = sum(g for g in grads if g is not None)
+    for name, a, b in zip(NAMES[1:], ours[2:], _run_with_residual("triton", ids, tables, (summed, None), dropout_p,
+                                                                  training=True)[2:]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
+    if dropout_p == 0.0:
+        reference = _run_with_residual("reference", ids, tables, grads)
+        for name, a, b in zip(("out", "residual") + NAMES[1:], ours, reference):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
