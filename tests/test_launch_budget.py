@@ -34,7 +34,7 @@ def test_kernels_per_call_stay_under_the_ceiling(setting):
         # reads no kernel output, so the counts are those of a real run
         launches, audit = counter.count(step, model, items, lengths, targets, "triton", execute=device.type == "cuda")
         total = counter.device_kernels(launches, audit)
-        assert total <= counter.CEILING[mode], (setting, mode, total, dict(launches), dict(audit.kernels))
+        assert total <= counter.CEILING[mode], (setting, mode, total, dict(launches.launches), dict(audit.kernels))
         assert sum(audit.syncs.values()) == 0 and sum(audit.host_data.values()) == 0, (setting, mode)
 
 

@@ -42,7 +42,8 @@ def test_every_launch_compiles_for_sm90_and_sm80_within_shared_memory_and_spill_
     # every kernel family of the model is in the recording (a launch path that stopped being
     # exercised would silently drop out of this check)
     for family in ("_input_stage_", "_fourier_smoothing_", "_frequency_filter_", "_frequency_energy_", "_frequency_keep_mask_",
-                   "_attention_fwd_", "_attention_bwd_", "_multiscale_conv_", "_contrast_gelu_", "_residual_norm_"):
+                   "_attention_fwd_", "_attention_bwd_", "_multiscale_conv_", "_contrast_gelu_", "_residual_norm_",
+                   "_cross_entropy_", "_take_rows_"):
         assert any(family in name for name in kernels), family
     path = tmp_path / "launches.jsonl"
     path.write_text(recorded.stdout)
