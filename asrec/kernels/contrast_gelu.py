@@ -13,7 +13,10 @@ ROW_TILE elements): the softmax over hidden is local to a row, the one over posi
 the column sums S = sum_N e of the whole sequence, so the forward walks twice (the column
 sums, then the activation, recomputing c from the inputs), and hands S on to backward (a
 (batch, hidden) float32 tensor). (A whole (64, 256) or (256, 64) sequence tile per live value
-spilled up to 7 KB of registers per thread.) The output is stored in its own dtype.
+spilled up to 7 KB of registers per thread.) The output is stored in its own dtype. With
+``ROWS`` (the model's last layer: one position ``rows[b]`` per sequence is read) the second
+walk is one block of rows starting at rows[b], and only that row is stored, into a
+(batch, 1, hidden) output (no aten gather after the kernel).
 
 Backward walks twice more, recomputing the forward from the same six inputs and S: first for
 the other column sum the softmax over positions needs, T = sum_N dsim * e / S, with the two
@@ -21,6 +24,13 @@ scalars' per-sequence sums; then for the gradient of the combination, written fo
 branch (``scale_i[n] * dc``, which is both the filtered and the conv input's gradient), and
 the position scales' per-sequence sums. The per-sequence sums (batch, 3 N + 2) are reduced
 over the batch by one deterministic second-stage launch (_common.column_sums).
+With ``ROWS`` the incoming gradient is (batch, 1, hidden), read at row rows[b] only (zero
+elsewhere: no new_zeros + scatter_add to widen it), and the first walk is the one block of rows
+starting there: every other row's gelu gradient is zero, so its sums gather nothing there.
+
+A position outside ``[0, N)`` (the model's come from checked lengths; checking here would
+read the device) gives a NaN row forward and no gradient, rather than a read or write out of
+bounds (as kernels/take_rows.py).
 """
 
 import torch
@@ -114,9 +124,23 @@ def _column_sum_walk(f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_b
 
 
 @triton.jit
+def _output_row(rows_ptr, seq, seq_len):
+    """rows[seq] clamped into [0, seq_len) (loads stay in bounds) and whether it was in range."""
+    row = tl.load(rows_ptr + seq).to(tl.int64)
+    valid = (row >= 0) & (row < seq_len)
+    return tl.where(valid, row, 0), valid
+
+
+@triton.jit
+def _gelu(value):
+    return 0.5 * value * (1.0 + tl.erf(value * SQRT_HALF))
+
+
+@triton.jit
 def _contrast_gelu_fwd_kernel(
     f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-    out_ptr, column_sum_ptr, seq_len, hidden, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
+    rows_ptr, out_ptr, column_sum_ptr, seq_len, hidden, ROWS: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
     f_base, c_base, out_base = seq * f_stride, seq * c_stride, seq * seq_len * hidden
@@ -128,30 +152,54 @@ def _contrast_gelu_fwd_kernel(
                                   seq_len, hidden, BLOCK_R, BLOCK_H)
     tl.store(column_sum_ptr + seq * hidden + cols, column_sum, mask=col_ok)
     inv_column_sum = tl.where(col_ok, 1.0 / tl.where(col_ok, column_sum, 1.0), 0.0)
-    # the second walk from the last block back: the blocks just read are the likeliest still in cache
-    last = tl.cdiv(seq_len, BLOCK_R) - 1
-    for step in range(0, last + 1):
-        rows = (last - step) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
-        row_ok, in_bounds, inner, _, _, _, _, _, _, c = _block_combination(
+    if ROWS:
+        # one block of rows from rows[b] (every step is row-wise given the column sums): its
+        # first row into out (B, 1, H), the rest of the block unused
+        row, valid = _output_row(rows_ptr, seq, seq_len)
+        rows = row + tl.arange(0, BLOCK_R)[:, None]
+        row_ok, in_bounds, _, _, _, _, _, _, _, c = _block_combination(
             f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
         _, _, _, _, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin, contrast)
-        activated = 0.5 * value * (1.0 + tl.erf(value * SQRT_HALF))
-        tl.store(out_ptr + out_base + inner, activated.to(out_ptr.dtype.element_ty), mask=in_bounds)
+        # NaN marks a position out of range (written inline: Triton checks that globals stay unchanged)
+        activated = tl.where(valid, _gelu(value), float("nan"))
+        tl.store(out_ptr + seq * hidden + (rows - row) * hidden + cols, activated.to(out_ptr.dtype.element_ty),
+                 mask=(rows == row) & col_ok)
+    else:
+        # the second walk from the last block back: the blocks just read are the likeliest still in cache
+        last = tl.cdiv(seq_len, BLOCK_R) - 1
+        for step in range(0, last + 1):
+            rows = (last - step) * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
+            row_ok, in_bounds, inner, _, _, _, _, _, _, c = _block_combination(
+                f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len,
+                hidden)
+            _, _, _, _, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin, contrast)
+            tl.store(out_ptr + out_base + inner, _gelu(value).to(out_ptr.dtype.element_ty), mask=in_bounds)
 
 
 @triton.jit
-def _value_gradient(grad_ptr, out_base, inner, in_bounds, value):
-    """d V = grad * gelu'(V), zero outside the sequence."""
-    grad = tl.load(grad_ptr + out_base + inner, mask=in_bounds, other=0.0).to(tl.float32)
+def _value_gradient(grad_ptr, offsets, grad_ok, value):
+    """d V = grad * gelu'(V), zero where grad_ok is false (outside the sequence; with ROWS, off the row)."""
+    grad = tl.load(grad_ptr + offsets, mask=grad_ok, other=0.0).to(tl.float32)
     gelu_slope = 0.5 * (1.0 + tl.erf(value * SQRT_HALF)) + value * INV_SQRT_2PI * tl.exp(-0.5 * value * value)
-    return tl.where(in_bounds, grad * gelu_slope, 0.0)
+    return tl.where(grad_ok, grad * gelu_slope, 0.0)
+
+
+@triton.jit
+def _grad_at(seq, rows, row, target, cols, inner, in_bounds, out_base, hidden, ROWS: tl.constexpr):
+    """Offsets into the incoming gradient and where it is nonzero: (B, N, H) at every in-bounds
+    element, or with ROWS (B, 1, H) at row ``target`` only (-1 for a position out of range:
+    nowhere; an integer, not a scalar bool in the mask, which Triton's interpreter rejects)."""
+    if ROWS:
+        return seq * hidden + (rows - row) * hidden + cols, in_bounds & (rows == target)
+    else:
+        return out_base + inner, in_bounds
 
 
 @triton.jit
 def _contrast_gelu_bwd_kernel(
     f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_stride, c_stride, scale_ptr, origin_ptr, contrast_ptr,
-    column_sum_ptr, grad_ptr, dpair_ptr, part_ptr, batch, seq_len, hidden,
-    BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
+    rows_ptr, column_sum_ptr, grad_ptr, dpair_ptr, part_ptr, batch, seq_len, hidden,
+    ROWS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     seq = tl.program_id(0).to(tl.int64)
     f_base, c_base, out_base = seq * f_stride, seq * c_stride, seq * seq_len * hidden
@@ -162,17 +210,25 @@ def _contrast_gelu_bwd_kernel(
     column_sum = tl.load(column_sum_ptr + seq * hidden + cols, mask=col_ok, other=1.0)
     inv_column_sum = tl.where(col_ok, 1.0 / column_sum, 0.0)
 
-    # walk 1: sum_N dsim * softmax over positions (per column), and the scalars' sums
+    # walk 1: sum_N dsim * softmax over positions (per column), and the scalars' sums; with ROWS
+    # only row rows[b] has a nonzero gelu gradient: the walk is the one block starting there
+    row, target = 0, 0
+    walk_start, walk_stop = 0, seq_len
+    if ROWS:
+        row, valid = _output_row(rows_ptr, seq, seq_len)
+        target = tl.where(valid, row, -1)
+        walk_start, walk_stop = row, row + 1
     column_dot = tl.zeros((1, BLOCK_H), tl.float32)
     dorigin = tl.zeros((1, BLOCK_H), tl.float32)
     dcontrast = tl.zeros((1, BLOCK_H), tl.float32)
-    for start in range(0, seq_len, BLOCK_R):
+    for start in range(walk_start, walk_stop, BLOCK_R):
         rows = start + tl.arange(0, BLOCK_R)[:, None]
         row_ok, in_bounds, inner, _, _, _, _, _, _, c = _block_combination(
             f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
         _, _, over_hidden, over_positions, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin,
                                                                    contrast)
-        dvalue = _value_gradient(grad_ptr, out_base, inner, in_bounds, value)
+        grad_offsets, grad_ok = _grad_at(seq, rows, row, target, cols, inner, in_bounds, out_base, hidden, ROWS)
+        dvalue = _value_gradient(grad_ptr, grad_offsets, grad_ok, value)
         column_dot += tl.sum(-contrast * dvalue * c * over_positions, axis=0)[None, :]
         dorigin += tl.sum(dvalue * c, axis=0)[None, :]
         dcontrast += tl.sum(dvalue * (over_hidden + over_positions) * c, axis=0)[None, :]
@@ -187,7 +243,8 @@ def _contrast_gelu_bwd_kernel(
             f0_ptr, f1_ptr, f2_ptr, c0_ptr, c1_ptr, c2_ptr, f_base, c_base, scale_ptr, rows, cols, seq_len, hidden)
         xn, norm, over_hidden, over_positions, value = _contrast_block(c, row_ok, in_bounds, inv_column_sum, origin,
                                                                        contrast)
-        dvalue = _value_gradient(grad_ptr, out_base, inner, in_bounds, value)
+        grad_offsets, grad_ok = _grad_at(seq, rows, row, target, cols, inner, in_bounds, out_base, hidden, ROWS)
+        dvalue = _value_gradient(grad_ptr, grad_offsets, grad_ok, value)
         similarity = over_hidden + over_positions
         dsimilarity = -contrast * dvalue * c
         dq = (over_hidden * (dsimilarity - tl.sum(dsimilarity * over_hidden, axis=1)[:, None])
@@ -221,27 +278,33 @@ def branch_grad_dtype(filtered: list, convs: list) -> torch.dtype:
     return dtypes.pop() if len(dtypes) == 1 else torch.float32
 
 
-def _contrast_gelu_fwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale):
-    """filtered, convs: three (B, N, H) each, rows contiguous, one batch stride per list ->
-    ((B, N, H) in convs' dtype, the column sums sum_N exp(xn^2) (B, H) float32 for backward)."""
+def _contrast_gelu_fwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale, rows=None):
+    """filtered, convs: three (B, N, H) each, rows contiguous, one batch stride per list; rows:
+    None or (B,) contiguous integer positions -> ((B, N, H), or (B, 1, H) with rows, in convs'
+    dtype, the column sums sum_N exp(xn^2) (B, H) float32 for backward)."""
     batch, seq_len, hidden = convs[0].shape
-    out = torch.empty((batch, seq_len, hidden), device=convs[0].device, dtype=convs[0].dtype)
+    out = torch.empty((batch, 1 if rows is not None else seq_len, hidden), device=convs[0].device,
+                      dtype=convs[0].dtype)
     column_sums_out = torch.empty((batch, hidden), device=convs[0].device, dtype=torch.float32)
     _contrast_gelu_fwd_kernel[(batch,)](*filtered, *convs, *_strides(filtered, convs), position_scales, origin_scale,
-                                        contrast_scale, out, column_sums_out, seq_len, hidden,
-                                        **contrast_blocks(seq_len, hidden), num_warps=NUM_WARPS)
+                                        contrast_scale, out if rows is None else rows, out, column_sums_out, seq_len,
+                                        hidden, ROWS=rows is not None, **contrast_blocks(seq_len, hidden),
+                                        num_warps=NUM_WARPS)
     return out, column_sums_out
 
 
-def _contrast_gelu_bwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale, column_sum, grad):
-    """column_sum: the forward's (B, H) -> d(pair) (3, B, N, H) (the gradient of filtered_i and of
-    conv_i; in branch_grad_dtype) and the batch sums (3 N + 2,) float32: d position_scales (3, N),
-    then d origin_scale, d contrast_scale. Two launches: the kernel and one column_sums."""
+def _contrast_gelu_bwd(filtered: list, convs: list, position_scales, origin_scale, contrast_scale, column_sum, grad,
+                       rows=None):
+    """column_sum: the forward's (B, H); grad: (B, N, H), or (B, 1, H) with rows (B,) -> d(pair)
+    (3, B, N, H) (the gradient of filtered_i and of conv_i; in branch_grad_dtype) and the batch
+    sums (3 N + 2,) float32: d position_scales (3, N), then d origin_scale, d contrast_scale. Two
+    launches: the kernel and one column_sums."""
     batch, seq_len, hidden = convs[0].shape
     device = convs[0].device
     dpair = torch.empty((3, batch, seq_len, hidden), device=device, dtype=branch_grad_dtype(filtered, convs))
     parts = torch.empty((1, batch, 3 * seq_len + 2), device=device, dtype=torch.float32)
     _contrast_gelu_bwd_kernel[(batch,)](*filtered, *convs, *_strides(filtered, convs), position_scales, origin_scale,
-                                        contrast_scale, column_sum, grad, dpair, parts, batch, seq_len, hidden,
+                                        contrast_scale, grad if rows is None else rows, column_sum, grad, dpair, parts,
+                                        batch, seq_len, hidden, ROWS=rows is not None,
                                         **contrast_blocks(seq_len, hidden, backward=True), num_warps=NUM_WARPS)
     return dpair, column_sums(parts)[0]

@@ -1,10 +1,11 @@
 """The seasonal branch's scale combination, over-smoothing contrast and gelu (SPEC section 4):
 its Triton custom ops, the autograd Function and the public op ``contrast_gelu``."""
 
+from typing import Optional
+
 import torch
 
 from .. import backends
-from ..reference.attention import take_rows
 from ..reference.contrast import contrast_gelu_ref
 from ._common import check_tensor_list, check_tensors, custom_op, unsupported_tensors
 
@@ -14,37 +15,43 @@ from ._common import check_tensor_list, check_tensors, custom_op, unsupported_te
 @custom_op("asrec::contrast_gelu_fwd")
 def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
                       conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
-                      position_scales: torch.Tensor, origin_scale: torch.Tensor,
-                      contrast_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Six (B, N, H) inputs, position_scales (3, N) -> ((B, N, H) in conv_small's dtype, the
-    column sums sum_N exp(xn^2) (B, H) float32 that backward takes)."""
+                      position_scales: torch.Tensor, origin_scale: torch.Tensor, contrast_scale: torch.Tensor,
+                      output_rows: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Six (B, N, H) inputs, position_scales (3, N), output_rows None or (B,) int64 -> ((B, N, H),
+    or (B, 1, H): row output_rows[b] of each sequence, in conv_small's dtype; the column sums
+    sum_N exp(xn^2) (B, H) float32 that backward takes)."""
     from ..kernels.contrast_gelu import _contrast_gelu_fwd as launch
 
     return launch([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
-                  position_scales, origin_scale, contrast_scale)
+                  position_scales, origin_scale, contrast_scale, output_rows)
 
 
 @contrast_gelu_fwd.register_fake
-def _(filtered_small, filtered_middle, filtered_large, conv_small, *rest):
-    batch, _, hidden = conv_small.shape
-    return conv_small.new_empty(conv_small.shape), conv_small.new_empty((batch, hidden), dtype=torch.float32)
+def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, position_scales,
+      origin_scale, contrast_scale, output_rows=None):
+    batch, seq_len, hidden = conv_small.shape
+    rows = seq_len if output_rows is None else 1
+    return (conv_small.new_empty((batch, rows, hidden)),
+            conv_small.new_empty((batch, hidden), dtype=torch.float32))
 
 
 @custom_op("asrec::contrast_gelu_bwd")
 def contrast_gelu_bwd(filtered_small: torch.Tensor, filtered_middle: torch.Tensor, filtered_large: torch.Tensor,
                       conv_small: torch.Tensor, conv_middle: torch.Tensor, conv_large: torch.Tensor,
                       position_scales: torch.Tensor, origin_scale: torch.Tensor, contrast_scale: torch.Tensor,
-                      column_sum: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """column_sum: the forward's (B, H) -> d(pair) (3, B, N, H) (in the inputs' dtype when all six
-    share one, else float32), and (3 N + 2,) float32: d position_scales (3, N), d origin_scale,
-    d contrast_scale (the batch sums, one reduction launch for all of them).
+                      column_sum: torch.Tensor, grad: torch.Tensor,
+                      output_rows: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """column_sum: the forward's (B, H); grad: (B, N, H), or (B, 1, H) with output_rows (B,) ->
+    d(pair) (3, B, N, H) (in the inputs' dtype when all six share one, else float32), and
+    (3 N + 2,) float32: d position_scales (3, N), d origin_scale, d contrast_scale (the batch
+    sums, one reduction launch for all of them).
 
     The gradient of filtered[i] equals that of conv_outputs[i] (they enter as a sum): one
     (3, B, N, H) tensor serves both."""
     from ..kernels.contrast_gelu import _contrast_gelu_bwd as launch
 
     return launch([filtered_small, filtered_middle, filtered_large], [conv_small, conv_middle, conv_large],
-                  position_scales, origin_scale, contrast_scale, column_sum, grad)
+                  position_scales, origin_scale, contrast_scale, column_sum, grad, output_rows)
 
 
 @contrast_gelu_bwd.register_fake
@@ -68,31 +75,36 @@ def _rows_contiguous(tensors: list) -> list:
 
 
 class ContrastGeluFn(torch.autograd.Function):
-    """Triton forward/backward of ``contrast_gelu_ref`` over every row. filtered, convs: (3, B, N, H)
+    """Triton forward/backward of ``contrast_gelu_ref``. filtered, convs: (3, B, N, H)
     stacked [small, middle, large] (the filter's and the convolutions' own outputs), so each
     gets its gradient as one tensor: the kernel's d(pair), which serves both (they enter as a
-    sum), with no per-branch gradients for autograd to stack."""
+    sum), with no per-branch gradients for autograd to stack. output_rows: None (every row:
+    (B, N, H)) or (B,) int64 (the kernels store and read back only row output_rows[b]: (B, 1, H),
+    no gather forward, no zero-fill + scatter backward); it gets no gradient."""
 
     @staticmethod
-    def forward(ctx, filtered, convs, position_scales, origin_scale, contrast_scale):
+    def forward(ctx, filtered, convs, position_scales, origin_scale, contrast_scale, output_rows=None):
         filtered_rows = _rows_contiguous(list(filtered.unbind(0)))
         conv_rows = _rows_contiguous(list(convs.unbind(0)))
         scalars = [position_scales.reshape(3, -1).contiguous(), origin_scale.contiguous(), contrast_scale.contiguous()]
+        rows = [] if output_rows is None else [output_rows.contiguous()]
         # the kernel stores the output in the inputs' dtype, the reference's
-        out, column_sum = contrast_gelu_fwd(*filtered_rows, *conv_rows, *scalars)
-        ctx.save_for_backward(*filtered_rows, *conv_rows, *scalars, column_sum)
+        out, column_sum = contrast_gelu_fwd(*filtered_rows, *conv_rows, *scalars, *rows)
+        ctx.save_for_backward(*filtered_rows, *conv_rows, *scalars, column_sum, *rows)
         ctx.shapes = (position_scales.shape, origin_scale.shape, contrast_scale.shape)
         ctx.dtypes = [t.dtype for t in (filtered, convs, position_scales, origin_scale, contrast_scale)]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        dpair, dsums = contrast_gelu_bwd(*ctx.saved_tensors, grad.contiguous())
+        saved = ctx.saved_tensors
+        # the saved inputs, then grad, then the rows if any (the custom op's argument order)
+        dpair, dsums = contrast_gelu_bwd(*saved[:10], grad.contiguous(), *saved[10:])
         scale_shape, origin_shape, contrast_shape = ctx.shapes
         scale_count = dsums.numel() - 2
         grads = [dpair, dpair, dsums[:scale_count].view(scale_shape),
                  dsums[scale_count:scale_count + 1].view(origin_shape), dsums[scale_count + 1:].view(contrast_shape)]
-        return tuple(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+        return (*(g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)), None)
 
 
 def _stacked(branches) -> torch.Tensor:
@@ -102,10 +114,9 @@ def _stacked(branches) -> torch.Tensor:
 
 
 def _triton(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows=None):
-    # the kernel activates every row, then the rows are taken
-    out = ContrastGeluFn.apply(_stacked(filtered), _stacked(conv_outputs), position_scales, origin_scale,
-                               contrast_scale)
-    return take_rows(out, output_rows)
+    # with output_rows the kernels write and read only those rows (B, 1, H)
+    return ContrastGeluFn.apply(_stacked(filtered), _stacked(conv_outputs), position_scales, origin_scale,
+                                contrast_scale, output_rows)
 
 
 def _triton_unsupported(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows=None):
@@ -137,7 +148,9 @@ def contrast_gelu(filtered, conv_outputs, position_scales: torch.Tensor, origin_
     """See ``asrec.reference.contrast_gelu_ref``: the filtered and the convolution outputs
     [small, middle, large], each three (batch, seq_len, hidden) tensors or one (3, batch, seq_len,
     hidden) tensor (the seasonal branch's: no copies forward or backward); position_scales
-    (3, seq_len, 1) -> (batch, seq_len | 1, hidden)."""
+    (3, seq_len, 1); output_rows: None or (batch,) int64 positions in [0, seq_len) -> (batch,
+    seq_len, hidden), or (batch, 1, hidden): each sequence's row output_rows[b]. (On Triton a
+    position out of range gives a NaN row and no gradient: checking would read the device.)"""
     _check_branches("filtered", filtered)
     _check_branches("conv_outputs", conv_outputs)
     check_tensors("contrast_gelu", position_scales=position_scales, origin_scale=origin_scale,
@@ -151,5 +164,15 @@ def contrast_gelu(filtered, conv_outputs, position_scales: torch.Tensor, origin_
     if position_scales.numel() != 3 * shape[1]:
         raise ValueError(f"contrast_gelu: position_scales must be (3, {shape[1]}, 1), "
                          f"got {tuple(position_scales.shape)}")
+    if output_rows is not None:
+        if (not torch.is_tensor(output_rows) or output_rows.shape != (shape[0],)
+                or output_rows.dtype != torch.int64):
+            got = (f"{tuple(output_rows.shape)} {output_rows.dtype}" if torch.is_tensor(output_rows)
+                   else type(output_rows).__name__)
+            raise ValueError(f"contrast_gelu: output_rows must be a ({shape[0]},) int64 tensor of positions, "
+                             f"got {got}")
+        if output_rows.device != conv_outputs[0].device:
+            raise ValueError(f"contrast_gelu: output_rows is on {output_rows.device}, the inputs on "
+                             f"{conv_outputs[0].device}")
     args = (filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows)
     return backends.dispatch("contrast_gelu", conv_outputs[0].device, *args)(*args)

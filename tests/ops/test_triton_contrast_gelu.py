@@ -174,3 +174,55 @@ def test_filter_passthrough_feeds_the_contrast(with_rows):
         results[backend] = (out, *torch.autograd.grad(out, leaves, grad))
     for a, b in zip(results["triton"], results["reference"]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_output_rows_across_row_blocks(monkeypatch):
+    """With output_rows the kernels store and read back only row rows[b] (a (B, 1, H) output and
+    gradient; no gather, no scatter): positions at the first and last row, on both sides of a row
+    block's edge (16 rows forward, 8 backward here), the block from the last row running past the
+    end; values and every gradient as the reference's."""
+    from asrec.kernels import contrast_gelu as kernels
+
+    monkeypatch.setattr(kernels, "ROW_TILE", 512)
+    inputs = _inputs(6, 50, 24)
+    rows = torch.tensor([0, 49, 15, 16, 8, 7], device=DEVICE)
+    grad = torch.randn(6, 1, 24, device=DEVICE)
+    ours, expected = _run("triton", inputs, grad, rows), _run("reference", inputs, grad, rows)
+    assert ours[0].shape == (6, 1, 24)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_output_rows_forward_equals_the_full_output_at_those_rows():
+    """The (B, 1, H) output is the full activation's rows bit for bit (same arithmetic per row)."""
+    filtered, convs, scales, origin, contrast, _ = _inputs(3, 12, 24)
+    rows = torch.tensor([4, 0, 11], device=DEVICE)
+    with asrec.use_backend("triton"), torch.no_grad():
+        full = contrast_gelu(filtered, convs, scales, origin, contrast)
+        taken = contrast_gelu(filtered, convs, scales, origin, contrast, rows)
+    assert torch.equal(taken, full[torch.arange(3), rows][:, None])
+
+
+def test_output_rows_out_of_range_give_nan_and_no_gradient():
+    """A position outside [0, seq_len) (which the reference's gather refuses; the kernels cannot
+    check it without reading the device) gives a NaN row and no gradient, never an out-of-bounds
+    access; the other sequences are unaffected."""
+    inputs = _inputs(3, 12, 24)
+    grad = torch.randn(3, 1, 24, device=DEVICE)
+    ours = _run("triton", inputs, grad, torch.tensor([2, 12, -1], device=DEVICE))
+    assert bool(ours[0][1:].isnan().all()) and not bool(ours[0][0].isnan().any())
+    silent = grad.clone()
+    silent[1:] = 0
+    expected = _run("reference", inputs, silent, torch.tensor([2, 0, 0], device=DEVICE))
+    torch.testing.assert_close(ours[0][0], expected[0][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours[1:], expected[1:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,match", [(torch.tensor([1, 2]), r"output_rows must be a \(3,\) int64 tensor"),
+                                        (torch.tensor([1, 2, 3], dtype=torch.int32), r"got \(3,\) torch.int32"),
+                                        ([1, 2, 3], r"got list")])
+def test_bad_output_rows_are_named(rows, match):
+    filtered, convs, scales, origin, contrast, _ = _inputs(3, 7, 8)
+    with pytest.raises(ValueError, match=match):
+        contrast_gelu(filtered, convs, scales, origin, contrast, rows)
