@@ -65,10 +65,13 @@ class ASRecModel(nn.Module):
         fsm, norm = self.encoder.fsm, self.input_norm
         key_bias, last_rows = padding_bias(item_seq, item_seq_len)  # one kernel on "triton"
         with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
-            smoothed = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight, norm.weight,
-                                   norm.bias, norm.eps, self.hidden_dropout_prob, self.training, fsm.smoothing_logit,
-                                   fsm.init_level, fsm.smoothed_scale, fsm.mix)
-            return self.encoder.encode_biased(smoothed, key_bias, last_rows)
+            # two handles of the smoothed input: the first layer's projections read one, its residual
+            # path the other, and the input stage's backward adds their gradients in its kernel
+            smoothed, residual = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight,
+                                             norm.weight, norm.bias, norm.eps, self.hidden_dropout_prob,
+                                             self.training, fsm.smoothing_logit, fsm.init_level, fsm.smoothed_scale,
+                                             fsm.mix, with_residual=True)
+            return self.encoder.encode_biased(smoothed, key_bias, last_rows, residual)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,

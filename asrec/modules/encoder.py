@@ -61,11 +61,13 @@ class ASRec(nn.Module):
         valid: (batch, seq_len) bool marking real items; output_rows as ``encode``."""
         return self.encode_biased(hidden, key_padding_bias(valid, hidden.dtype), output_rows)
 
-    def encode_biased(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
+    def encode_biased(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None,
+                      residual=None) -> torch.Tensor:
         """The hybrid layers over an already smoothed input and its attention bias (``ASRecModel``
         fuses the smoothing into its input stage and builds the bias with ``ops.padding_bias``).
         hidden: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len), 0 at real items and
-        -10000 at padding; output_rows as ``encode``.
+        -10000 at padding; output_rows as ``encode``; residual: optional second handle of
+        hidden (``input_stage(with_residual=True)``) for the first layer's residual path.
 
         The smoothing computes in float32; its result enters the layers in their parameters'
         dtype (under autocast as it is: autocast casts at each product), the bias too. An empty
@@ -75,11 +77,13 @@ class ASRec(nn.Module):
         dtype = self.fsm.init_level.dtype
         if hidden.dtype != dtype and not torch.is_autocast_enabled(hidden.device.type):
             hidden = hidden.to(dtype)
+            residual = None if residual is None else residual.to(dtype)
         if hidden.shape[0] == 0:
             return hidden if output_rows is None else hidden[:, 0]
         key_bias = key_bias.to(hidden.dtype)
         last = len(self.layers) - 1
         with shared_dropout_draw():  # one RNG kernel for the layers' dropping calls
             for index, layer in enumerate(self.layers):
-                hidden = layer(hidden, key_bias, output_rows if index == last else None)
+                hidden = layer(hidden, key_bias, output_rows if index == last else None,
+                               residual if index == 0 else None)
         return hidden if output_rows is None else hidden.squeeze(1)

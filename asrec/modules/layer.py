@@ -50,12 +50,13 @@ class HybridLayer(nn.Module):
         return HybridLayerWeights(self.seasonal.weights(projections[:3]), self.dynamic.weights(projections[3:]),
                                   self.feed_forward.weights(), self.branch_mix)
 
-    def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None, residual=None) -> torch.Tensor:
         """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len); output_rows: optional
-        (batch,) positions, then the result is (batch, 1, hidden) at those positions only."""
+        (batch,) positions, then the result is (batch, 1, hidden) at those positions only;
+        residual: optional second handle of x for the residual path (``ops.hybrid_layer``)."""
         return hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                             self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope,
-                            output_rows)
+                            output_rows, residual)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
