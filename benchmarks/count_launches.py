@@ -72,10 +72,11 @@ def kernels_of(func, args) -> int:
     """Device kernels one aten call launches on a GPU: 0 for views, allocations and metadata; 2
     for ``addmm`` with a 2-d ``self`` (ATen's CUDA addmm fuses only a 1-d bias into the GEMM's
     epilogue; a matrix it copies into the result first, then runs the GEMM with beta=1), so
-    folding an addition into addmm does not count as a kernel saved; 1 otherwise."""
+    folding an addition into an out-of-place addmm does not count as a kernel saved; 1 otherwise."""
     if not launches_kernel(func):
         return 0
-    if str(func).startswith("aten.addmm") and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+    # (in-place addmm_ accumulates into its own matrix: the GEMM with beta=1, one kernel)
+    if str(func) == "aten.addmm.default" and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
         return 2
     return 1
 

@@ -52,3 +52,7 @@ def test_addmm_with_a_matrix_to_add_counts_its_copy():
     with audit:
         torch.addmm(addend, a, b)
     assert dict(audit.kernels) == {"aten.addmm.default": 2}
+    audit = counter.HostAudit()
+    with audit:
+        addend.addmm_(a, b)  # into its own matrix: the GEMM alone
+    assert dict(audit.kernels) == {"aten.addmm_.default": 1}
