@@ -155,9 +155,9 @@ backends.register("residual_norm", residual_norm_ref, triton=backends.FusedKerne
 
 def project_without_bias(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``F.linear(a, weight)`` (a: (..., in), weight: (out, in) -> (..., out)) as one 2-D ``mm``
-    and views: the dense projection whose bias ``residual_norm`` adds (``x_bias``). (F.linear
-    without a bias goes through matmul, whose ``_unsafe_view`` of the result the launch
-    counter counts as a kernel; the gradients are the same two GEMMs either way.)"""
+    and views: the dense projection whose bias ``residual_norm`` adds (``x_bias``); one GEMM
+    forward, two backward, no bias ``sum``. (Spelled out rather than F.linear without a bias,
+    which folds the batch axes through matmul's reshape and ``_unsafe_view``: the same GEMM.)"""
     return torch.mm(a.reshape(-1, a.shape[-1]), weight.t()).view(*a.shape[:-1], weight.shape[0])
 
 
