@@ -41,7 +41,8 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     # both branches' dropout + residual + LayerNorm and their mix lerp(seasonal, dynamic, v3)
     # in one norm kernel (one read of the shared residual, its two gradients summed there)
     mixed = dynamic_tail(dynamic_context, residual, weights.dynamic, hidden_dropout_p, training,
-                         mix=(seasonal_dense, seasonal_norm.weight, seasonal_norm.bias, weights.branch_mix))
+                         mix=(seasonal_dense, seasonal_norm.weight, seasonal_norm.bias, weights.branch_mix),
+                         other_bias=weights.seasonal.dense.bias)
     return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training)
 
 

@@ -17,7 +17,7 @@ from .attention import gated_attention
 from .contrast_gelu import contrast_gelu
 from .frequency_filter import frequency_filter_groups
 from .multiscale_conv import multiscale_conv
-from .residual_norm import residual_norm
+from .residual_norm import project_without_bias, residual_norm
 
 
 def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dropout_p: float, training: bool,
@@ -31,8 +31,9 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
     ``LN(drop(dense(gelu(contrast(ctx)))) + x)``. With ``output_rows`` (batch,), only those
     rows go through the row-wise gelu, dense and LN: the result is (batch, 1, hidden).
-    ``residual=None``: the dense output before its dropout, residual and LN (the hybrid layer
-    applies those with the dynamic branch's, in one ``residual_norm`` call).
+    ``residual=None``: the dense projection WITHOUT its bias, before the dropout, residual and
+    LN (the hybrid layer applies those and adds the bias with the dynamic branch's, in one
+    ``residual_norm`` call: ``other_bias``).
     """
     # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies
     conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=True)
@@ -45,11 +46,14 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
                                                      with_input=True)
     activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
                               weights.contrast_scale, output_rows)
-    dense = F.linear(activated, *weights.dense)
+    # the dense bias goes to the norm, which adds it before the dropout and sums its gradient
+    # with its own parameters' (no bias-gradient kernel of its own)
+    dense = project_without_bias(activated, weights.dense.weight)
     if residual is None:
         return dense
     norm = weights.norm
-    return residual_norm(dense, residual, norm.weight, norm.bias, norm.eps, dropout_p, training)
+    return residual_norm(dense, residual, norm.weight, norm.bias, norm.eps, dropout_p, training,
+                         x_bias=weights.dense.bias)
 
 
 def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWeights, n_heads: int,
