@@ -99,16 +99,18 @@ def _norm_backward_rows(grad, normed, rstd, weight_ptr, cols, col_ok, hidden):
 
 @triton.jit
 def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, other_ptr, other_weight_ptr,
-                              other_bias_ptr, mix_ptr, x_bias_ptr, other_x_bias_ptr, grad_ptr, dx_ptr, dresidual_ptr,
-                              dother_ptr, part_ptr, rows, hidden, eps, rng_ptr, dropout_p,
+                              other_bias_ptr, mix_ptr, x_bias_ptr, other_x_bias_ptr, grad_ptr, grad2_ptr, dx_ptr,
+                              dresidual_ptr, dother_ptr, part_ptr, rows, hidden, eps, rng_ptr, dropout_p,
                               TRAINING: tl.constexpr, MIX: tl.constexpr, X_BIAS: tl.constexpr,
-                              OTHER_BIAS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
+                              OTHER_BIAS: tl.constexpr, HAS_GRAD2: tl.constexpr, BLOCK_R: tl.constexpr,
+                              BLOCK_H: tl.constexpr):
     """part: (>= 2 + 3 * MIX + X_BIAS + OTHER_BIAS, programs, hidden) float32 partial sums, these
     groups first: the LayerNorm weight and bias gradients, with MIX then the other norm's two and
     the mix weight's (in column 0, zeros after), then with X_BIAS x_bias' gradient, with
     OTHER_BIAS other_x_bias' (the column sums of d(x + x_bias), d(other + its bias)). Groups past
     these are the caller's (a buffer shared with another kernel's partial sums over the same row
-    blocks, reduced in the same second-stage launch)."""
+    blocks, reduced in the same second-stage launch). HAS_GRAD2: the output has a second handle
+    whose gradient grad2 is added to grad as it is read (no autograd add of the two)."""
     program = tl.program_id(0).to(tl.int64)
     programs = tl.num_programs(0)
     row = program * BLOCK_R + tl.arange(0, BLOCK_R)[:, None]
@@ -120,6 +122,8 @@ def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, other_p
     normed, rstd, drop = _normalise_rows(x_ptr, x_bias_ptr, residual, offsets, cols, in_bounds, col_ok, hidden,
                                          eps, rng_ptr, dropout_p, 0, TRAINING, X_BIAS)
     grad = tl.load(grad_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
+    if HAS_GRAD2:
+        grad += tl.load(grad2_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     dresidual = tl.zeros_like(grad)
     if MIX:
         # out = lerp(other, this, w): other gets grad (1 - w), this grad w, w the sum of
@@ -195,7 +199,7 @@ def _residual_norm_fwd(x, residual, weight, bias, eps: float, rng: torch.Tensor,
 
 
 def _residual_norm_bwd(x, residual, weight, bias, grad, eps: float, rng: torch.Tensor, dropout_p: float,
-                       dropping: bool, mix=None, x_bias=None, other_x_bias=None, parts=None):
+                       dropping: bool, mix=None, x_bias=None, other_x_bias=None, parts=None, grad2=None):
     """-> dx (x's dtype), dresidual (residual's dtype), d other_x (its dtype; an empty tensor
     without mix), and the float32 partial sums ``parts`` (partial_groups(...), programs, H): the
     LayerNorm weight and bias gradients, then the other norm's and the mix weight's (in column
@@ -204,7 +208,8 @@ def _residual_norm_bwd(x, residual, weight, bias, grad, eps: float, rng: torch.T
 
     parts: optional (groups >= partial_groups(...), programs, H) float32 contiguous buffer whose
     leading groups this kernel fills (programs: cdiv(rows, backward_blocks(H, mixing)["BLOCK_R"]));
-    the caller writes the rest and reduces all in one ``column_sums`` launch."""
+    the caller writes the rest and reduces all in one ``column_sums`` launch.
+    grad2: optional second gradient of the output (grad's layout), added to grad as it is read."""
     hidden = x.shape[-1]
     rows = x.numel() // hidden
     mixing = mix is not None
@@ -222,7 +227,8 @@ def _residual_norm_bwd(x, residual, weight, bias, grad, eps: float, rng: torch.T
     dother = torch.empty_like(mix[0]) if mixing else x.new_empty(0)
     _residual_norm_bwd_kernel[(programs,)](
         x, residual, weight, bias, *_mix_arguments(x, weight, bias, mix),
-        *_bias_arguments(weight, x_bias, other_x_bias), grad, dx, dresidual, dother if mixing else dx, parts, rows,
-        hidden, eps, rng, dropout_p, TRAINING=dropping, MIX=mixing, X_BIAS=x_bias is not None,
-        OTHER_BIAS=other_x_bias is not None, **blocks, num_warps=4)
+        *_bias_arguments(weight, x_bias, other_x_bias), grad, grad if grad2 is None else grad2, dx, dresidual,
+        dother if mixing else dx, parts, rows, hidden, eps, rng, dropout_p, TRAINING=dropping, MIX=mixing,
+        X_BIAS=x_bias is not None, OTHER_BIAS=other_x_bias is not None, HAS_GRAD2=grad2 is not None, **blocks,
+        num_warps=4)
     return dx, dresidual, dother, parts

@@ -83,7 +83,11 @@ class ASRec(nn.Module):
         key_bias = key_bias.to(hidden.dtype)
         last = len(self.layers) - 1
         with shared_dropout_draw():  # one RNG kernel for the layers' dropping calls
+            # each layer reads its input twice (projections, residual path): the op that made it
+            # hands over two handles, and its backward kernel adds their gradients
             for index, layer in enumerate(self.layers):
-                hidden = layer(hidden, key_bias, output_rows if index == last else None,
-                               residual if index == 0 else None)
+                if index == last:
+                    hidden = layer(hidden, key_bias, output_rows, residual)
+                else:
+                    hidden, residual = layer(hidden, key_bias, None, residual, with_residual=True)
         return hidden if output_rows is None else hidden.squeeze(1)

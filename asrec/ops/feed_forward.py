@@ -9,8 +9,12 @@ backward kernel, the two dense_out GEMMs, one activation-backward kernel that al
 b_in gradient's partial sums, ONE ``column_sums`` launch for every bias and norm parameter,
 the dW_in GEMM and ``dx = d_residual.addmm_(d_h, W_in)`` (x's two gradients joined in the
 GEMM, where autograd adds them in a kernel of its own). Seven launches where the composition's
-backward takes nine (addmm's bias ``sum``, autograd's ``add``).
+backward takes nine (addmm's bias ``sum``, autograd's ``add``). ``with_residual``: the output
+twice (the second a view), for the next layer's projections and residual path; the norm's
+backward kernel adds the two gradients as it reads them.
 """
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +29,16 @@ from .residual_norm import _out_dtype, project_without_bias, residual_norm
 
 
 def feed_forward_composition(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
-                             training: bool = False) -> torch.Tensor:
+                             training: bool = False, with_residual: bool = False):
     """``LN(drop(dense_out(act(dense_in(x)))) + x)`` over the public ops (each on its own backend;
     under ``"reference"`` the reference math). dense_out's bias goes to the norm (added before
     the dropout, as F.linear would add it): the projection is a plain mm and the bias gradient
     one more row of the norm's second-stage sums."""
     inner = ACTIVATIONS[weights.activation](F.linear(x, *weights.dense_in))
     norm, dense_out = weights.norm, weights.dense_out
-    return residual_norm(project_without_bias(inner, dense_out.weight), x, norm.weight, norm.bias, norm.eps, dropout_p,
-                         training, x_bias=dense_out.bias)
+    out = residual_norm(project_without_bias(inner, dense_out.weight), x, norm.weight, norm.bias, norm.eps, dropout_p,
+                        training, x_bias=dense_out.bias)
+    return (out, out) if with_residual else out
 
 
 # ---- Triton custom ops ----
@@ -71,12 +76,14 @@ def _(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, rng, eps, d
 def feed_forward_bwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor, b_in: torch.Tensor,
                      w_out: torch.Tensor, b_out: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
                      h: torch.Tensor, a: torch.Tensor, dense: torch.Tensor, grad: torch.Tensor, rng: torch.Tensor,
-                     eps: float, dropout_p: float, dropping: bool,
-                     activation: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                     eps: float, dropout_p: float, dropping: bool, activation: str,
+                     grad2: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                    torch.Tensor]:
     """``feed_forward_fwd``'s inputs and saved (h, a, dense), grad: (rows, H) -> (dx (residual's
     dtype; both of x's gradients), dW_in (I, H), dW_out (H, I) (x's dtype), float32 sums
     (3 + ceil(I / H), H): the norm weight's and bias' gradients, b_out's, then b_in's in chunks
-    of H (the flattened first I entries))."""
+    of H (the flattened first I entries)). grad2: the output's second handle's gradient (grad's
+    layout), added to grad in the norm's backward kernel."""
     import triton
 
     from ..kernels._common import column_sums
@@ -91,7 +98,7 @@ def feed_forward_bwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor
     parts = torch.empty((norm_groups + bias_chunks(inner, hidden), triton.cdiv(rows, block_r), hidden),
                         device=x.device, dtype=torch.float32)
     ddense, dresidual, _, parts = _residual_norm_bwd(dense, residual, norm_weight, norm_bias, grad, eps, rng,
-                                                     dropout_p, dropping, x_bias=b_out, parts=parts)
+                                                     dropout_p, dropping, x_bias=b_out, parts=parts, grad2=grad2)
     dw_out = torch.mm(ddense.t(), a)
     dh = _activation_bwd(h, b_in, torch.mm(ddense, w_out), activation, parts, norm_groups, block_r)
     sums = column_sums(parts)
@@ -108,7 +115,7 @@ def feed_forward_bwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor
 
 @feed_forward_bwd.register_fake
 def _(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense, grad, rng, eps, dropout_p,
-      dropping, activation):
+      dropping, activation, grad2=None):
     rows, hidden = x.shape
     inner = w_in.shape[0]
     return (residual.new_empty(residual.shape, dtype=torch.promote_types(residual.dtype, x.dtype)),
@@ -137,7 +144,7 @@ class FeedForwardFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w_in, b_in, w_out, b_out, norm_weight, norm_bias, eps: float, dropout_p: float,
-                training: bool, activation: str):
+                training: bool, activation: str, with_residual: bool = False):
         shape = x.shape
         residual = x.reshape(-1, shape[-1]).contiguous()
         dtype = _product_dtype(x, w_in, w_out)
@@ -151,29 +158,34 @@ class FeedForwardFn(torch.autograd.Function):
         ctx.save_for_backward(*products, residual, *params, h, a, dense, rng)
         ctx.settings = (eps, dropout_p, dropping, activation)
         ctx.dtypes = (x.dtype, w_in.dtype, w_out.dtype)
-        return out.view(shape)
+        out = out.view(shape)
+        return (out, out.view_as(out)) if with_residual else out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad2=None):
         x_product, w_in, w_out, residual, b_in, b_out, norm_weight, norm_bias, h, a, dense, rng = ctx.saved_tensors
         eps, dropout_p, dropping, activation = ctx.settings
         x_dtype, w_in_dtype, w_out_dtype = ctx.dtypes
+        if grad is None:  # only the second handle was used
+            grad, grad2 = grad2, None
+        shape = grad.shape
+        grad2 = None if grad2 is None else grad2.reshape(residual.shape).contiguous()
         dx, dw_in, dw_out, sums = feed_forward_bwd(
             x_product, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense,
-            grad.reshape(residual.shape).contiguous(), rng, eps, dropout_p, dropping, activation)
+            grad.reshape(residual.shape).contiguous(), rng, eps, dropout_p, dropping, activation, grad2)
         inner = w_in.shape[0]
-        return (dx.view(grad.shape).to(x_dtype), dw_in.to(w_in_dtype), sums[3:].reshape(-1)[:inner].to(b_in.dtype),
+        return (dx.view(shape).to(x_dtype), dw_in.to(w_in_dtype), sums[3:].reshape(-1)[:inner].to(b_in.dtype),
                 dw_out.to(w_out_dtype), sums[2].to(b_out.dtype), sums[0].to(norm_weight.dtype),
-                sums[1].to(norm_bias.dtype), None, None, None, None)
+                sums[1].to(norm_bias.dtype), None, None, None, None, None)
 
 
-def _triton(x, weights, dropout_p=0.0, training=False):
+def _triton(x, weights, dropout_p=0.0, training=False, with_residual=False):
     (w_in, b_in), (w_out, b_out), norm, activation = weights
     return FeedForwardFn.apply(x, w_in, b_in, w_out, b_out, norm.weight, norm.bias, norm.eps, dropout_p, training,
-                               activation)
+                               activation, with_residual)
 
 
-def _triton_unsupported(x, weights, dropout_p=0.0, training=False):
+def _triton_unsupported(x, weights, dropout_p=0.0, training=False, with_residual=False):
     from ..kernels.residual_norm import unsupported_shape
 
     (w_in, b_in), (w_out, b_out), norm, _ = weights
@@ -190,10 +202,14 @@ backends.register("feed_forward", feed_forward_composition,
 
 
 def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
-                 training: bool = False) -> torch.Tensor:
+                 training: bool = False, with_residual: bool = False):
     """``LN(drop(p)(dense_out(act(dense_in(x)))) + x)``. x: (..., hidden) -> x's shape;
     weights.dense_in: (inner, hidden) and (inner,), dense_out: (hidden, inner) and (hidden,),
-    norm: (hidden,) twice; ``weights.activation`` one of ``asrec.reference.ACTIVATIONS``."""
+    norm: (hidden,) twice; ``weights.activation`` one of ``asrec.reference.ACTIVATIONS``.
+
+    ``with_residual=True`` returns (out, residual), the same values twice for a consumer that
+    feeds them to two ops (the next layer's projections and its residual path): on "triton" the
+    second is a view output of the op, and backward adds both gradients in its norm kernel."""
     if weights.activation not in ACTIVATIONS:
         raise ValueError(f"feed_forward: activation must be one of {sorted(ACTIVATIONS)}, "
                          f"got {weights.activation!r}")
@@ -211,5 +227,5 @@ def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float 
         if tuple(tensor.shape) != shape:
             raise ValueError(f"feed_forward: {name} must be {shape} for x (..., {hidden}), got {tuple(tensor.shape)}")
     check_dropout("feed_forward", dropout_p)
-    args = (x, weights, dropout_p, training)
+    args = (x, weights, dropout_p, training, bool(with_residual))
     return backends.dispatch("feed_forward", x.device, *args)(*args)

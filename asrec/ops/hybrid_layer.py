@@ -14,7 +14,7 @@ from .take_rows import take_rows
 
 def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWeights, n_heads: int,
                  hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
-                 filter_scope: str = "batch", output_rows=None, residual=None) -> torch.Tensor:
+                 filter_scope: str = "batch", output_rows=None, residual=None, with_residual: bool = False):
     """``FFN(v3 * dynamic(x) + (1 - v3) * seasonal(x))``.
 
     x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len). Returns x's shape, or
@@ -23,7 +23,8 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     the model's last layer skips the rows it never reads: same values, less work.)
     residual: x's values again for the branches' residual path, as a second handle (an
     output of the op that made x, which then adds the two paths' gradients in its own
-    backward kernel); default x itself.
+    backward kernel); default x itself. ``with_residual=True`` returns (out, residual): the
+    output and such a second handle of it, for the next layer.
     """
     residual = x if residual is None else residual
     # every query row of both branches (one launch on "triton"); with output_rows the rows of
@@ -43,7 +44,7 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     mixed = dynamic_tail(dynamic_context, residual, weights.dynamic, hidden_dropout_p, training,
                          mix=(seasonal_dense, seasonal_norm.weight, seasonal_norm.bias, weights.branch_mix),
                          other_bias=weights.seasonal.dense.bias)
-    return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training)
+    return feed_forward(mixed, weights.feed_forward, hidden_dropout_p, training, with_residual)
 
 
 backends.register_composition("hybrid_layer")

@@ -188,3 +188,34 @@ def test_under_autocast():
     for name, a, b, c in zip(NAMES, results[0], exact, results[1]):
         assert a.dtype == c.dtype == torch.float32, name
         assert_low_precision_close(a, b, c)
+
+
+@pytest.mark.parametrize("which", ["both", "first", "residual"])
+@pytest.mark.parametrize("dropout_p,training", [(0.0, False), (0.3, True)])
+def test_residual_handle_gradients_are_added_in_the_norm_kernel(which, dropout_p, training, monkeypatch):
+    """with_residual: two handles of the same values; every gradient is the one of the sum of the
+    handles' gradients (the norm's backward kernel adds them as it reads them; either may be
+    missing), and the reference backend agrees."""
+    from ..triton_support import fix_dropout_rng
+
+    fix_dropout_rng(monkeypatch, 5)
+    shape, inner = (2, 9, 24), 40
+    x = torch.randn(shape, device=DEVICE, requires_grad=True)
+    weights = _weights(shape[-1], inner, "gelu")
+    g1, g2 = torch.randn(2, *shape, device=DEVICE)
+    grads = {"both": (g1, g2), "first": (g1, None), "residual": (None, g2)}[which]
+
+    def run(backend, grads):
+        with asrec.use_backend(backend):
+            handles = feed_forward(x, weights, dropout_p, training, with_residual=True)
+        total = sum((h * g).sum() for h, g in zip(handles, grads) if g is not None)
+        return (*handles, *torch.autograd.grad(total, _leaves(x, weights)))
+
+    ours = run("triton", grads)
+    assert torch.equal(ours[0], ours[1]) and ours[1]._base is not None
+    summed = run("triton", (sum(g for g in grads if g is not None), None))
+    for name, a, b in zip(NAMES[1:], ours[2:], summed[2:]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
+    if not training:
+        for name, a, b in zip(("out", "residual") + NAMES[1:], ours, run("reference", grads)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
