@@ -140,6 +140,9 @@ def test_opcheck(dropping):
     torch.library.opcheck(feed_forward_fwd.op, (*args[:-3], *args[-3:], torch.float32, "swish"))
     _, h, a, dense = feed_forward_fwd(*args, torch.float32, "swish")
     torch.library.opcheck(feed_forward_bwd.op, (*args[:8], h, a, dense, torch.randn_like(x), *args[8:], "swish"))
+    # with the second handle's gradient (with_residual)
+    torch.library.opcheck(feed_forward_bwd.op, (*args[:8], h, a, dense, torch.randn_like(x), *args[8:], "swish",
+                                                torch.randn_like(x)))
 
 
 def _cast(x, weights, dtype):

@@ -39,6 +39,9 @@ def test_opcheck_input_stage(dropping):
     torch.library.opcheck(OPS.input_stage_fwd.default, (*args, RNG, 1e-12, 0.3, dropping, 0.4))
     grad = torch.randn(3, 7, 8, device=DEVICE)
     torch.library.opcheck(OPS.input_stage_bwd.default, (*args, grad, RNG, 1e-12, 0.3, dropping, 0.4))
+    # with_residual: the second handle's gradient, added in the kernel
+    torch.library.opcheck(OPS.input_stage_bwd.default,
+                          (*args, grad, RNG, 1e-12, 0.3, dropping, 0.4, torch.randn_like(grad)))
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -52,6 +55,9 @@ def test_opcheck_frequency_filter(dropping, group_major):
     _, keep = OPS.frequency_filter_fwd(y, threshold, weight, bias, RNG, 1e-12, 0.5, dropping, "batch", group_major)
     torch.library.opcheck(OPS.frequency_filter_bwd.default,
                           (y, torch.randn_like(y), keep, weight, RNG, 1e-12, 0.5, dropping))
+    # with_input: the passthrough's gradient, added in the kernel
+    torch.library.opcheck(OPS.frequency_filter_bwd.default,
+                          (y, torch.randn_like(y), keep, weight, RNG, 1e-12, 0.5, dropping, torch.randn_like(y)))
 
 
 @pytest.mark.parametrize("dropping", [False, True])
@@ -73,6 +79,12 @@ def test_opcheck_contrast_gelu():
     _, column_sum = OPS.contrast_gelu_fwd(*tensors, *scalars)
     torch.library.opcheck(OPS.contrast_gelu_bwd.default,
                           (*tensors, *scalars, column_sum, torch.randn(2, 7, 8, device=DEVICE)))
+    # the read-out rows only (the model's last layer)
+    rows = torch.tensor([6, 2], device=DEVICE)
+    torch.library.opcheck(OPS.contrast_gelu_fwd.default, (*tensors, *scalars, rows))
+    _, column_sum = OPS.contrast_gelu_fwd(*tensors, *scalars, rows)
+    torch.library.opcheck(OPS.contrast_gelu_bwd.default,
+                          (*tensors, *scalars, column_sum, torch.randn(2, 1, 8, device=DEVICE), rows))
 
 
 @pytest.mark.parametrize("gated", [False, True])
