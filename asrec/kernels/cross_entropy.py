@@ -74,10 +74,10 @@ def _blocks(n_cols: int) -> dict:
 
 
 def _cross_entropy_fwd(scores, targets):
-    """scores: (B, C) float, unit column stride; targets: (B,) integer -> (per-row loss (B,) in
-    scores' dtype, per-row log-sum-exp (B,) float32)."""
+    """scores: (B, C) float, unit column stride; targets: (B,) integer -> (per-row loss (B,)
+    float32 (the mean over rows is taken in float32), per-row log-sum-exp (B,) float32)."""
     batch, n_cols = scores.shape
-    loss = torch.empty(batch, device=scores.device, dtype=scores.dtype)
+    loss = torch.empty(batch, device=scores.device, dtype=torch.float32)
     lse = torch.empty(batch, device=scores.device, dtype=torch.float32)
     if batch > 0:
         _cross_entropy_fwd_kernel[(batch,)](scores, targets, loss, lse, n_cols, scores.stride(0), **_blocks(n_cols))

@@ -90,7 +90,7 @@ def _padded(values: list, fill, per_tensor: int = 1) -> list:
 
 
 def _take_rows_fwd(rows, tensors):
-    """rows: (B,) integer, contiguous; tensors: 1 to 4 (B, N, H) tensors of one dtype, unit
+    """rows: (B,) integer, contiguous; tensors: 1 to 4 (B, N, H) tensors (each its own dtype), unit
     column stride -> their rows, (B, 1, H) contiguous each."""
     batch, seq_len, hidden = tensors[0].shape
     outs = [torch.empty((batch, 1, hidden), device=t.device, dtype=t.dtype) for t in tensors]
@@ -105,7 +105,7 @@ def _take_rows_fwd(rows, tensors):
 
 
 def _take_rows_bwd(rows, grads, seq_len):
-    """grads: 1 to 4 (B, 1, H) gradients of one dtype (any strides) -> each input's (B, seq_len,
+    """grads: 1 to 4 (B, 1, H) gradients, each its own dtype (any strides) -> each input's (B, seq_len,
     H) gradient, contiguous: the gradient at row rows[b], zeros elsewhere."""
     batch, _, hidden = grads[0].shape
     outs = [torch.empty((batch, seq_len, hidden), device=g.device, dtype=g.dtype) for g in grads]

@@ -81,6 +81,8 @@ class ASRec(nn.Module):
         if hidden.shape[0] == 0:
             return hidden if output_rows is None else hidden[:, 0]
         key_bias = key_bias.to(hidden.dtype)
+        if output_rows is not None:
+            output_rows = output_rows.long()  # (int32 positions too: the row ops take int64)
         last = len(self.layers) - 1
         with shared_dropout_draw():  # one RNG kernel for the layers' dropping calls
             # each layer reads its input twice (projections, residual path): the op that made it

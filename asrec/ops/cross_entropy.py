@@ -14,8 +14,8 @@ INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8
 
 @custom_op("asrec::cross_entropy_fwd")
 def cross_entropy_fwd(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """scores (B, C), targets (B,) -> (per-row loss (B,) in scores' dtype, per-row log-sum-exp
-    (B,) float32)."""
+    """scores (B, C), targets (B,) -> (per-row loss (B,) float32, per-row log-sum-exp (B,)
+    float32)."""
     from ..kernels.cross_entropy import _cross_entropy_fwd as launch
 
     return launch(scores, targets)
@@ -24,7 +24,7 @@ def cross_entropy_fwd(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torc
 @cross_entropy_fwd.register_fake
 def _(scores, targets):
     batch = scores.shape[0]
-    return scores.new_empty(batch), scores.new_empty(batch, dtype=torch.float32)
+    return scores.new_empty(batch, dtype=torch.float32), scores.new_empty(batch, dtype=torch.float32)
 
 
 @custom_op("asrec::cross_entropy_bwd")
@@ -54,7 +54,12 @@ class CrossEntropyFn(torch.autograd.Function):
         targets = targets.contiguous()
         row_loss, lse = cross_entropy_fwd(scores, targets)
         ctx.save_for_backward(scores, targets, lse)
-        return row_loss.mean()
+        # the mean in float32; the loss in scores' dtype as F.cross_entropy's, but float32 under
+        # autocast (cross_entropy is on its float32 list: a float16 loss would also overflow a
+        # GradScaler's scaled gradient before it reaches the kernel)
+        if torch.is_autocast_enabled(scores.device.type):
+            return row_loss.mean()
+        return row_loss.mean().to(scores.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -83,7 +88,8 @@ def cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     -> the mean over the batch of ``logsumexp(scores[b]) - scores[b, targets[b]]``, a scalar in
     scores' dtype. The targets' values are not checked here (that would read the device; the
     model checks them): on the Triton backend a row whose target is out of range has a NaN
-    loss; there is no ``ignore_index``."""
+    loss; there is no ``ignore_index``. Under autocast the loss is float32 (as
+    ``F.cross_entropy``'s there)."""
     check_tensors("cross_entropy", scores=scores, targets=targets)
     if scores.dim() != 2 or scores.shape[1] == 0 or not scores.is_floating_point():
         raise ValueError(f"cross_entropy: scores must be a (batch, n_items) floating tensor with n_items >= 1, got "

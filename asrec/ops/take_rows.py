@@ -15,7 +15,7 @@ MAX_TENSORS = 4  # kernels.take_rows takes up to four tensors per launch
 
 @custom_op("asrec::take_rows_fwd")
 def take_rows_fwd(rows: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """rows (B,) int64; 1 to 4 (B, N, H) tensors of one dtype with unit column stride -> their
+    """rows (B,) int64; 1 to 4 (B, N, H) tensors (each its own dtype) with unit column stride -> their
     rows ``t[b, rows[b]]``, (B, 1, H) each."""
     from ..kernels.take_rows import _take_rows_fwd as launch
 
@@ -29,7 +29,7 @@ def _(rows, tensors):
 
 @custom_op("asrec::take_rows_bwd")
 def take_rows_bwd(rows: torch.Tensor, grads: list[torch.Tensor], seq_len: int) -> list[torch.Tensor]:
-    """grads: 1 to 4 (B, 1, H) gradients of one dtype -> each input's (B, seq_len, H) gradient
+    """grads: 1 to 4 (B, 1, H) gradients (each its own dtype) -> each input's (B, seq_len, H) gradient
     (the incoming one at row rows[b], zeros elsewhere)."""
     from ..kernels.take_rows import _take_rows_bwd as launch
 
@@ -89,8 +89,9 @@ backends.register("take_rows", _reference, triton=backends.FusedKernel(_triton, 
 def take_rows(rows, *tensors: torch.Tensor) -> tuple:
     """``t[b, rows[b]]`` of each tensor (``asrec.reference.attention.take_rows`` per tensor):
     rows (batch,) int64 positions, or None (then the tensors come back unchanged); tensors: 1
-    to 4 (batch, seq_len, hidden) tensors of one shape, dtype and device -> a tuple of (batch,
-    1, hidden) tensors, one per tensor. The positions are not checked here (that would read the
+    to 4 (batch, seq_len, hidden) tensors of one shape and device, each in its own dtype (under
+    autocast the layer's attention context is in the low precision and its residual float32)
+    -> a tuple of (batch, 1, hidden) tensors, one per tensor, in their dtypes. The positions are not checked here (that would read the
     device; the model's come from checked lengths): on the Triton backend an out-of-range row
     gives NaN and no gradient."""
     if not 1 <= len(tensors) <= MAX_TENSORS:
@@ -100,9 +101,9 @@ def take_rows(rows, *tensors: torch.Tensor) -> tuple:
     if first.dim() != 3:
         raise ValueError(f"take_rows: tensors[0] must be (batch, seq_len, hidden), got shape {tuple(first.shape)}")
     for i, tensor in enumerate(tensors[1:], 1):
-        if tensor.shape != first.shape or tensor.dtype != first.dtype or tensor.device != first.device:
-            raise ValueError(f"take_rows: tensors[{i}] is {tuple(tensor.shape)} {tensor.dtype} on {tensor.device}, "
-                             f"expected tensors[0]'s {tuple(first.shape)} {first.dtype} on {first.device}")
+        if tensor.shape != first.shape or tensor.device != first.device:
+            raise ValueError(f"take_rows: tensors[{i}] is {tuple(tensor.shape)} on {tensor.device}, "
+                             f"expected tensors[0]'s {tuple(first.shape)} on {first.device}")
     if rows is None:
         return tuple(tensors)
     check_tensors("take_rows", rows=rows)

@@ -168,3 +168,24 @@ def test_compile_captures_the_loss_in_one_graph():
         (grad,) = torch.autograd.grad(out, scores)
     torch.testing.assert_close(out, eager)
     torch.testing.assert_close(grad, eager_grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_under_autocast_the_loss_is_float32_and_a_scaled_gradient_stays_finite(dtype):
+    """cross_entropy is on autocast's float32 list: the loss comes out float32 on both backends
+    (not quantised to the scores' precision), and a GradScaler-sized gradient (2^16) reaches
+    the kernel as float32, so float16 scores get a finite gradient."""
+    scores = (3 * torch.randn(5, 300, device=DEVICE)).to(dtype).requires_grad_()
+    targets = torch.randint(0, 300, (5,), device=DEVICE)
+    exact = F.cross_entropy(scores.detach().double(), targets)
+    results = {}
+    for backend in ("reference", "triton"):
+        with asrec.use_backend(backend), torch.autocast(DEVICE, dtype=dtype):
+            loss = cross_entropy(scores, targets)
+        scale = torch.full((), 65536.0, device=DEVICE)
+        (dscores,) = torch.autograd.grad(loss * scale, scores)
+        assert loss.dtype == torch.float32, backend
+        assert dscores.dtype == dtype and torch.isfinite(dscores).all(), backend
+        results[backend] = loss
+    torch.testing.assert_close(results["triton"].double(), exact, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(results["triton"], results["reference"], rtol=1e-5, atol=1e-5)
