@@ -20,13 +20,16 @@ Runs anywhere: without a GPU, Triton's interpreter is selected (set here before 
 imported) and its launches are counted but not run (``--execute`` runs them, minutes on a
 CPU): the host code between kernels reads no kernel output, which is what this counts, so
 the counts are those of a real run. The batch is small (``--batch``, default 2; the counts
-do not depend on it). ``python benchmarks/count_launches.py [--batch B] [--settings ml-100k,ml-1m]``.
+do not depend on it). ``python benchmarks/count_launches.py [--batch B] [--settings ml-100k,ml-1m]
+[--sites]``; ``--sites`` lists where each kernel comes from (Triton kernels by name, aten
+kernels by op and the asrec line that dispatched them).
 """
 
 import argparse
 import collections
 import os
 import sys
+import traceback
 
 import torch
 
@@ -86,13 +89,15 @@ class HostAudit(TorchDispatchMode):
     interpreter's own copies); ``syncs`` and ``host_data`` count the offending op names,
     ``aten`` all of them, ``kernels`` those that launch a device kernel."""
 
-    def __init__(self):
+    def __init__(self, sites: bool = False):
         super().__init__()
         self.aten = collections.Counter()
         self.kernels = collections.Counter()
         self.syncs = collections.Counter()
         self.host_data = collections.Counter()
         self.paused = False
+        # with sites: kernels by (op, the innermost asrec frame that dispatched it)
+        self.sites = collections.Counter() if sites else None
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if self.paused:
@@ -102,11 +107,23 @@ class HostAudit(TorchDispatchMode):
         kernels = kernels_of(func, args)
         if kernels:
             self.kernels[name] += kernels
+            if self.sites is not None:
+                self.sites[(name, call_site())] += kernels
         if is_sync(func, args):
             self.syncs[name] += 1
         if name in HOST_DATA_OPS:
             self.host_data[name] += 1
         return func(*args, **(kwargs or {}))
+
+
+def call_site() -> str:
+    """``file:line function`` of the innermost frame inside the asrec package, or "autograd"
+    (an op the autograd engine dispatches itself: a gradient addition, ``ones_like``, the
+    backward of an aten op)."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if f"{os.sep}asrec{os.sep}" in frame.filename:
+            return f"asrec/{frame.filename.rsplit(os.sep + 'asrec' + os.sep, 1)[-1]}:{frame.lineno} {frame.name}"
+    return "autograd"
 
 
 class TritonLaunchCounter:
@@ -190,14 +207,16 @@ BUDGET = {"train step": 100, "eval forward": 36}
 CEILING = {"train step": 98, "eval forward": 32}
 
 
-def count(step, model, items, lengths, targets, backend: str = "triton", execute: bool = True):
-    """(Triton launches, HostAudit) of one call of ``step`` after one warm-up call."""
+def count(step, model, items, lengths, targets, backend: str = "triton", execute: bool = True,
+          sites: bool = False):
+    """(Triton launches, HostAudit) of one call of ``step`` after one warm-up call; ``sites``:
+    the audit also counts aten kernels by call site (slower)."""
     import asrec
 
     with asrec.use_backend(backend):
         with TritonLaunchCounter(execute=execute):
             step(model, items, lengths, targets)  # warm-up: caches, compiled kernels
-        audit = HostAudit()
+        audit = HostAudit(sites)
         with TritonLaunchCounter(audit, execute) as triton_counter, audit:
             step(model, items, lengths, targets)
     return triton_counter, audit
@@ -217,6 +236,8 @@ def main(argv=None):
     parser.add_argument("--backend", default="triton")
     parser.add_argument("--execute", action="store_true", help="run interpreted Triton kernels too")
     parser.add_argument("--verbose", action="store_true", help="list the sync and host-data ops")
+    parser.add_argument("--sites", action="store_true",
+                        help="list the Triton launches by kernel and the aten kernels by op and call site")
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device={device} backend={args.backend} batch={args.batch} torch={torch.__version__}")
@@ -224,7 +245,7 @@ def main(argv=None):
         model, items, lengths, targets = model_and_batch(SETTINGS[setting], args.batch, device)
         for mode, step in MODES.items():
             triton_counter, audit = count(step, model, items, lengths, targets, args.backend,
-                                          args.execute or device.type == "cuda")
+                                          args.execute or device.type == "cuda", args.sites)
             print(f"{setting:8s} {mode:12s} triton={sum(triton_counter.launches.values()):4d} "
                   f"aten={sum(audit.aten.values()):4d} kernels={sum(audit.kernels.values()):4d} "
                   f"syncs={sum(audit.syncs.values()):3d} "
@@ -234,6 +255,11 @@ def main(argv=None):
                 for what in (audit.syncs, audit.host_data):
                     for name, times in sorted(what.items()):
                         print(f"    {name} x{times}")
+            if args.sites:
+                for kernel, times in sorted(triton_counter.launches.items()):
+                    print(f"    {times:3d}  triton  {kernel}")
+                for (name, site), times in sorted(audit.sites.items(), key=lambda item: (item[0][1], item[0][0])):
+                    print(f"    {times:3d}  {name:40s} {site}")
     sys.stdout.flush()
 
 

@@ -56,3 +56,17 @@ def test_addmm_with_a_matrix_to_add_counts_its_copy():
     with audit:
         addend.addmm_(a, b)  # into its own matrix: the GEMM alone
     assert dict(audit.kernels) == {"aten.addmm_.default": 1}
+
+
+def test_sites_account_for_every_aten_kernel():
+    # count_launches --sites: each aten kernel attributed to the asrec line that dispatched it
+    # (or to autograd's own ops), the attributions adding up to the count
+    from asrec.bench.settings import SETTINGS
+
+    counter = _count_launches()
+    model, items, lengths, targets = counter.model_and_batch(SETTINGS["ml-100k"], 2, torch.device("cpu"))
+    _, audit = counter.count(counter.training_step, model, items, lengths, targets, "triton", execute=False,
+                             sites=True)
+    assert sum(audit.sites.values()) == sum(audit.kernels.values())
+    sites = {site for _, site in audit.sites}
+    assert "autograd" in sites and any(site.startswith("asrec/model.py:") for site in sites), sites

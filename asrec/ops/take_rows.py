@@ -91,9 +91,9 @@ def take_rows(rows, *tensors: torch.Tensor) -> tuple:
     rows (batch,) int64 positions, or None (then the tensors come back unchanged); tensors: 1
     to 4 (batch, seq_len, hidden) tensors of one shape and device, each in its own dtype (under
     autocast the layer's attention context is in the low precision and its residual float32)
-    -> a tuple of (batch, 1, hidden) tensors, one per tensor, in their dtypes. The positions are not checked here (that would read the
-    device; the model's come from checked lengths): on the Triton backend an out-of-range row
-    gives NaN and no gradient."""
+    -> a tuple of (batch, 1, hidden) tensors, one per tensor, in their dtypes. The positions
+    are not checked here (that would read the device; the model's come from checked lengths):
+    on the Triton backend an out-of-range row gives NaN and no gradient."""
     if not 1 <= len(tensors) <= MAX_TENSORS:
         raise TypeError(f"take_rows: takes 1 to {MAX_TENSORS} tensors after rows, got {len(tensors)}")
     check_tensors("take_rows", **{f"tensors[{i}]": t for i, t in enumerate(tensors)})

@@ -161,7 +161,7 @@ def test_projection_biases_match_the_reference_op_and_an_addmm(mixing):
     grad = torch.randn(shape, device=DEVICE)
     results = []
     for backend, biased in (("triton", False), ("reference", False), ("reference", True)):
-        def project(t, b):
+        def project(t, b, biased=biased):
             return torch.nn.functional.linear(t, dense, b if biased else None)
         mix = (project(other_in, other_bias), *mix_norm) if mixing else None
         biases = {} if biased else dict(x_bias=x_bias, other_bias=other_bias if mixing else None)
