@@ -91,20 +91,27 @@ def dot_precision() -> str:
 
 
 @triton.jit
-def _column_sums_kernel(part_ptr, out_ptr, rows, cols, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-    """``out[g, c] = sum_r part[g, r, c]``: the second stage of a deterministic two-stage reduction
-    (part: (groups, rows, cols) per-program partial results, contiguous). One program per
-    (column block, group) adds the rows in a fixed order (row blocks in order, then a tree sum
-    across the block), so the result is the same on every run; no atomics."""
-    group = tl.program_id(1).to(tl.int64)
-    columns = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
-    col_ok = columns < cols
-    base = part_ptr + group * rows * cols
+def _fixed_order_column_sum(base, rows, cols, columns, col_ok, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(1, BLOCK_C) sums over the rows of a (rows, cols) float32 array at ``base`` for the columns
+    ``columns`` (1, BLOCK_C): row blocks in order, then a tree sum across the block, so the result
+    is the same on every run (no atomics). Every deterministic second stage uses it."""
     acc = tl.zeros((BLOCK_R, BLOCK_C), tl.float32)
     for start in range(0, rows, BLOCK_R):
         row = start + tl.arange(0, BLOCK_R)[:, None]
         acc += tl.load(base + row * cols + columns, mask=(row < rows) & col_ok, other=0.0)
-    tl.store(out_ptr + group * cols + columns, tl.sum(acc, axis=0)[None, :], mask=col_ok)
+    return tl.sum(acc, axis=0)[None, :]
+
+
+@triton.jit
+def _column_sums_kernel(part_ptr, out_ptr, rows, cols, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+    """``out[g, c] = sum_r part[g, r, c]``: the second stage of a deterministic two-stage reduction
+    (part: (groups, rows, cols) per-program partial results, contiguous). One program per
+    (column block, group) adds the rows in a fixed order (``_fixed_order_column_sum``)."""
+    group = tl.program_id(1).to(tl.int64)
+    columns = tl.program_id(0) * BLOCK_C + tl.arange(0, BLOCK_C)[None, :]
+    col_ok = columns < cols
+    total = _fixed_order_column_sum(part_ptr + group * rows * cols, rows, cols, columns, col_ok, BLOCK_R, BLOCK_C)
+    tl.store(out_ptr + group * cols + columns, total, mask=col_ok)
 
 
 def column_sums(parts: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, dot_precision
+from ._common import INV_SQRT_2PI, SQRT_HALF, _dropout_scale, _fixed_order_column_sum, dot_precision
 
 # With the gate, the forward and the backward preprocessing hold its four (d, d) weight tiles
 # besides the attention tiles: 8 warps spread them over twice the threads (at d = 64 with IEEE
@@ -239,16 +239,13 @@ def _column_slab_sums(part_ptr, out_ptr, rows, cols: tl.constexpr, program, prog
                       SUM_COLS: tl.constexpr):
     """out[c] = sum_r part[r, c] of a (rows, cols) float32 array, program ``program`` of
     ``programs`` taking the SUM_COLS-column slabs program, program + programs, ... (none if
-    program >= the slab count). Fixed order (row blocks in order, then a tree sum across the
-    block): the same result on every run, no atomics."""
+    program >= the slab count), each in ``column_sums``' fixed order: the same result on every
+    run, no atomics."""
     for slab in range(program, tl.cdiv(cols, SUM_COLS), programs):
         columns = slab * SUM_COLS + tl.arange(0, SUM_COLS)[None, :]
         col_ok = columns < cols
-        acc = tl.zeros((SUM_ROWS, SUM_COLS), tl.float32)
-        for start in range(0, rows, SUM_ROWS):
-            row = start + tl.arange(0, SUM_ROWS)[:, None]
-            acc += tl.load(part_ptr + row * cols + columns, mask=(row < rows) & col_ok, other=0.0)
-        tl.store(out_ptr + columns, tl.sum(acc, axis=0)[None, :], mask=col_ok)
+        tl.store(out_ptr + columns,
+                 _fixed_order_column_sum(part_ptr, rows, cols, columns, col_ok, SUM_ROWS, SUM_COLS), mask=col_ok)
 
 
 @triton.jit
@@ -439,13 +436,8 @@ def stacked_projection_views(qkv: torch.Tensor, heads: int) -> tuple:
     return split[0], split[1], split[2]
 
 
-def merged_heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """A (R, B, N, H) tensor as its (R, B, h, N, d) view (heads contiguous along H)."""
-    branches, batch, seq_len, hidden = t.shape
-    return t.view(branches, batch, seq_len, heads, hidden // heads).transpose(2, 3)
-
-
 def heads_view(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """A (B, N, H) tensor, contiguous along H, as its (B, h, N, d) view."""
-    batch, seq_len, hidden = t.shape
-    return t.view(batch, seq_len, heads, hidden // heads).transpose(1, 2)
+    """A (..., N, H) tensor, heads contiguous along H, as its (..., h, N, d) view: (B, N, H) ->
+    (B, h, N, d), (R, B, N, H) -> (R, B, h, N, d)."""
+    *leading, seq_len, hidden = t.shape
+    return t.view(*leading, seq_len, heads, hidden // heads).transpose(-3, -2)

@@ -116,11 +116,15 @@ def feed_forward_bwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor
 @feed_forward_bwd.register_fake
 def _(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense, grad, rng, eps, dropout_p,
       dropping, activation, grad2=None):
+    from ..kernels.feed_forward import bias_chunks
+    from ..kernels.residual_norm import partial_groups
+
     rows, hidden = x.shape
     inner = w_in.shape[0]
+    groups = partial_groups(False, True, False) + bias_chunks(inner, hidden)  # as feed_forward_bwd's buffer
     return (residual.new_empty(residual.shape, dtype=torch.promote_types(residual.dtype, x.dtype)),
             x.new_empty((inner, hidden)), x.new_empty((hidden, inner)),
-            x.new_empty((3 + -(-inner // hidden), hidden), dtype=torch.float32))
+            x.new_empty((groups, hidden), dtype=torch.float32))
 
 
 # ---- autograd ----

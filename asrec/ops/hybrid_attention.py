@@ -30,12 +30,12 @@ def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight:
     """qkv (B, N, 6H) ([seasonal | dynamic] x [q | k | v]) -> out (2, B, N, H) in qkv's dtype (the
     gated seasonal context, the dynamic context, heads merged), ungated context (2*B*h, N, d)
     and row log-sum-exp (2*B*h, N), float32."""
-    from ..kernels.gated_attention import _attention_fwd, merged_heads_view, stacked_projection_views
+    from ..kernels.gated_attention import _attention_fwd, heads_view, stacked_projection_views
 
     batch, seq_len, width = qkv.shape
     out = qkv.new_empty((2, batch, seq_len, width // 6))
     context, lse = _attention_fwd(*stacked_projection_views(qkv, heads), key_bias, gate_weight, gate_bias,
-                                  rng, dropout_p, dropping, merged_heads_view(out, heads))
+                                  rng, dropout_p, dropping, heads_view(out, heads))
     return out, context, lse
 
 

@@ -63,8 +63,10 @@ def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torc
 @residual_norm_bwd.register_fake
 def _(x, residual, norm_weight, norm_bias, grad, rng, eps, dropout_p, dropping, other, other_weight, other_bias,
       mix_weight, x_bias=None, other_x_bias=None):
+    from ..kernels.residual_norm import partial_groups
+
     mixing = other is not None
-    groups = 2 + 3 * mixing + (x_bias is not None) + (other_x_bias is not None)
+    groups = partial_groups(mixing, x_bias is not None, other_x_bias is not None)
     return (x.new_empty(x.shape), residual.new_empty(residual.shape),
             other.new_empty(other.shape) if mixing else x.new_empty(0),
             x.new_empty((groups, x.shape[-1]), dtype=torch.float32))
