@@ -79,6 +79,11 @@ class Step:
             json.dump(_finite(self.result), f)
 
 
+def error_text(error: BaseException, limit: int = 300) -> str:
+    """One line naming an exception, for a record."""
+    return " ".join(f"{type(error).__name__}: {error}".split())[:limit]
+
+
 def _finite(value):
     """``value`` with infinite floats written as the string "inf" (strict JSON has no Infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -110,7 +115,7 @@ def main(run) -> None:
         code = 130
     except Exception as error:  # the driver records the failure; the traceback goes to steps.log
         traceback.print_exc()
-        step.result.update(status="failed", reason=" ".join(f"{type(error).__name__}: {error}".split())[:500])
+        step.result.update(status="failed", reason=error_text(error, 500))
         code = 1
     step.write_result()
     sys.stdout.flush()

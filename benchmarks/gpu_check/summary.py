@@ -80,7 +80,7 @@ class Summary:
         assert entry["status"] in STATUSES, entry
 
     def environment(self, fields: dict) -> None:
-        for key in ("device", "capability", "torch", "torch_cuda", "triton", "python", "cores"):
+        for key in ("device", "capability", "torch", "torch_cuda", "triton", "python", "cores", "ninja"):
             if key in fields:
                 self.data[key] = fields[key]
 

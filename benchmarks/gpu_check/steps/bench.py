@@ -44,12 +44,13 @@ def run(step: stepio.Step) -> dict:
                                        q80_ms=timing.q80_ms, sequences_per_s=shape.batch / (timing.median_ms * 1e-3))
                             result["measured"] += 1
                         except Exception as error:  # one failing row keeps the others
-                            row.update(status="failed", reason=" ".join(f"{type(error).__name__}: {error}".split())[:300])
+                            row.update(status="failed", reason=stepio.error_text(error))
                             result["failed"] += 1
                         row["seconds"] = round(time.perf_counter() - started, 2)
                     step.append_json(FILE, row)
                     result["rows"] += 1
-                    figure = f"{row['median_ms']:.2f} ms" if row["status"] == "ok" else f"{row['status']}: {row['reason']}"
+                    figure = (f"{row['median_ms']:.2f} ms" if row["status"] == "ok"
+                              else f"{row['status']}: {row['reason']}")
                     print(f"{shape.name:8s} {case.mode:11s} {name:14s} {figure}", flush=True)
     if result["failed"]:
         return dict(status="failed", reason=f"{result['failed']} of {result['rows']} rows failed")

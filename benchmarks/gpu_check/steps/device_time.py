@@ -32,7 +32,7 @@ def run(step: stepio.Step) -> dict:
                         if case.bytes_moved:
                             row["gb_per_s"] = case.bytes_moved / (row["device_ms"] * 1e-3) / 1e9
                     except Exception as error:  # one failing row keeps the others
-                        row.update(status="failed", reason=" ".join(f"{type(error).__name__}: {error}".split())[:300])
+                        row.update(status="failed", reason=stepio.error_text(error))
                         step.result["failed"] += 1
                     step.append_json(FILE, row)
                     step.result["rows"] += 1

@@ -32,9 +32,12 @@ def run(step: stepio.Step) -> dict:
         found["triton"] = triton.__version__
     except ImportError as error:
         found["triton"] = f"absent ({error})"
+    from torch.utils.cpp_extension import is_ninja_available
+
+    found["ninja"] = is_ninja_available()  # without it, the build compiles its 7 units one at a time
     if dev.type == "cuda":
         found["device"] = torch.cuda.get_device_name(dev)
-        found["capability"] = "%d.%d" % torch.cuda.get_device_capability(dev)
+        found["capability"] = "{}.{}".format(*torch.cuda.get_device_capability(dev))
         found["device_memory_gib"] = round(torch.cuda.get_device_properties(dev).total_memory / 2**30, 1)
     else:
         found["device"] = f"CPU ({'dry run, ' if step.dry_run else ''}Triton interpreter: "\

@@ -31,7 +31,7 @@ def run(step: stepio.Step) -> dict:
                         try:
                             record = check(shape, dev)
                         except Exception as error:  # one failing check keeps the others
-                            record = dict(passed=False, reason=" ".join(f"{type(error).__name__}: {error}".split())[:300])
+                            record = dict(passed=False, reason=stepio.error_text(error))
                     record = dict(check=name, backend=backend, shape=shape.name, **record)
                     step.append_json(FILE, record)
                     print(f"{backend} {shape.name} {name}: {'passed' if record['passed'] else 'FAILED'}", flush=True)

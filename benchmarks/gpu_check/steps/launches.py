@@ -27,7 +27,8 @@ def run(step: stepio.Step) -> dict:
                                                          execute=dev.type == "cuda")
                     total = count_launches.device_kernels(triton, audit)
                     syncs, host_data = sum(audit.syncs.values()), sum(audit.host_data.values())
-                    step.append_text(FILE, f"{backend:7s} {shape.name:8s} {mode:12s} triton={sum(triton.launches.values()):3d} "
+                    step.append_text(FILE, f"{backend:7s} {shape.name:8s} {mode:12s} "
+                                           f"triton={sum(triton.launches.values()):3d} "
                                            f"aten_kernels={sum(audit.kernels.values()):4d} total={total:4d} "
                                            f"syncs={syncs} host_data={host_data} (ceiling "
                                            f"{count_launches.CEILING[mode]} on triton)")

@@ -52,7 +52,8 @@ def run(step: stepio.Step) -> dict:
     print(f"warm-up: {len(todo)} units on {workers} worker processes", flush=True)
     keys, started = set(), time.perf_counter()
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=warm.start_worker) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=warm.start_worker)
+    try:
         futures = {pool.submit(warm.warm, unit, step.dry_run): unit for unit in todo}
         for future in concurrent.futures.as_completed(futures):
             unit = futures[future]
@@ -68,11 +69,13 @@ def run(step: stepio.Step) -> dict:
             result["distinct_launches"] = len(keys)
             print(f"  {'/'.join(unit)}: {done['calls']} calls, {len(done['keys'])} launches, "
                   f"{done['seconds']:.1f} s (worker {done['pid']}, {time.perf_counter() - started:.0f} s)", flush=True)
+    finally:  # on an interrupt too: do not wait for the workers (they got the same SIGINT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        step.save_warmed(keys)
     by_kernel = {}
     for key in keys:
         by_kernel[key[0]] = by_kernel.get(key[0], 0) + 1
     result["distinct_by_kernel"] = dict(sorted(by_kernel.items()))
-    step.save_warmed(keys)
     if result["units_failed"]:
         return dict(status="failed", reason=f"{result['units_failed']} of {len(todo)} units failed (steps.log)")
     return {}
