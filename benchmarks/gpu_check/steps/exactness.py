@@ -89,6 +89,8 @@ def run(step: stepio.Step) -> dict:
     missing = {b: asrec.backends.missing_reason(b) for b in asrec.backends.FUSED_BACKENDS}
     if dev.type != "cuda" and missing["cuda"] is None:
         missing["cuda"] = "the CUDA kernels run on CUDA devices"
+    if dev.type != "cuda" and not asrec.backends.interpreting() and missing["triton"] is None:
+        missing["triton"] = "no CUDA device, and Triton's interpreter is off (the dry run turns it on)"
     available = [b for b, reason in missing.items() if reason is None]
     shapes = plan.shapes(step.dry_run)
     step.append_json(FILE, dict(kind="plan", device=str(dev), shapes=[s.name for s in shapes],

@@ -44,6 +44,8 @@ def run(step: stepio.Step) -> dict:
     missing = asrec.backends.missing_reason("triton")
     if missing is not None:
         return step.skip(f"Triton is absent: {missing}")
+    if plan.device(step.dry_run).type != "cuda" and not asrec.backends.interpreting():
+        return step.skip("no CUDA device, and Triton's interpreter is off (the dry run turns it on)")
     ops = [op for op in asrec.backends.registered_ops() if "triton" in plan.fused_backends(op)]
     todo = units(step.dry_run, ops)
     workers = min(len(todo), 2 if step.dry_run else (os.cpu_count() or 1))
