@@ -65,9 +65,13 @@ def _arguments(argv):
     caps = {}
     for item in args.step_seconds:
         name, _, seconds = item.partition("=")
-        if name not in STEPS or not seconds:
-            parser.error(f"--step-seconds: expected NAME=SECONDS with NAME one of {', '.join(STEPS)}, got {item!r}")
-        caps[name] = float(seconds)
+        try:
+            caps[name] = float(seconds)
+        except ValueError:
+            caps[name] = -1.0
+        if name not in STEPS or caps[name] <= 0:
+            parser.error(f"--step-seconds: expected NAME=SECONDS (SECONDS > 0) with NAME one of {', '.join(STEPS)}, "
+                         f"got {item!r}")
     args.caps = caps
     unknown = args.only - set(STEPS)
     if unknown:

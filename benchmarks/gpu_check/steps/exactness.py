@@ -117,8 +117,13 @@ def _check_all(step, shapes, ops, available, counts) -> None:
         for precision in plan.precisions(step.dry_run):
             with matmul_precision(precision):
                 for backend in available:
-                    for what, checks in _model_results(model, model64, (items, lengths, targets), backend,
-                                                       precision).items():
+                    try:
+                        model_results = _model_results(model, model64, (items, lengths, targets), backend, precision)
+                    except Exception as error:  # e.g. a kernel that refuses the shape: recorded, the rest go on
+                        failure = dict(name="run", passed=False, error=float("inf"), bound=0.0,
+                                       reason=stepio.error_text(error))
+                        model_results = {"train step": [failure], "eval forward": [failure]}
+                    for what, checks in model_results.items():
                         record = dict(kind="model", what=what, backend=backend, shape=shape.name,
                                       precision=precision, **_summary(checks))
                         step.append_json(FILE, record)
