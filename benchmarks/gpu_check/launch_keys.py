@@ -3,6 +3,7 @@ kernel, its constexpr values, each argument's dtype, integers equal to 1 or divi
 and pointers aligned to 16 bytes. Each distinct key is one compile on a fresh machine."""
 
 import contextlib
+import functools
 import inspect
 
 import torch
@@ -20,20 +21,25 @@ def _argument_key(value):
     return repr(value)
 
 
-def launch_key(kernel, args: tuple, kwargs: dict) -> tuple:
-    """The specialisation key of one launch of ``kernel`` (a JITFunction or InterpretedFunction)."""
+@functools.cache
+def _parameters(fn) -> tuple:
+    """((name, default, is constexpr), ...) of a kernel's Python function."""
     import triton.language as tl
 
+    return tuple((p.name, p.default, p.annotation is tl.constexpr) for p in inspect.signature(fn).parameters.values())
+
+
+def launch_key(kernel, args: tuple, kwargs: dict) -> tuple:
+    """The specialisation key of one launch of ``kernel`` (a JITFunction or InterpretedFunction)."""
     fn = getattr(kernel, "fn", kernel)
-    parameters = list(inspect.signature(fn).parameters.values())
-    bound = dict(zip([p.name for p in parameters], args))
+    parameters = _parameters(fn)
+    bound = dict(zip([name for name, _, _ in parameters], args))
     bound.update(kwargs)
     key = [fn.__name__]
-    for parameter in parameters:
-        value = bound.get(parameter.name, parameter.default)
-        constexpr = parameter.annotation is tl.constexpr
-        key.append((parameter.name, repr(value) if constexpr else _argument_key(value)))
-    names = {p.name for p in parameters}
+    for name, default, constexpr in parameters:
+        value = bound.get(name, default)
+        key.append((name, repr(value) if constexpr else _argument_key(value)))
+    names = {name for name, _, _ in parameters}
     key += sorted((k, repr(v)) for k, v in kwargs.items() if k not in names)  # num_warps, num_stages, ...
     return tuple(key)
 

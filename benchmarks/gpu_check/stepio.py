@@ -24,6 +24,7 @@ class Step:
     def __init__(self, out: str, dry_run: bool, result_path: str):
         self.out, self.dry_run, self.result_path = out, dry_run, result_path
         self.result = {}
+        self._made = set()  # launch keys seen by watching_launches
 
     def path(self, name: str) -> str:
         return os.path.join(self.out, name)
@@ -47,9 +48,10 @@ class Step:
             json.dump(sorted(json.loads(json.dumps(k)) for k in keys), f)
 
     @contextlib.contextmanager
-    def watching_launches(self):
+    def watching_launches(self, accumulate: bool = False):
         """Within the block, count the Triton launches that the warm-up did not make (each a
-        compile the warm-up should have done): ``result["launches_not_warmed"]``, with examples."""
+        compile the warm-up should have done): ``result["launches_not_warmed"]``, with examples;
+        ``accumulate``: add to what earlier blocks of this step found."""
         from .launch_keys import recording_keys
 
         try:
@@ -62,13 +64,16 @@ class Step:
                 yield
             finally:
                 made = {json.dumps(k) for k in keys}
+                if accumulate:
+                    made |= self._made
+                self._made = made
                 self.result["launches_made"] = len(made)
                 if warmed is None:
                     self.result["launches_not_warmed"] = "no warm-up ran"
                 else:
                     cold = sorted(made - warmed)
                     self.result["launches_not_warmed"] = len(cold)
-                    self.result["not_warmed_examples"] = [json.loads(k)[0] for k in cold[:5]]
+                    self.result["not_warmed_examples"] = sorted({json.loads(k)[0] for k in cold})[:5]
 
     def skip(self, reason: str) -> dict:
         """The result of a step that does not apply here (e.g. CUDA-only parts on the CPU)."""
