@@ -6,12 +6,16 @@ kernels are counted, not run (``benchmarks/count_launches.py``'s launch counter)
 interpreter compiles nothing, and the host code between kernels reads no kernel output.
 """
 
+import collections
 import importlib.abc
 import os
 import sys
 import time
 
-_recorded = {}  # (shape, group, precision) -> calls, per worker process
+# (shape, group, precision) -> recorded calls, the latest few per worker process: a group's calls
+# hold its activations (about 1 GB at ml-1m, batch 256), and 16 workers share the card
+_recorded = collections.OrderedDict()
+KEPT_GROUPS = 2
 
 
 class _WithoutExtension(importlib.abc.MetaPathFinder):
@@ -45,9 +49,13 @@ def warm(unit: tuple, dry_run: bool) -> dict:
     shape = next(s for s in plan.shapes(dry_run) if s.name == shape_name)
     dev = plan.device(dry_run)
     with matmul_precision(precision):
-        if (shape_name, group, precision) not in _recorded:
-            _recorded[(shape_name, group, precision)] = call_groups.record(group, shape, dev)
-        calls = [c for c in _recorded[(shape_name, group, precision)] if c.op == op]
+        key = (shape_name, group, precision)
+        if key not in _recorded:
+            while len(_recorded) >= KEPT_GROUPS:
+                _recorded.popitem(last=False)
+            _recorded[key] = call_groups.record(group, shape, dev)
+        _recorded.move_to_end(key)
+        calls = [c for c in _recorded[key] if c.op == op]
         with TritonLaunchCounter(execute=not dry_run), recording_keys() as keys:
             for call in calls:
                 replay(call, "triton")
