@@ -23,18 +23,26 @@ HEAVY = ("hybrid_attention", "frequency_filter_groups", "input_stage", "multisca
          "feed_forward", "gated_attention", "residual_norm", "frequency_filter", "fourier_smoothing", "attention")
 
 
+# call groups with backward first, the forward-only eval last
+GROUP_ORDER = ("loss", "dropout", "standalone", "bench-ops", "scores")
+
+
 def units(dry_run: bool, ops: list) -> list:
+    """(shape, group, precision, op) units: one group's ops together (a worker records a group's
+    calls once and keeps its two latest), heaviest groups and ops first (the last units to
+    finish are then the short ones)."""
     found = []
     for shape in plan.shapes(dry_run):
         for precision in plan.precisions(dry_run):
             found += [(shape.name, g, precision, op) for g in call_groups.EXACTNESS_GROUPS for op in ops]
         if shape.bench:
             found += [(shape.name, g, "highest", op) for g in call_groups.BENCH_GROUPS for op in ops]
+    names = [s.name for s in plan.shapes(dry_run)]
 
     def weight(unit):
-        _, group, _, op = unit
-        with_backward = group in ("loss", "dropout", "standalone", "bench-ops")
-        return (HEAVY.index(op) if op in HEAVY else len(HEAVY), not with_backward)
+        shape, group, precision, op = unit
+        return (GROUP_ORDER.index(group), names.index(shape), precision != "highest",
+                HEAVY.index(op) if op in HEAVY else len(HEAVY))
     return sorted(found, key=weight)
 
 
