@@ -170,10 +170,11 @@ def _frequency_keep_mask_kernel(values_ptr, threshold_ptr, batch, row_stride, gr
     remaining = below
     digit_values = tl.arange(0, RADIX_BINS)
     for digit in tl.static_range(DIGITS):
-        counts = _digit_counts(values_ptr, low, digit, group, batch, row_stride, group_stride, bins_idx, row_idx,
-                               seq_len, bins, BLOCK_B, BLOCK_K)
-        chosen = tl.sum((tl.cumsum(counts, 0) <= remaining).to(tl.int32))
-        remaining -= tl.sum(tl.where(digit_values < chosen, counts, 0))
+        # (a name of its own: Triton types a name once per scope, and the loops below reuse ``counts``)
+        per_digit = _digit_counts(values_ptr, low, digit, group, batch, row_stride, group_stride, bins_idx, row_idx,
+                                  seq_len, bins, BLOCK_B, BLOCK_K)
+        chosen = tl.sum((tl.cumsum(per_digit, 0) <= remaining).to(tl.int32))
+        remaining -= tl.sum(tl.where(digit_values < chosen, per_digit, 0))
         low = low | (chosen << (24 - RADIX_BITS * digit))
     # the above-th: low again if enough copies of it reach that rank, else the next larger value
     at_most = tl.zeros((BLOCK_B, BLOCK_K), tl.int32)
