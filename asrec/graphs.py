@@ -8,7 +8,7 @@ dropout seeds read by the kernels from device tensors drawn from torch's graph-s
 generator, so every replay draws fresh masks).
 
 ``GraphedTrainStep``: zero_grad + forward + loss + backward + optimizer step, captured once
-per (batch shape, index dtypes, backend, autocast dtype) into static input buffers;
+per (batch shape, index dtypes, backend, float32 matmul precision, autocast dtype) into static input buffers;
 ``GraphedScores``: ``full_sort_scores`` under ``no_grad`` likewise. Each follows PyTorch's
 recipe (torch.cuda.graphs docs, "whole network capture"): warm-up iterations on a side
 stream, then capture. Warm-up runs real steps, so the model's parameters, the optimizer's
@@ -41,7 +41,12 @@ WARMUP_ITERATIONS = 3  # PyTorch's recipe; also builds every cached constant (DF
 
 
 def _key(tensors, *settings) -> tuple:
-    return (tuple((tuple(t.shape), t.dtype, t.device) for t in tensors), backends.selected_backend(), *settings)
+    """What a captured graph is specific to: the inputs' shapes, dtypes and devices, the backend,
+    the float32 matmul precision (the kernels' products follow it at launch, DOT_PRECISION, as do
+    cuBLAS and cuDNN: a graph captured under "highest" would replay IEEE products under "high")
+    and the caller's settings."""
+    return (tuple((tuple(t.shape), t.dtype, t.device) for t in tensors), backends.selected_backend(),
+            torch.get_float32_matmul_precision(), *settings)
 
 
 def _check_model(model: torch.nn.Module, owner: str) -> None:

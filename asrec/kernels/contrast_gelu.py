@@ -234,7 +234,8 @@ def _contrast_gelu_bwd_kernel(
         dcontrast += tl.sum(dvalue * (over_hidden + over_positions) * c, axis=0)[None, :]
 
     # walk 2 (from the last block back): dc, the branches' gradients and the position scales' sums
-    plane = batch * seq_len * hidden
+    # 64-bit: B * N * H passes 2^31 from B = 42,000 at N = 200, H = 256 (the i32 arguments' product would wrap)
+    plane = tl.cast(batch, tl.int64) * seq_len * hidden
     part = part_ptr + seq * (3 * seq_len + 2)
     last = tl.cdiv(seq_len, BLOCK_R) - 1
     for step in range(0, last + 1):

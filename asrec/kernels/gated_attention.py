@@ -9,7 +9,8 @@ Every tensor is addressed as a (branch, batch, head, row, head_dim) view with it
 strides (unit stride along head_dim), so the kernels read q, k, v straight out of one
 stacked projection (batch, N, 6H) and write the output merged-heads (branch, batch, N, H)
 and the gradients back into the stacked layout: no split, transpose or merge copies.
-Forward: one program per (query block, batch*head, branch) streams the keys in blocks with
+Forward: one program per (query block, batch*head, branch) (grid axis 0: the (batch*head,
+query block) pairs; axis 1: the branch) streams the keys in blocks with
 an online softmax, so the (N, N) probabilities never reach HBM; it writes the output, the
 ungated context c (the gate's backward needs it) and the row log-sum-exp.
 Backward, deterministic (no atomics): a preprocessing kernel reads each branch's output
@@ -51,6 +52,12 @@ GATE_BIAS_SUM_COLS = 16
 
 def attention_blocks(head_dim: int) -> dict:
     return dict(BLOCK_M=32, BLOCK_N=32, BLOCK_D=max(16, triton.next_power_of_2(head_dim)))
+
+
+def attention_grid(rows: int, block: int, batch_heads: int, branches: int) -> tuple:
+    """The launch grid of every attention kernel: (row blocks * batch*heads, branches), the
+    (batch*head, row block) pairs on axis 0 (``_program_coordinates``)."""
+    return (triton.cdiv(rows, block) * batch_heads, branches)
 
 
 def unsupported_shape(head_dim: int):
@@ -100,12 +107,17 @@ def _gate_preactivations(value, context, w_ptr, b_ptr, head_dim: tl.constexpr, B
 
 
 @triton.jit
-def _program_coordinates(heads, batch_heads):
-    """This program's (branch, batch, head, bh, gbh): bh = batch * heads + head, gbh = branch *
-    batch_heads + bh indexes the float32 buffers the kernels share (context, lse, dcontext, delta)."""
-    bh = tl.program_id(1).to(tl.int64)
-    branch = tl.program_id(2).to(tl.int64)
-    return branch, bh // heads, bh % heads, bh, branch * batch_heads + bh
+def _program_coordinates(heads, batch_heads, blocks: tl.constexpr):
+    """This program's (branch, batch, head, bh, gbh, block) in a (blocks * batch_heads, branches)
+    grid: bh = batch * heads + head, gbh = branch * batch_heads + bh indexes the float32 buffers
+    the kernels share (context, lse, dcontext, delta); block: its row block of ``blocks``.
+    Axis 0 runs over every (batch*head, row block), row blocks fastest: CUDA allows 2^31 - 1
+    programs there but only 65,535 on axes 1 and 2, which batch * heads passes from a batch of
+    32,768 at two heads (see ``attention_grid``)."""
+    program = tl.program_id(0)
+    bh = (program // blocks).to(tl.int64)
+    branch = tl.program_id(1).to(tl.int64)
+    return branch, bh // heads, bh % heads, bh, branch * batch_heads + bh, program % blocks
 
 
 @triton.jit
@@ -115,11 +127,11 @@ def _head_offset(branch, batch, head, s_r, s_b, s_h):
 
 
 @triton.jit
-def _query_block(q_base, q_sn, q_len: tl.constexpr, head_dim: tl.constexpr, BLOCK_M: tl.constexpr,
+def _query_block(q_base, q_sn, block, q_len: tl.constexpr, head_dim: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_D: tl.constexpr):
-    """This program's query rows (BLOCK_M, 1), the head-dim columns (1, BLOCK_D) and rows
+    """Query block ``block``'s rows (BLOCK_M, 1), the head-dim columns (1, BLOCK_D) and rows
     (BLOCK_D, 1), their masks, and the float32 query block."""
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    rows = block * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     drows = tl.arange(0, BLOCK_D)[:, None]
     row_ok, d_ok = rows < q_len, dcols < head_dim
@@ -135,9 +147,9 @@ def _attention_fwd_kernel(
     q_len: tl.constexpr, k_len: tl.constexpr, head_dim: tl.constexpr, GATE: tl.constexpr, DROPOUT: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
+    branch, batch, head, bh, gbh, block = _program_coordinates(heads, batch_heads, (q_len + BLOCK_M - 1) // BLOCK_M)
     q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
-    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, q_len, head_dim, BLOCK_M, BLOCK_D)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, block, q_len, head_dim, BLOCK_M, BLOCK_D)
     k_base = k_ptr + _head_offset(branch, batch, head, k_sr, k_sb, k_sh)
     v_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
     bias_base = bias_ptr + batch * k_len
@@ -182,8 +194,9 @@ def _attention_bwd_preprocess_kernel(
 ):
     """grad0_ptr / grad1_ptr: branch 0's / branch 1's output gradient, (batch, head, row, d)
     views with the same strides g_* (one tensor per branch, so the caller stacks nothing)."""
-    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
-    rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    blocks = (q_len + BLOCK_M - 1) // BLOCK_M
+    branch, batch, head, bh, gbh, block = _program_coordinates(heads, batch_heads, blocks)
+    rows = block * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     row_ok, d_ok = rows < q_len, dcols < head_dim
     in_bounds = row_ok & d_ok
@@ -225,7 +238,7 @@ def _attention_bwd_preprocess_kernel(
             tl.store(vc_ptr + gate_rows, value, mask=in_bounds)
             tl.store(vc_ptr + gate_rows + head_dim, context, mask=in_bounds)
             # db's first stage: this block's column sums of dz (rows past q_len are zero)
-            part = db_part_ptr + (bh * tl.num_programs(0) + tl.program_id(0)) * width + tl.arange(0, BLOCK_D)
+            part = db_part_ptr + (bh * blocks + block) * width + tl.arange(0, BLOCK_D)
             col_ok = tl.arange(0, BLOCK_D) < head_dim
             tl.store(part, tl.sum(dreset, axis=0), mask=col_ok)
             tl.store(part + head_dim, tl.sum(dupdate, axis=0), mask=col_ok)
@@ -260,9 +273,9 @@ def _attention_bwd_dkdv_kernel(
     """dk, dv of one key block; strides d_*: dk's and dv's (branch, batch, head, key) layout. With
     the gate, branch 0's programs also finish its bias gradient: db (2d,) = the column sums of the
     (db_part_rows, 2d) partials the preprocessing wrote, one SUM_COLS-column slab per program."""
-    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
-    key_rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
-    keys = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    branch, batch, head, bh, gbh, block = _program_coordinates(heads, batch_heads, (k_len + BLOCK_N - 1) // BLOCK_N)
+    key_rows = block * BLOCK_N + tl.arange(0, BLOCK_N)[:, None]
+    keys = block * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     dcols = tl.arange(0, BLOCK_D)[None, :]
     drows = tl.arange(0, BLOCK_D)[:, None]
     d_ok = dcols < head_dim
@@ -301,9 +314,8 @@ def _attention_bwd_dkdv_kernel(
     tl.store(dv_ptr + out, dv, mask=key_ok)
     if GATE:
         if branch == 0:
-            program = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
-            _column_slab_sums(db_part_ptr, db_ptr, db_part_rows, 2 * head_dim, program,
-                              tl.num_programs(0) * tl.num_programs(1), SUM_ROWS, SUM_COLS)
+            _column_slab_sums(db_part_ptr, db_ptr, db_part_rows, 2 * head_dim, tl.program_id(0), tl.num_programs(0),
+                              SUM_ROWS, SUM_COLS)
 
 
 @triton.jit
@@ -315,9 +327,9 @@ def _attention_bwd_dq_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dq of one query block; strides d_*: dq's (branch, batch, head, query) layout."""
-    branch, batch, head, bh, gbh = _program_coordinates(heads, batch_heads)
+    branch, batch, head, bh, gbh, block = _program_coordinates(heads, batch_heads, (q_len + BLOCK_M - 1) // BLOCK_M)
     q_base = q_ptr + _head_offset(branch, batch, head, q_sr, q_sb, q_sh)
-    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, q_len, head_dim, BLOCK_M, BLOCK_D)
+    rows, dcols, drows, row_ok, d_ok, q = _query_block(q_base, q_sn, block, q_len, head_dim, BLOCK_M, BLOCK_D)
     k_base = k_ptr + _head_offset(branch, batch, head, k_sr, k_sb, k_sh)
     v_base = v_ptr + _head_offset(branch, batch, head, v_sr, v_sb, v_sh)
     dcontext = tl.load(dcontext_ptr + (gbh * q_len + rows) * head_dim + dcols, mask=row_ok & d_ok, other=0.0)
@@ -359,8 +371,7 @@ def _attention_fwd(q, k, v, key_bias, gate_weight, gate_bias, rng: torch.Tensor,
     lse = torch.empty((branches * batch * heads, q_len), device=q.device, dtype=torch.float32)
     gate = gate_weight is not None
     blocks = attention_blocks(head_dim)
-    grid = (triton.cdiv(q_len, blocks["BLOCK_M"]), batch * heads, branches)
-    _attention_fwd_kernel[grid](
+    _attention_fwd_kernel[attention_grid(q_len, blocks["BLOCK_M"], batch * heads, branches)](
         q, k, v, key_bias, gate_weight if gate else q, gate_bias if gate else q, out, context, lse,
         *_strides(q), *_strides(k), *_strides(v), *_strides(out), heads, batch * heads, head_dim ** -0.5, rng,
         dropout_p, q_len=q_len, k_len=k_len, head_dim=head_dim, GATE=gate, DROPOUT=dropping, **blocks,
@@ -396,7 +407,6 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     precision = dot_precision()
     dcontext = torch.empty((branches * batch * heads, q_len, head_dim), device=device, dtype=torch.float32)
     delta = torch.empty((branches * batch * heads, q_len), device=device, dtype=torch.float32)
-    q_blocks = triton.cdiv(q_len, blocks["BLOCK_M"])
     preprocess_block_m = PREPROCESS_GATE_BLOCK_M if gate else blocks["BLOCK_M"]
     preprocess_blocks = triton.cdiv(q_len, preprocess_block_m)
     dvalue_gate = torch.empty((batch * heads, q_len, head_dim), device=device, dtype=torch.float32) if gate else delta
@@ -407,7 +417,7 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     db_part_rows = preprocess_blocks * batch * heads if gate else 0
     db_part = torch.empty((db_part_rows, 2 * head_dim), device=device, dtype=torch.float32) if gate else delta
     db = torch.empty((2 * head_dim,), device=device, dtype=torch.float32) if gate else delta
-    _attention_bwd_preprocess_kernel[(preprocess_blocks, batch * heads, branches)](
+    _attention_bwd_preprocess_kernel[attention_grid(q_len, preprocess_block_m, batch * heads, branches)](
         v, gate_weight if gate else q, gate_bias if gate else q, context, grads[0], grads[-1], dcontext, dvalue_gate,
         delta, dz, vc, db_part, *_strides(v), *_grad_strides(grads), heads, batch * heads, q_len=q_len,
         head_dim=head_dim, GATE=gate, BLOCK_M=preprocess_block_m, BLOCK_D=blocks["BLOCK_D"],
@@ -416,10 +426,10 @@ def _attention_bwd(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad
     settings = (heads, batch * heads, head_dim ** -0.5, rng, dropout_p)
     sizes = dict(q_len=q_len, k_len=k_len, head_dim=head_dim, DROPOUT=dropping, **blocks, DOT_PRECISION=precision)
     assert dk.stride() == dv.stride(), "dk and dv share one layout"
-    _attention_bwd_dkdv_kernel[(triton.cdiv(k_len, blocks["BLOCK_N"]), batch * heads, branches)](
+    _attention_bwd_dkdv_kernel[attention_grid(k_len, blocks["BLOCK_N"], batch * heads, branches)](
         q, k, v, key_bias, dcontext, lse, delta, dvalue_gate, dk, dv, db_part, db, *inputs, *_strides(dk), *settings,
         db_part_rows, GATE=gate, **sizes, SUM_ROWS=GATE_BIAS_SUM_ROWS, SUM_COLS=GATE_BIAS_SUM_COLS, num_warps=4)
-    _attention_bwd_dq_kernel[(q_blocks, batch * heads, branches)](
+    _attention_bwd_dq_kernel[attention_grid(q_len, blocks["BLOCK_M"], batch * heads, branches)](
         q, k, v, key_bias, dcontext, lse, delta, dq, *inputs, *_strides(dq), *settings, **sizes, num_warps=4)
     if not gate:
         return None, None

@@ -5,7 +5,7 @@ positions as channels and slide along the hidden axis:
 
     out_c[b, o, h] = bias_c[o] + sum_i sum_t W_c[o, i, t] * x[b, i, h + t - pad_c]
 
-Forward: one program per (hidden block, output-channel block, sequence) computes all three
+Forward: one program per (hidden block, output-channel block, sequence) (all on grid axis 0) computes all three
 outputs as implicit GEMMs. The seven shifted input tiles (shift -3..3) are loaded once per
 input-channel block and feed every convolution whose kernel reaches that shift (7 + 5 + 3
 tile products for 7 tile loads), where three separate convolutions read the input three times.
@@ -72,14 +72,26 @@ def _shifted_rows(base, rows, row_ok, cols, shift, hidden: tl.constexpr):
 
 
 @triton.jit
+def _sequence_program(channels: tl.constexpr, hidden: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_H: tl.constexpr):
+    """This program's (sequence (int64), channel block, hidden block) in a one-axis grid of
+    batch * channel blocks * hidden blocks (``sequence_grid``), hidden blocks fastest, then
+    channel blocks: the order of a (hidden blocks, channel blocks, batch) grid, with the batch
+    on axis 0, which allows 2^31 - 1 programs (axis 2 stops at 65,535 sequences)."""
+    program = tl.program_id(0)
+    h_blocks = (hidden + BLOCK_H - 1) // BLOCK_H
+    c_blocks = (channels + BLOCK_C - 1) // BLOCK_C
+    return (program // (h_blocks * c_blocks)).to(tl.int64), (program // h_blocks) % c_blocks, program % h_blocks
+
+
+@triton.jit
 def _multiscale_conv_fwd_kernel(
     x_ptr, w_small_ptr, w_middle_ptr, w_large_ptr, b_small_ptr, b_middle_ptr, b_large_ptr, out_ptr, plane,
     channels: tl.constexpr, hidden: tl.constexpr,
     BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    b = tl.program_id(2).to(tl.int64)
-    outs = tl.program_id(1) * BLOCK_O + tl.arange(0, BLOCK_O)[:, None]
-    cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
+    b, o_block, h_block = _sequence_program(channels, hidden, BLOCK_O, BLOCK_H)
+    outs = o_block * BLOCK_O + tl.arange(0, BLOCK_O)[:, None]
+    cols = h_block * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
     x_base = x_ptr + b * channels * hidden
     acc_small = tl.zeros((BLOCK_O, BLOCK_H), tl.float32)
     acc_middle = tl.zeros((BLOCK_O, BLOCK_H), tl.float32)
@@ -119,9 +131,9 @@ def _multiscale_conv_bwd_input_kernel(
     BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dx[b, i, h] = sum_c sum_o sum_t W_c[o, i, t] grad_c[b, o, h - (t - pad_c)]."""
-    b = tl.program_id(2).to(tl.int64)
-    in_rows = tl.program_id(1) * BLOCK_I + tl.arange(0, BLOCK_I)[:, None]
-    cols = tl.program_id(0) * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
+    b, i_block, h_block = _sequence_program(channels, hidden, BLOCK_I, BLOCK_H)
+    in_rows = i_block * BLOCK_I + tl.arange(0, BLOCK_I)[:, None]
+    cols = h_block * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
     small_base = grad_ptr + b * channels * hidden
     middle_base = small_base + plane
     large_base = middle_base + plane
@@ -234,12 +246,18 @@ def _multiscale_conv_weight_reduce_kernel(part_ptr, bias_part_ptr, dw_small_ptr,
         _reduce_taps(part_ptr, dw_large_ptr, pairs, ok, slices, 8, 7, channels, TAP_COUNT)
 
 
+def sequence_grid(batch: int, channels: int, hidden: int, block_c: int, block_h: int) -> tuple:
+    """The forward's and the input gradient's grid: one axis of batch * channel blocks * hidden
+    blocks programs (``_sequence_program``)."""
+    return (batch * triton.cdiv(channels, block_c) * triton.cdiv(hidden, block_h),)
+
+
 def _multiscale_conv_fwd(x: torch.Tensor, weights: tuple, biases: tuple) -> torch.Tensor:
     """x: (B, N, H) contiguous; weights: the three contiguous (N, N, k); biases: the three (N,).
     -> (3, B, N, H) in x's dtype: small, middle, large."""
     batch, channels, hidden = x.shape
     out = torch.empty((3, batch, channels, hidden), device=x.device, dtype=x.dtype)
-    grid = (triton.cdiv(hidden, FORWARD_BLOCKS["BLOCK_H"]), triton.cdiv(channels, FORWARD_BLOCKS["BLOCK_O"]), batch)
+    grid = sequence_grid(batch, channels, hidden, FORWARD_BLOCKS["BLOCK_O"], FORWARD_BLOCKS["BLOCK_H"])
     _multiscale_conv_fwd_kernel[grid](x, *weights, *biases, out, out[0].numel(), channels=channels, hidden=hidden,
                                       **FORWARD_BLOCKS, DOT_PRECISION=dot_precision(), **FORWARD_LAUNCH)
     return out
@@ -265,7 +283,7 @@ def _multiscale_conv_bwd(x: torch.Tensor, weights: tuple, grad: torch.Tensor) ->
     -> dx (B, N, H), the three weight gradients (N, N, k) and the bias gradients (3, N), float32."""
     batch, channels, hidden = x.shape
     dx = torch.empty((batch, channels, hidden), device=x.device, dtype=torch.float32)
-    grid = (triton.cdiv(hidden, BLOCKS["BLOCK_H"]), triton.cdiv(channels, BLOCKS["BLOCK_I"]), batch)
+    grid = sequence_grid(batch, channels, hidden, BLOCKS["BLOCK_I"], BLOCKS["BLOCK_H"])
     _multiscale_conv_bwd_input_kernel[grid](grad, *weights, dx, dx.numel(), channels=channels, hidden=hidden, **BLOCKS,
                                             DOT_PRECISION=dot_precision(), **INPUT_GRAD_LAUNCH)
     per_slice, slices = weight_gradient_slices(batch, channels)

@@ -45,7 +45,8 @@ def _normalise_rows(x_ptr, x_bias_ptr, residual, offsets, cols, in_bounds, col_o
                     counter_shift, TRAINING: tl.constexpr, BIAS: tl.constexpr):
     """(normalised rows, rstd, dropout factors) of ``drop(x [+ x_bias]) + residual`` (residual:
     the loaded float32 rows; BIAS: add the (H,) x_bias); the dropout draws at counters
-    ``counter_shift + offsets``."""
+    ``counter_shift + offsets`` (both int64: the second norm's shift rows * hidden passes 2^31
+    from 8.4M rows at H = 256, e.g. B = 42,000 at N = 200)."""
     x = tl.load(x_ptr + offsets, mask=in_bounds, other=0.0).to(tl.float32)
     if BIAS:
         # float32 addition, as the reference's x + x_bias promotes (masked rows stay 0 after
@@ -81,7 +82,8 @@ def _residual_norm_fwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, other_p
     out = _affine(normed, weight_ptr, bias_ptr, cols, col_ok)
     if MIX:
         other_normed, _, _ = _normalise_rows(other_ptr, other_x_bias_ptr, residual, offsets, cols, in_bounds, col_ok,
-                                             hidden, eps, rng_ptr, dropout_p, rows * hidden, TRAINING, OTHER_BIAS)
+                                             hidden, eps, rng_ptr, dropout_p, tl.cast(rows, tl.int64) * hidden,
+                                             TRAINING, OTHER_BIAS)
         other = _affine(other_normed, other_weight_ptr, other_bias_ptr, cols, col_ok)
         out = _lerp(other, out, tl.load(mix_ptr).to(tl.float32))
     tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=in_bounds)
@@ -131,7 +133,8 @@ def _residual_norm_bwd_kernel(x_ptr, residual_ptr, weight_ptr, bias_ptr, other_p
         mix = tl.load(mix_ptr).to(tl.float32)
         other_normed, other_rstd, other_drop = _normalise_rows(other_ptr, other_x_bias_ptr, residual, offsets, cols,
                                                                in_bounds, col_ok, hidden, eps, rng_ptr, dropout_p,
-                                                               rows * hidden, TRAINING, OTHER_BIAS)
+                                                               tl.cast(rows, tl.int64) * hidden, TRAINING,
+                                                               OTHER_BIAS)
         other = _affine(other_normed, other_weight_ptr, other_bias_ptr, cols, col_ok)
         this = _affine(normed, weight_ptr, bias_ptr, cols, col_ok)
         dmix = tl.sum(tl.sum(tl.where(in_bounds, grad * (this - other), 0.0), axis=1), axis=0)

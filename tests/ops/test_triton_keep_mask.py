@@ -81,3 +81,48 @@ def test_random_energies_at_the_published_shape_match_bit_for_bit():
         threshold = torch.tensor(q, device=DEVICE)
         ours = kernels._frequency_keep(y, batch, groups, threshold, "batch").view(batch, groups, -1)
         assert torch.equal(ours, frequency_keep_mask(energy, seq_len, threshold, host_ranks=False).float())
+
+
+def _group_values(kind, batch, groups, bins, generator):
+    """(B, G, K) non-negative float32 values of one kind, chosen to exercise every digit of the
+    radix select: equal values, a few levels, values differing only in their low mantissa bits
+    (the top three digits tied), values spread over many exponents, and zeros."""
+    shape = (batch, groups, bins)
+    if kind == "equal":
+        return torch.full(shape, 0.75)
+    if kind == "levels":
+        return torch.randint(0, 3, shape, generator=generator).float() / 2
+    if kind == "low_bits":
+        return 1.0 + torch.randint(0, 300, shape, generator=generator).float() * 2.0 ** -23
+    if kind == "exponents":
+        return torch.rand(shape, generator=generator) * 2.0 ** torch.randint(-120, 120, shape, generator=generator)
+    return torch.zeros(shape)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 257])
+@pytest.mark.parametrize("seq_len", [1, 6])
+@pytest.mark.parametrize("group_major", [False, True])
+def test_group_quantile_of_ties_equal_values_and_every_digit(batch, seq_len, group_major):
+    """The radix select's threshold is the reference's bit for bit: all-equal values, few
+    levels, values tied in their top digits, values over many exponents, zeros; N = 1 (one bin)
+    and N = 6; batches of 1, 3 and 257 (several row blocks); both row layouts."""
+    groups, bins = 3, seq_len // 2 + 1
+    generator = torch.Generator().manual_seed(batch * 10 + seq_len)
+    for kind in ("equal", "levels", "low_bits", "exponents", "zeros"):
+        values = _group_values(kind, batch, groups, bins, generator).to(DEVICE)
+        stored = values.transpose(0, 1) if group_major else values  # rows g * B + b, or b * G + g
+        for q in (0.0, 0.3, 0.5, 0.8, 1.0):
+            threshold = torch.tensor(q, device=DEVICE)
+            ours = keep_mask_kernels._frequency_keep_mask(stored.contiguous().view(batch * groups, bins), batch,
+                                                          groups, threshold, seq_len, group_major=group_major)
+            ours = ours.view(stored.shape)
+            ours = ours.transpose(0, 1) if group_major else ours
+            assert torch.equal(ours, _reference_group_mask(values, seq_len, threshold)), (kind, q)
+
+
+def test_keep_mask_is_deterministic():
+    values = _group_values("low_bits", 40, 3, 26, torch.Generator().manual_seed(1)).view(120, 26)
+    threshold = torch.tensor(0.8)
+    first = keep_mask_kernels._frequency_keep_mask(values.clone().to(DEVICE), 40, 3, threshold.to(DEVICE), 50)
+    again = keep_mask_kernels._frequency_keep_mask(values.clone().to(DEVICE), 40, 3, threshold.to(DEVICE), 50)
+    assert torch.equal(first, again)

@@ -1,6 +1,8 @@
 """Record every Triton kernel launch of the model and the standalone ops at the published
 shapes, at both float32 matmul precisions ("highest": IEEE products, "high": TF32), without
-running a kernel, and print them as JSON (one launch per line).
+running a kernel, and print them as JSON (one launch per line), each specialised as Triton's
+JIT specialises it on a GPU (integers divisible by 16 and pointers 16-byte aligned get the
+divisibility attribute, integers equal to 1 become constants: ``_jit_specialisation``).
 
 Run as ``TRITON_INTERPRET=1 python -m tests.triton_aot.record_launches`` (the interpreter's
 launch path is patched to record instead of executing, so this runs on any CPU in seconds;
@@ -16,23 +18,27 @@ import sys
 import torch
 
 
-def _type_of(value):
-    """The Triton signature type of one launch argument."""
-    if isinstance(value, torch.Tensor):
-        names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.int64: "i64",
-                 torch.int32: "i32", torch.bool: "i1", torch.uint8: "u8", torch.float64: "fp64"}
-        return "*" + names[value.dtype]
-    if isinstance(value, bool):
-        return "i1"
-    if isinstance(value, int):
-        return "i32" if -2**31 <= value < 2**31 else "i64"
-    if isinstance(value, float):
-        return "fp32"
-    raise TypeError(f"no Triton type for a launch argument of type {type(value).__name__}")
+def _jit_specialisation(value) -> tuple:
+    """How Triton's JIT specialises one non-constexpr launch argument, as its launcher does
+    (``JITFunction.run`` -> ``specialize_impl(backend, arg, is_const=False, specialize=True,
+    align=True)``, the same code in Triton 3.6 and 3.9, and no asrec kernel opts out with
+    ``do_not_specialize``): -> (type, attribute). An integer equal to 1 (or None) comes back
+    as ("constexpr", value): the kernel is compiled with it as a constant. Otherwise the type
+    is the signature's ("*fp32", "i32", "i64" past int32, "u1", "fp32") and the attribute "D"
+    where an integer is divisible by 16 or a pointer 16-byte aligned (the compiler's
+    ``tt.divisibility = 16``), "" where not, None for what is never specialised (floats, bools).
+    Pointers: CPU allocations here are 64-byte aligned and CUDA's 256-byte aligned, so a
+    view's alignment (an offset into a buffer) is the same as on the GPU."""
+    from triton.backends.nvidia.compiler import CUDABackend
+    from triton.runtime.jit import native_specialize_impl
+
+    kind, attribute = native_specialize_impl(CUDABackend, value, False, True, True)[:2]
+    return kind, attribute
 
 
 def install_recorder(launches: list):
-    """Make every interpreted launch append (kernel, signature, constexprs, options) to ``launches``."""
+    """Make every interpreted launch append (kernel, signature, constexprs, attrs, options) to
+    ``launches``, specialised as the JIT would (``_jit_specialisation``)."""
     import triton.language as tl
     from triton.runtime.interpreter import InterpretedFunction
 
@@ -49,16 +55,21 @@ def install_recorder(launches: list):
                 bound[key] = value
             else:
                 options[key] = value
-        signature, constexprs = {}, {}
+        signature, constexprs, attrs = {}, {}, {}
         for parameter in parameters:
             value = bound[parameter.name]
-            if parameter.annotation is tl.constexpr or value is None:
+            if parameter.annotation is tl.constexpr:
                 signature[parameter.name] = "constexpr"
                 constexprs[parameter.name] = value
-            else:
-                signature[parameter.name] = _type_of(value)
+                continue
+            kind, attribute = _jit_specialisation(value)
+            signature[parameter.name] = kind
+            if kind == "constexpr":  # an integer 1 or None: a constant of this compile, as the JIT makes it
+                constexprs[parameter.name] = value
+            elif attribute is not None:
+                attrs[parameter.name] = attribute
         launches.append(dict(module=self.fn.__module__, kernel=self.fn.__name__, signature=signature,
-                             constexprs=constexprs, options=options))
+                             constexprs=constexprs, attrs=attrs, options=options))
         if self.fn.__name__ in RUN_WHEN_SKIPPING:
             return interpret(self, *args, grid=grid, warmup=warmup, **kwargs)
 
