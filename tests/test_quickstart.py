@@ -7,14 +7,12 @@ then the test command; .ci/run runs them through tests/quickstart.py from a clon
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import quickstart  # noqa: E402
+from . import quickstart
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()
 
 

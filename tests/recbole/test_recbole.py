@@ -79,11 +79,12 @@ def test_scores_and_loss_are_the_models(recbole_data):
 
 
 @needs_recbole
-def test_recbole_trainer_fits_and_evaluates(recbole_data, tmp_path):
+def test_recbole_trainer_fits_and_evaluates(recbole_data, tmp_path, monkeypatch):
     from recbole.trainer import Trainer
 
     from asrec.recbole import ASRec, load_best
 
+    monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes log_tensorboard/ in the working folder
     config, (train_data, valid_data, test_data) = recbole_data
     config["checkpoint_dir"], config["epochs"] = str(tmp_path), 2
     model = ASRec(config, train_data._dataset)
