@@ -27,6 +27,7 @@ kernels by op and the asrec line that dispatched them).
 
 import argparse
 import collections
+import importlib.util
 import os
 import sys
 import traceback
@@ -37,6 +38,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+# The folder of the asrec package that ``import asrec`` loads (found without importing it, so
+# TRITON_INTERPRET above is set before anything imports triton).
+PACKAGE_DIR = os.path.realpath(importlib.util.find_spec("asrec").submodule_search_locations[0])
 
 # Ops whose result the host must read before it can go on: each is a device-to-host sync on a GPU.
 SYNC_OPS = frozenset({"aten._local_scalar_dense.default", "aten.item.default", "aten.is_nonzero.default",
@@ -116,13 +121,26 @@ class HostAudit(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def package_file(filename: str):
+    """``asrec/<path>`` for a file of the asrec package that is imported, else None.
+
+    Decided by the package's real location, not by a folder named ``asrec`` in the path: a
+    checkout cloned into a folder named ``asrec`` with its venv inside holds torch's files
+    under ``asrec/.venv/``, which are not asrec's."""
+    path = os.path.realpath(os.path.abspath(filename))
+    if not path.startswith(PACKAGE_DIR + os.sep):
+        return None
+    return "asrec/" + os.path.relpath(path, PACKAGE_DIR).replace(os.sep, "/")
+
+
 def call_site() -> str:
     """``file:line function`` of the innermost frame inside the asrec package, or "autograd"
     (an op the autograd engine dispatches itself: a gradient addition, ``ones_like``, the
     backward of an aten op)."""
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if f"{os.sep}asrec{os.sep}" in frame.filename:
-            return f"asrec/{frame.filename.rsplit(os.sep + 'asrec' + os.sep, 1)[-1]}:{frame.lineno} {frame.name}"
+        name = package_file(frame.filename)
+        if name is not None:
+            return f"{name}:{frame.lineno} {frame.name}"
     return "autograd"
 
 

@@ -126,6 +126,8 @@ def main(parser: argparse.ArgumentParser, args) -> int:
     options = resolve_options(parser, args)
     result = run_benchmark(**options)
     print(format_table(result), flush=True)
+    for line in result.get("warnings", []):  # collected while measuring, so none split the progress lines
+        print(f"asrec bench: a library warned while measuring: {line}", file=sys.stderr)
     errors = []
     if args.json:
         try:

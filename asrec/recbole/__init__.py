@@ -4,7 +4,7 @@ so by asrec's backends). Needs RecBole 1.2.1 (``pip install "asrec[recbole]"``);
 asrec`` never imports it.
 
     from asrec.recbole import ASRec, published_config, run
-    results = run("ml-100k", data_path="../shared/data/ml-100k", config_dict={"epochs": 1})
+    results = run("ml-100k", data_path="../shared/data/ml-100k", epochs=1)  # RecBole's files: results["output"]
 """
 
 try:

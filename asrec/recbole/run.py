@@ -1,6 +1,8 @@
 """``run``: RecBole's quick start (``run_recbole``) for ``asrec.recbole.ASRec``."""
 
+import datetime
 import os
+import warnings
 from logging import getLogger
 from typing import Optional
 
@@ -15,24 +17,67 @@ from .model import ASRec
 
 
 def run(dataset: str, data_path: Optional[str] = None, config_dict: Optional[dict] = None,
-        config_file_list: Optional[list] = None, saved: bool = True, show_progress: bool = False) -> dict:
+        config_file_list: Optional[list] = None, saved: bool = True, show_progress: bool = False,
+        epochs: Optional[int] = None, output: Optional[str] = None) -> dict:
     """Train ``ASRec`` with RecBole's ``Trainer`` on ``dataset`` and evaluate the best model on
     the test set, as ``run_recbole`` does for RecBole's own models.
 
     The config is ``published_config(dataset)`` for the paper's datasets (else RecBole's
     defaults), then ``config_file_list``, then ``config_dict``. ``data_path``: the folder
     holding ``<dataset>.inter`` (RecBole would otherwise read its own copy of ml-100k, or
-    ``<config data_path>/<dataset>``). Returns RecBole's result dict (best_valid_score,
-    valid_score_bigger, best_valid_result, test_result).
+    ``<config data_path>/<dataset>``). ``epochs``: the number of training epochs (None: the
+    config's, for the published presets up to 200 with early stopping, hours on a CPU).
+    ``output``: the run's folder (default ``runs/recbole-<dataset>-<time>``), which gets
+    RecBole's ``log/``, ``log_tensorboard/`` and ``saved/`` (the checkpoint); RecBole writes the
+    first two under the working folder, so the working folder is ``output`` while it runs
+    (do not call ``run`` from several threads at once).
+
+    Returns RecBole's result dict (best_valid_score, valid_score_bigger, best_valid_result,
+    test_result) and ``output``, the run folder's absolute path.
     """
+    overrides = dict(config_dict or {})
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs: expected a positive int, got {epochs!r}")
+        if overrides.get("epochs", epochs) != epochs:
+            raise ValueError(f"epochs: {epochs} contradicts config_dict['epochs'] = {overrides['epochs']}; give one")
+        overrides["epochs"] = epochs
     try:
         base = published_config(dataset)
     except ValueError:
         base = {"loss_type": "CE", "train_neg_sample_args": None}
-    config = Config(model=ASRec, dataset=dataset, config_file_list=config_file_list,
-                    config_dict={**base, **(config_dict or {})})
+    output = os.path.abspath(output or default_output(dataset))
+    files = [os.path.abspath(f) for f in config_file_list] if config_file_list else None
+    config = Config(model=ASRec, dataset=dataset, config_file_list=files,
+                    config_dict={**base, "checkpoint_dir": os.path.join(output, "saved"), **overrides})
     if data_path is not None:
         config["data_path"] = os.path.abspath(data_path)
+    os.makedirs(output, exist_ok=True)
+    working = os.getcwd()
+    os.chdir(output)  # RecBole's logger and TensorBoard writer write log/ and log_tensorboard/ in the working folder
+    try:
+        with warnings.catch_warnings():
+            # RecBole 1.2.1's own calls of APIs that pandas and torch have since deprecated
+            # (fillna(inplace=True), torch.cuda.amp.GradScaler): nothing the caller can act on
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
+            results = _run(config, saved, show_progress)
+    finally:
+        os.chdir(working)
+    return {**results, "output": output}
+
+
+def default_output(dataset: str) -> str:
+    """``runs/recbole-<dataset>-<time>``, numbered on when it exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = base = os.path.join("runs", f"recbole-{dataset}-{stamp}")
+    suffix = 1
+    while os.path.exists(output):
+        suffix += 1
+        output = f"{base}-{suffix}"
+    return output
+
+
+def _run(config: Config, saved: bool, show_progress: bool) -> dict:
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

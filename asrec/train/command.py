@@ -15,14 +15,17 @@ from .presets import PRESETS
 
 EPILOG = """\
 exit status: 0 done; 2 a malformed command line (usage line, then the error); 1 a bad
-file, run folder or device (one line on stderr; ASREC_DEBUG=1 shows the traceback).
+file, run folder or device (one line on stderr; ASREC_DEBUG=1 shows the traceback); 130
+interrupted (Ctrl-C) and 143 terminated (SIGTERM), each printing the --resume command.
 
 run folder (--output): log.jsonl, config.json, best.pt, best_original.pth,
 best_original_config.json, last.pt, results.json. Every file is written whole (to a
 temporary name, then renamed), so an interrupted run can always be continued with
 --resume RUN. --output refuses a folder that already holds a run. --resume continues a
-run with its own settings (only --epochs and --patience may change); with --output NEW
-it copies the run's checkpoints into NEW and continues there, leaving RUN as it was.
+run with its own settings (only --epochs and --patience may change; --epochs is the run's
+total, not how many more: a finished 1-epoch run trains a second epoch with --epochs 2);
+with --output NEW it copies the run's checkpoints into NEW and continues there, leaving
+RUN as it was.
 
 several processes: torchrun --standalone --nproc_per_node=K -m asrec train ...
 Each process trains on its share (1/K, dealt round-robin) of every batch of --batch-size
@@ -67,6 +70,7 @@ OVERRIDES = {
                                                 "dropped, RecBole's iterative filter; published 5"),
 }
 RESUMABLE = ("epochs", "patience")  # the settings --resume may change
+HELP = {"epochs": "the run's total number of epochs; with --resume too, the total, not how many more"}
 AUTOCAST = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SYNTHETIC_DEFAULTS = dict(synthetic_users=600, synthetic_items=300)
 
@@ -87,7 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--preset", choices=sorted(PRESETS),
                        help="published settings (default: the dataset's own preset)")
     for name, (kind, _, meaning) in OVERRIDES.items():
-        model.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override the preset ({meaning})")
+        model.add_argument("--" + name.replace("_", "-"), type=kind,
+                           help=f"{HELP[name]}: override the preset ({meaning})" if name in HELP else
+                           f"override the preset ({meaning})")
     model.add_argument("--filter-scope", choices=("batch", "sequence"),
                        help="frequency-filter threshold over the batch (default, published; under torchrun over "
                             "each process's share of it) or per sequence")
@@ -178,6 +184,47 @@ def _load_resume(args) -> tuple:
     return resume, folder
 
 
+def resume_note(resume: dict, config: dict):
+    """What a resumed run will do when that is nothing new: None if epochs are left to train,
+    else one line saying why none is left and what ``--epochs`` means."""
+    loop = resume["loop"]
+    done = loop["epoch"]
+    if loop["bad_epochs"] > config["patience"]:
+        why = (f"it stopped early after epoch {done} ({loop['bad_epochs']} epochs without a better valid hit@20, "
+               f"over its --patience {config['patience']}); a larger --patience lets it go on")
+    elif done >= config["epochs"]:
+        why = (f"it has trained {done} of its {config['epochs']} epochs; --epochs is the run's total, not how many "
+               f"more: --epochs {done + 1} or more trains further")
+    else:
+        return None
+    return f"--resume: nothing left to train: {why}; evaluating its best epoch ({loop['best_epoch']}) again"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, ``kill``): stops the run as Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread, so a stopped run
+    ends as an interrupted one (the run folder's files are written whole at every moment) and
+    says how to continue; the previous handler is restored after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _holds_run(folder: str) -> bool:
     """A folder with a ``last.pt`` holds a run (one without it never finished an epoch and may be reused)."""
     return os.path.exists(os.path.join(folder, "last.pt"))
@@ -265,6 +312,18 @@ def _load_data(args, config, runtime, resume) -> tuple:
 
 
 def main(parser: argparse.ArgumentParser, args) -> int:
+    """``asrec train``; SIGTERM stops it as Ctrl-C does (exit status 143 instead of 130)."""
+    try:
+        with sigterm_as_interrupt():
+            return _main(parser, args)
+    except Terminated:  # before the run folder was used: nothing to continue
+        if os.environ.get("ASREC_DEBUG"):
+            raise
+        print("\nasrec train: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+
+
+def _main(parser: argparse.ArgumentParser, args) -> int:
     from ..data.load import find_inter_file, infer_dataset_name
     from .distributed import all_gather_objects, setup, teardown
     from .loop import format_results, train
@@ -312,18 +371,23 @@ def main(parser: argparse.ArgumentParser, args) -> int:
             atomic_write_json(os.path.join(output, "config.json"), config)
         log(f"data: {source}\nstatistics: {json.dumps(data.statistics())}\nrun folder: {output}  "
             f"device: {runtime.device} x {runtime.world_size}  preset: {config['preset']}")
+        note = resume_note(resume, config) if resume is not None else None
+        if note is not None:
+            log(note)
         try:
             results = train(config, data, runtime, output, resume, autocast_dtype, log,
                             progress_stream=None if args.quiet else sys.stderr,
                             cuda_graphs=not args.no_cuda_graphs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             if os.environ.get("ASREC_DEBUG"):
                 raise
+            terminated = isinstance(stop, Terminated)
             if runtime.is_main:
                 finished = os.path.exists(os.path.join(output, "last.pt"))
-                print("\nasrec train: interrupted; " + (f"continue with: asrec train --resume {output}" if finished
-                                                         else "no epoch had finished"), file=sys.stderr)
-            return 130
+                print(f"\nasrec train: {'terminated (SIGTERM)' if terminated else 'interrupted'}; "
+                      + (f"continue with: asrec train --resume {output}" if finished else "no epoch had finished"),
+                      file=sys.stderr)
+            return 143 if terminated else 130
         log(format_results(results))
     finally:
         teardown(runtime)

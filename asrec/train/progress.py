@@ -10,6 +10,7 @@ class Progress:
         self.started = time.perf_counter()
         self.interactive = hasattr(stream, "isatty") and stream.isatty()
         self._next_report = 0.1
+        self._shown = 0  # characters of the line now on the terminal
 
     def due(self, done: int) -> bool:
         """Whether ``update(done, ...)`` would print: callers skip computing fields (and the
@@ -29,9 +30,15 @@ class Progress:
         shown = "  ".join(f"{k} {v}" for k, v in fields.items())
         line = (f"{self.label} {done}/{self.total} [{'#' * int(20 * fraction):<20}] {shown}  "
                 f"{elapsed:.0f}s elapsed, {eta:.0f}s left")
-        print(("\r" + line) if self.interactive else line, end="" if self.interactive else "\n", file=self.stream,
-              flush=True)
+        if self.interactive:
+            # \r returns to the line's start without clearing it: spaces cover what a longer
+            # earlier line (a wider ETA, a longer loss) left, so no stale characters remain
+            print("\r" + line.ljust(self._shown), end="", file=self.stream, flush=True)
+            self._shown = len(line)
+        else:
+            print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self.enabled and self.interactive:
+        if self.enabled and self.interactive and self._shown:
             print(file=self.stream, flush=True)
+            self._shown = 0

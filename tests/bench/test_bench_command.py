@@ -41,6 +41,15 @@ def test_quick_run_reports_every_case_and_implementation(quick_result):
     assert (folder / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "vs published" in out.stdout and "triton: not measured" in out.stdout
     assert "[ml-1m" in out.stderr  # progress
+    for setting in ("ml-100k", "ml-1m"):  # the counter counts the rows it measures: 1/n, 2/n, ... n/n
+        counters = [line.split("]")[0].split()[-1] for line in out.stderr.splitlines()
+                    if line.startswith(f"[{setting} ")]
+        measured = sum(r["status"] == "ok" and r["setting"] == setting for r in result["rows"])
+        assert counters == [f"{k}/{measured}" for k in range(1, measured + 1)]
+        for mode in ("eval", "train-step"):
+            assert f"  {setting} model {mode}: reference is " in out.stdout.split("headline: ")[1]
+    assert "warn" not in out.stderr.lower() and result["warnings"] == []
+    assert {h["mode"] for h in result["headlines"]} == {"eval", "train-step"}
 
 
 def test_memory_bound_ops_report_bandwidth(quick_result):

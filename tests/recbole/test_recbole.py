@@ -79,11 +79,12 @@ def test_scores_and_loss_are_the_models(recbole_data):
 
 
 @needs_recbole
-def test_recbole_trainer_fits_and_evaluates(recbole_data, tmp_path):
+def test_recbole_trainer_fits_and_evaluates(recbole_data, tmp_path, monkeypatch):
     from recbole.trainer import Trainer
 
     from asrec.recbole import ASRec, load_best
 
+    monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes log_tensorboard/ in the working folder
     config, (train_data, valid_data, test_data) = recbole_data
     config["checkpoint_dir"], config["epochs"] = str(tmp_path), 2
     model = ASRec(config, train_data._dataset)
@@ -108,3 +109,40 @@ def test_negative_sampling_is_refused(recbole_data):
             ASRec(config, train_data._dataset)
     finally:
         config["train_neg_sample_args"] = saved
+
+
+@needs_recbole
+def test_run_keeps_recbole_folders_in_its_own_output(tmp_path, monkeypatch):
+    import os
+    import warnings
+
+    from asrec.recbole import run
+    from asrec.recbole.run import default_output
+
+    from .compare_splits import generate
+    data = tmp_path / "data"
+    data.mkdir()
+    generate("amazon-beauty", str(data), seed=1)
+    working = tmp_path / "working"
+    working.mkdir()
+    monkeypatch.chdir(working)
+    small = {"hidden_size": 16, "inner_size": 16, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 10, "eval_batch_size": 32,
+             "train_batch_size": 64}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run("amazon-beauty", data_path=str(data), config_dict=small, epochs=1, output="out")
+    assert not [w for w in caught if w.category is FutureWarning], [str(w.message) for w in caught]
+    assert set(result["test_result"]) == {f"{m}@{k}" for m in ("hit", "ndcg", "mrr") for k in (1, 5, 10, 20)}
+    assert result["output"] == str(working / "out") and os.getcwd() == str(working)
+    assert sorted(os.listdir(working)) == ["out"]  # no log/, log_tensorboard/ or saved/ in the working folder
+    assert {"log", "log_tensorboard", "saved"} <= set(os.listdir(working / "out"))
+    assert any(name.endswith(".pth") for name in os.listdir(working / "out" / "saved"))
+    default = default_output("amazon-beauty")  # the run folder without output=: under runs/, numbered on
+    assert default.startswith(os.path.join("runs", "recbole-amazon-beauty-"))
+    os.makedirs(default)
+    again = default_output("amazon-beauty")
+    assert again != default and not os.path.exists(again)  # never an existing folder
+    with pytest.raises(ValueError, match="epochs: expected a positive int, got 0"):
+        run("amazon-beauty", data_path=str(data), epochs=0)
+    with pytest.raises(ValueError, match=r"epochs: 2 contradicts config_dict\['epochs'\] = 3"):
+        run("amazon-beauty", data_path=str(data), config_dict={"epochs": 3}, epochs=2)
