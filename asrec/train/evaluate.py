@@ -10,7 +10,7 @@ single process computes.
 import numpy as np
 import torch
 
-from ..cli import CommandError
+from ..errors import CommandError
 from ..data.preprocess import Samples, SequentialData, padded_batch
 from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cli import CommandError
+from ..errors import CommandError
 from ..data.preprocess import SequentialData, padded_batch
 from ..graphs import GraphedScores, GraphedTrainStep
 from ..model import ASRecModel
