@@ -217,3 +217,43 @@ def test_with_input_on_the_cuda_backend_returns_the_input(monkeypatch):
     torch.testing.assert_close(ours[0], expected[0] + grad_input, rtol=0, atol=0)
     for a, b in zip(ours[1:], expected[1:]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+class _Filter(torch.nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.weight, self.bias = (torch.nn.Parameter(t.float()) for t in _norm(hidden))
+
+    def forward(self, y):
+        return frequency_filter_ref(y, torch.tensor(0.5), self.weight, self.bias, 1e-12)
+
+
+def test_export_first_then_eager_computes_with_real_tensors():
+    """torch.export as the first call at a sequence length must leave nothing of its trace in
+    the DFT matrices' cache: the eager calls after it compute with real tensors."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    from asrec.reference.frequency_filter import _DFT_MATRICES
+
+    seq_len = 13  # a length no other test builds matrices for
+    _DFT_MATRICES.clear()
+    module, y = _Filter(6), torch.randn(2, seq_len, 6)
+    torch.export.export(module, (y,))
+    assert all(type(t) is torch.Tensor for entry in _DFT_MATRICES.entries.values() for t in entry)
+    out = module(y)
+    assert type(out) is torch.Tensor and not isinstance(out, FakeTensor)
+    assert all(type(t) is torch.Tensor for t in real_dft_matrices(seq_len, torch.float32, y.device))
+    torch.testing.assert_close(out, torch.export.export(module, (y,)).module()(y))
+
+
+def test_compile_gives_no_cache_warning(recwarn, caplog):
+    """Dynamo warns at every call of an lru_cache-wrapped function it traces; the matrices'
+    cache is not one, and under compilation it is not read at all."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    module, y = _Filter(6), torch.randn(2, 14, 6)
+    out = torch.compile(module, backend="eager", fullgraph=True)(y)
+    torch.testing.assert_close(out, module(y))
+    messages = [str(w.message) for w in recwarn] + [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "lru_cache" in m]
