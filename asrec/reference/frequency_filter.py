@@ -35,6 +35,13 @@ FFT_FROM_SEQ_LEN = 96
 FILTER_DROPOUT = 0.5  # fixed in the published code, independent of the model's dropout
 
 
+def check_scope(scope, name: str = "scope") -> None:
+    """The one check of a threshold scope (every layer that takes one calls it): one of
+    ``THRESHOLD_SCOPES``; ``name`` is the argument as the caller's user knows it."""
+    if scope not in THRESHOLD_SCOPES:
+        raise ValueError(f"{name}: expected one of {THRESHOLD_SCOPES}, got {scope!r}")
+
+
 _DFT_MATRICES = ConstantCache(size=64)
 
 
@@ -211,8 +218,7 @@ def frequency_filter_groups_ref(
     buffers above glibc's 32 MiB mmap ceiling are fresh pages on every call, and their
     page faults cost more than the arithmetic).
     """
-    if scope not in THRESHOLD_SCOPES:
-        raise ValueError(f"frequency filter scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
+    check_scope(scope, "frequency_filter_ref: scope")
     if torch.is_tensor(groups):
         return torch.stack(frequency_filter_groups_ref(list(groups.unbind(0)), threshold, norm_weight, norm_bias, eps,
                                                        dropout_p, training, scope))
