@@ -4,20 +4,24 @@
 every call site of an lru_cache-wrapped function (Dynamo traces through the wrapper), and
 when ``torch.export`` (or any tracing under a fake or proxy mode) made the first call, the
 cache kept the trace's placeholder tensors, so every later eager call computed with
-FakeTensors. This cache is read and written only in plain eager mode and keeps only plain
-tensors; under tracing the constants are built afresh (Dynamo and export see ordinary
+FakeTensors. This cache is read and written only outside tracing (no fake, proxy or
+functional mode) and keeps only plain tensors; under tracing the constants are built afresh (Dynamo and export see ordinary
 tensor code, which they trace or fold).
 """
 
 import collections
 
 import torch
-from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+# the dispatch modes of tracing (export, make_fx, functionalization); other modes (a profiler's,
+# an op counter's) see the cached tensors as eager code does
+_TRACING_MODES = tuple(torch._C._TorchDispatchModeKey.__members__.values())  # FUNCTIONAL, PROXY, FAKE
 
 
 def _plain_eager() -> bool:
-    """Not under torch.compile / export, and no dispatch mode (fake, proxy, functional) active."""
-    return not torch.compiler.is_compiling() and _get_current_dispatch_mode() is None
+    """Not under torch.compile or export, and no fake, proxy or functional mode active."""
+    return not torch.compiler.is_compiling() and all(torch._C._get_dispatch_mode(key) is None
+                                                      for key in _TRACING_MODES)
 
 
 class ConstantCache:
