@@ -27,10 +27,9 @@ def require_number(name: str, value, low: float = -math.inf, high: float = math.
 def check_encoder_config(hidden_size, max_seq_length, n_layers, n_heads, inner_size, hidden_dropout_prob,
                          attn_dropout_prob, layer_norm_eps, fsm_mix, initializer_range, filter_scope) -> None:
     """The encoder's constructor arguments (ASRec and ASRecModel)."""
-    from .reference.frequency_filter import THRESHOLD_SCOPES
+    from .reference.frequency_filter import check_scope
 
-    if filter_scope not in THRESHOLD_SCOPES:
-        raise ValueError(f"filter_scope: expected one of {THRESHOLD_SCOPES}, got {filter_scope!r}")
+    check_scope(filter_scope, "filter_scope")
     for name, value in (("hidden_size", hidden_size), ("max_seq_length", max_seq_length), ("n_layers", n_layers),
                         ("n_heads", n_heads), ("inner_size", inner_size)):
         require_positive_int(name, value)

@@ -11,9 +11,7 @@ import argparse
 import os
 import sys
 
-
-class CommandError(Exception):
-    """A bad file, run folder or environment: ``asrec`` prints the message as one line and exits 1."""
+from .errors import CommandError
 
 
 def _version() -> str:

@@ -9,10 +9,7 @@ from . import checkpoint
 from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
-from .ops._common import shared_dropout_draw
 from .ops.cross_entropy import cross_entropy
-from .ops.input_stage import input_stage
-from .ops.padding_bias import padding_bias
 
 
 class ASRecModel(nn.Module):
@@ -61,17 +58,9 @@ class ASRecModel(nn.Module):
         return self._encode(item_seq)
 
     def _encode(self, item_seq: torch.Tensor, item_seq_len=None) -> torch.Tensor:
-        """-> (batch, N, hidden), or without item_seq_len (batch, hidden) at each last item."""
-        fsm, norm = self.encoder.fsm, self.input_norm
-        key_bias, last_rows = padding_bias(item_seq, item_seq_len)  # one kernel on "triton"
-        with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
-            # two handles of the smoothed input: the first layer's projections read one, its residual
-            # path the other, and the input stage's backward adds their gradients in its kernel
-            smoothed, residual = input_stage(item_seq, self.item_embedding.weight, self.position_embedding.weight,
-                                             norm.weight, norm.bias, norm.eps, self.hidden_dropout_prob,
-                                             self.training, fsm.smoothing_logit, fsm.init_level, fsm.smoothed_scale,
-                                             fsm.mix, with_residual=True)
-            return self.encoder.encode_biased(smoothed, key_bias, last_rows, residual)
+        """-> (batch, N, hidden), or with item_seq_len (batch, hidden) at each last item."""
+        return self.encoder.encode_items(item_seq, self.item_embedding, self.position_embedding, self.input_norm,
+                                         self.hidden_dropout_prob, item_seq_len)
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
         """The hidden state at each sequence's last item. item_seq: (batch, N) ids,

@@ -19,6 +19,7 @@ std::tuple<at::Tensor, at::Tensor> input_stage_bwd(const at::Tensor& item_seq, c
                                                    const at::Tensor& init_level, const at::Tensor& smoothed_scale,
                                                    const at::Tensor& grad, const at::Tensor& rng, double eps,
                                                    double dropout_p, bool dropping, double inv_sqrt_len, double mix);
+int64_t input_stage_shared_memory(int64_t seq_len, int64_t hidden);
 at::Tensor frequency_energy(const at::Tensor& y);
 at::Tensor frequency_filter_fwd(const at::Tensor& y, const at::Tensor& keep, const at::Tensor& norm_weight,
                                 const at::Tensor& norm_bias, const at::Tensor& rng, double eps, double dropout_p,
@@ -27,6 +28,7 @@ std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, con
                                                         const at::Tensor& keep, const at::Tensor& norm_weight,
                                                         const at::Tensor& rng, double eps, double dropout_p,
                                                         bool dropping);
+int64_t frequency_filter_shared_memory(int64_t seq_len, int64_t hidden);
 
 }  // namespace asrec
 
@@ -39,6 +41,9 @@ TORCH_LIBRARY(asrec_cuda, m) {
       "input_stage_bwd(Tensor item_seq, Tensor item_weight, Tensor position_weight, Tensor norm_weight, "
       "Tensor norm_bias, Tensor smoothing_logit, Tensor init_level, Tensor smoothed_scale, Tensor grad, "
       "Tensor rng, float eps, float dropout_p, bool dropping, float inv_sqrt_len, float mix) -> (Tensor, Tensor)");
+  // Shared memory per block an op's kernels need at a shape (the Python dispatch asks before launching):
+  // tensor-free, so one kernel for every dispatch key.
+  m.def("input_stage_shared_memory(int seq_len, int hidden) -> int", &asrec::input_stage_shared_memory);
   m.def("frequency_energy(Tensor y) -> Tensor");
   m.def(
       "frequency_filter_fwd(Tensor y, Tensor keep, Tensor norm_weight, Tensor norm_bias, Tensor rng, float eps, "
@@ -46,6 +51,7 @@ TORCH_LIBRARY(asrec_cuda, m) {
   m.def(
       "frequency_filter_bwd(Tensor y, Tensor grad, Tensor keep, Tensor norm_weight, Tensor rng, float eps, "
       "float dropout_p, bool dropping) -> (Tensor, Tensor)");
+  m.def("frequency_filter_shared_memory(int seq_len, int hidden) -> int", &asrec::frequency_filter_shared_memory);
 }
 
 TORCH_LIBRARY_IMPL(asrec_cuda, CUDA, m) {

@@ -30,10 +30,10 @@ def rng_state(seed: int, offset: int = 0, device=DEVICE) -> torch.Tensor:
 
 
 def fix_dropout_rng(monkeypatch, seed: int, offset: int = 0) -> None:
-    """Make every dropping call draw the Philox state (seed, offset) (asrec.ops._common.dropout_rng)."""
+    """Make every dropping call draw the Philox state (seed, offset) (asrec.ops._dropout.dropout_rng)."""
     import sys
 
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+    monkeypatch.setattr(sys.modules["asrec.ops._dropout"], "dropout_rng",
                         lambda device: rng_state(seed, offset, device))
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..reference.fsm import next_fast_len
+from ..reference.fourier_smoothing import next_fast_len
 
 
 def spectrum_energy(spectrum: torch.Tensor) -> torch.Tensor:

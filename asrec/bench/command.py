@@ -8,7 +8,7 @@ import tempfile
 
 import torch
 
-from ..cli import CommandError
+from ..errors import CommandError
 
 EPILOG = """\
 exit status: 0 done; 2 a malformed command line (usage line, then the error); 1 an output

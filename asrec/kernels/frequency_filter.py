@@ -29,12 +29,11 @@ by another path (the seasonal branch's contrast reads the filter's input too) wh
 dy, so autograd has no second gradient of y to add.
 """
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
+from ..reference._constant_cache import ConstantCache
 from ._common import _dropout_scale, _layer_norm_rows, dot_precision
 from .frequency_keep_mask import _frequency_keep_mask, _normalised_energy_rows, _sequence_keep_rows
 
@@ -252,13 +251,20 @@ def _frequency_filter_bwd_kernel(
     tl.store(dbias_part_ptr + part, dbias, mask=col_ok)
 
 
-@functools.lru_cache(maxsize=64)
+_DFT_BASES = ConstantCache(size=64)
+
+
 def dft_bases(seq_len: int, device: torch.device) -> tuple:
     """float32 (cos, -sin) forward rows (bins, N) and inverse columns (N, bins), contiguous.
 
-    Cached per (seq_len, device), as real_dft_matrices is: the inverse halves are column
-    slices, and copying them contiguous on every call would be two kernels per launch.
+    Cached per (seq_len, device), as real_dft_matrices is (in eager mode, never a traced
+    tensor): the inverse halves are column slices, and copying them contiguous on every call
+    would be two kernels per launch.
     """
+    return _DFT_BASES((seq_len, torch.device(device)), lambda: _build_dft_bases(seq_len, device))
+
+
+def _build_dft_bases(seq_len: int, device: torch.device) -> tuple:
     from asrec.reference.frequency_filter import real_dft_matrices
 
     forward, inverse = real_dft_matrices(seq_len, torch.float32, device)

@@ -3,8 +3,8 @@
 from .dynamic import DynamicAttention
 from .encoder import ASRec
 from .feed_forward import FeedForward
+from .fourier_smoothing import FourierSmoothing
 from .frequency_filter import AdaptiveFrequencyFilter
-from .fsm import FourierSmoothing
 from .layer import HybridLayer
 from .seasonal import SeasonalAttention
 

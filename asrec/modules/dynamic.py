@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
+from ..ops import DynamicWeights, LinearWeights, NormWeights
 from ..ops.dynamic_branch import dynamic_branch
-from ..reference.weights import DynamicWeights, LinearWeights, NormWeights
 from .stacked import StackedProjections, attach_query_key_value, load_stacked_projections
 
 

@@ -6,9 +6,8 @@ import torch
 from torch import nn
 
 from ..checks import check_encoder_config, check_encoder_input
-from ..ops._common import shared_dropout_draw
-from ..reference.attention import key_padding_bias
-from .fsm import FourierSmoothing
+from ..ops import input_stage, padding_bias, shared_dropout_draw
+from .fourier_smoothing import FourierSmoothing
 from .init import init_linear_embedding_norm
 from .layer import HybridLayer
 
@@ -59,11 +58,29 @@ class ASRec(nn.Module):
     def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
         """The hybrid layers over an already smoothed input. hidden: (batch, seq_len, hidden);
         valid: (batch, seq_len) bool marking real items; output_rows as ``encode``."""
-        return self.encode_biased(hidden, key_padding_bias(valid, hidden.dtype), output_rows)
+        key_bias, _ = padding_bias(valid.to(torch.int32))  # 0 at real items, -10000 at padding
+        return self.encode_biased(hidden, key_bias, output_rows)
+
+    def encode_items(self, item_seq: torch.Tensor, item_embedding: nn.Embedding, position_embedding: nn.Embedding,
+                     input_norm: nn.LayerNorm, dropout_p: float, item_seq_len=None) -> torch.Tensor:
+        """``ASRecModel``'s path from item ids: the embeddings, LayerNorm, dropout and this
+        encoder's smoothing as one op (``ops.input_stage``), the attention bias and read-out
+        positions as another (``ops.padding_bias``), then the layers. item_seq: (batch, seq_len)
+        ids, 0 = padding; item_seq_len: optional (batch,) lengths -> (batch, seq_len, hidden), or
+        with item_seq_len (batch, hidden) at each sequence's last item. Ids are not checked here."""
+        fsm, norm = self.fsm, input_norm
+        key_bias, last_rows = padding_bias(item_seq, item_seq_len)  # one kernel on "triton"
+        with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
+            # two handles of the smoothed input: the first layer's projections read one, its residual
+            # path the other, and the input stage's backward adds their gradients (in its kernel on "triton")
+            smoothed, residual = input_stage(item_seq, item_embedding.weight, position_embedding.weight, norm.weight,
+                                             norm.bias, norm.eps, dropout_p, self.training, fsm.smoothing_logit,
+                                             fsm.init_level, fsm.smoothed_scale, fsm.mix, with_residual=True)
+            return self.encode_biased(smoothed, key_bias, last_rows, residual)
 
     def encode_biased(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None,
                       residual=None) -> torch.Tensor:
-        """The hybrid layers over an already smoothed input and its attention bias (``ASRecModel``
+        """The hybrid layers over an already smoothed input and its attention bias (``encode_items``
         fuses the smoothing into its input stage and builds the bias with ``ops.padding_bias``).
         hidden: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len), 0 at real items and
         -10000 at padding; output_rows as ``encode``; residual: optional second handle of

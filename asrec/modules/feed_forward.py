@@ -3,9 +3,9 @@
 import torch
 from torch import nn
 
+from ..ops import FeedForwardWeights, LinearWeights, NormWeights
 from ..ops.feed_forward import feed_forward
 from ..reference.activations import ACTIVATIONS
-from ..reference.weights import FeedForwardWeights, LinearWeights, NormWeights
 
 
 class FeedForward(nn.Module):

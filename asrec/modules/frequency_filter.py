@@ -3,9 +3,8 @@
 import torch
 from torch import nn
 
-from ..ops import frequency_filter
-from ..reference.frequency_filter import FILTER_DROPOUT, THRESHOLD_SCOPES
-from ..reference.weights import FrequencyFilterWeights, NormWeights
+from ..ops import FrequencyFilterWeights, NormWeights, frequency_filter
+from ..reference.frequency_filter import FILTER_DROPOUT, check_scope
 
 DEFAULT_THRESHOLD = 0.8
 
@@ -21,8 +20,7 @@ class AdaptiveFrequencyFilter(nn.Module):
     def __init__(self, hidden_size: int, layer_norm_eps: float = 1e-12, scope: str = "batch", device=None,
                  dtype=None):
         super().__init__()
-        if scope not in THRESHOLD_SCOPES:
-            raise ValueError(f"scope: expected one of {THRESHOLD_SCOPES}, got {scope!r}")
+        check_scope(scope)
         self.scope = scope
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps, device=device, dtype=dtype)
         self.register_buffer("threshold", torch.tensor(DEFAULT_THRESHOLD, device=device))

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
+from ..ops import HybridLayerWeights
 from ..ops.hybrid_layer import hybrid_layer
-from ..reference.weights import HybridLayerWeights
 from .dynamic import DynamicAttention
 from .feed_forward import FeedForward
 from .seasonal import SeasonalAttention

@@ -5,9 +5,9 @@ import math
 import torch
 from torch import nn
 
+from ..ops import LinearWeights, NormWeights, SeasonalWeights
 from ..ops.seasonal_branch import seasonal_branch
-from ..reference.convolutions import CONV_KERNEL_SIZES
-from ..reference.weights import LinearWeights, NormWeights, SeasonalWeights
+from ..reference.multiscale_conv import CONV_KERNEL_SIZES
 from .frequency_filter import AdaptiveFrequencyFilter
 from .stacked import StackedProjections, attach_query_key_value, load_stacked_parts, load_stacked_projections
 

@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from ..reference.weights import LinearWeights
+from ..ops import LinearWeights
 
 
 def _size_mismatch(key: str, given: torch.Tensor, expected: torch.Size) -> str:

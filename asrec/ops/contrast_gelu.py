@@ -6,8 +6,9 @@ from typing import Optional
 import torch
 
 from .. import backends
-from ..reference.contrast import contrast_gelu_ref
-from ._common import check_tensor_list, check_tensors, custom_op, unsupported_tensors
+from ..reference.contrast_gelu import contrast_gelu_ref
+from ._checks import check_tensor_list, check_tensors, unsupported_tensors
+from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
 
@@ -27,8 +28,8 @@ def contrast_gelu_fwd(filtered_small: torch.Tensor, filtered_middle: torch.Tenso
 
 
 @contrast_gelu_fwd.register_fake
-def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, position_scales,
-      origin_scale, contrast_scale, output_rows=None):
+def contrast_gelu_fwd_fake(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large,
+                           position_scales, origin_scale, contrast_scale, output_rows=None):
     batch, seq_len, hidden = conv_small.shape
     rows = seq_len if output_rows is None else 1
     return (conv_small.new_empty((batch, rows, hidden)),
@@ -55,7 +56,8 @@ def contrast_gelu_bwd(filtered_small: torch.Tensor, filtered_middle: torch.Tenso
 
 
 @contrast_gelu_bwd.register_fake
-def _(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large, *rest):
+def contrast_gelu_bwd_fake(filtered_small, filtered_middle, filtered_large, conv_small, conv_middle, conv_large,
+                           position_scales, origin_scale, contrast_scale, column_sum, grad, output_rows=None):
     from ..kernels.contrast_gelu import branch_grad_dtype
 
     batch, seq_len, hidden = conv_small.shape

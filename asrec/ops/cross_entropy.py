@@ -5,7 +5,8 @@ import torch
 
 from .. import backends
 from ..reference.cross_entropy import cross_entropy_ref
-from ._common import check_tensors, custom_op, unsupported_tensors
+from ._checks import check_tensors, unsupported_tensors
+from ._custom_op import custom_op
 
 INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -22,7 +23,7 @@ def cross_entropy_fwd(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torc
 
 
 @cross_entropy_fwd.register_fake
-def _(scores, targets):
+def cross_entropy_fwd_fake(scores, targets):
     batch = scores.shape[0]
     return scores.new_empty(batch, dtype=torch.float32), scores.new_empty(batch, dtype=torch.float32)
 
@@ -37,7 +38,7 @@ def cross_entropy_bwd(scores: torch.Tensor, targets: torch.Tensor, lse: torch.Te
 
 
 @cross_entropy_bwd.register_fake
-def _(scores, targets, lse, grad):
+def cross_entropy_bwd_fake(scores, targets, lse, grad):
     return scores.new_empty(scores.shape)
 
 

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import backends
-from ..reference.attention import merge_heads, split_heads, take_rows
+from ..reference._heads import merge_heads, split_heads
 from ..reference.weights import DynamicWeights
-from .attention import attention
+from .gated_attention import attention
 from .residual_norm import project_without_bias, residual_norm
+from .take_rows import take_rows
 
 
 def dynamic_tail(context: torch.Tensor, residual: torch.Tensor, weights: DynamicWeights, dropout_p: float,
@@ -37,7 +38,7 @@ def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeig
     if x.dim() != 3 or x.shape[-1] % n_heads:
         raise ValueError(f"dynamic_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
                          f"n_heads={n_heads}, got {tuple(x.shape)}")
-    rows = take_rows(x, output_rows)
+    (rows,) = take_rows(output_rows, x)
     q = split_heads(F.linear(rows, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)

@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from .. import backends
 from ..reference.activations import ACTIVATIONS
 from ..reference.weights import FeedForwardWeights
-from ._common import check_dropout, check_tensors, custom_op, dropout_plan, unsupported_tensors
+from ._checks import check_dropout, check_tensors, unsupported_tensors
+from ._custom_op import custom_op
+from ._dropout import dropout_plan
 from .residual_norm import _out_dtype, project_without_bias, residual_norm
 
 # ---- the reference: a composition of public ops ----
@@ -65,8 +67,8 @@ def feed_forward_fwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor
 
 
 @feed_forward_fwd.register_fake
-def _(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype,
-      activation):
+def feed_forward_fwd_fake(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, rng, eps, dropout_p, dropping,
+                          out_dtype, activation):
     rows, inner = x.shape[0], w_in.shape[0]
     return (x.new_empty(x.shape, dtype=out_dtype), x.new_empty((rows, inner)), x.new_empty((rows, inner)),
             x.new_empty(x.shape))
@@ -114,8 +116,8 @@ def feed_forward_bwd(x: torch.Tensor, residual: torch.Tensor, w_in: torch.Tensor
 
 
 @feed_forward_bwd.register_fake
-def _(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense, grad, rng, eps, dropout_p,
-      dropping, activation, grad2=None):
+def feed_forward_bwd_fake(x, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense, grad, rng, eps,
+                          dropout_p, dropping, activation, grad2=None):
     from ..kernels.feed_forward import bias_chunks
     from ..kernels.residual_norm import partial_groups
 
@@ -160,7 +162,7 @@ class FeedForwardFn(torch.autograd.Function):
                                                 *params[1:], rng, eps, dropout_p, dropping,
                                                 _out_dtype(x, x, b_out), activation)
         ctx.save_for_backward(*products, residual, *params, h, a, dense, rng)
-        ctx.settings = (eps, dropout_p, dropping, activation)
+        ctx.eps, ctx.dropout_p, ctx.dropping, ctx.activation = eps, dropout_p, dropping, activation
         ctx.dtypes = (x.dtype, w_in.dtype, w_out.dtype)
         out = out.view(shape)
         return (out, out.view_as(out)) if with_residual else out
@@ -168,7 +170,6 @@ class FeedForwardFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad, grad2=None):
         x_product, w_in, w_out, residual, b_in, b_out, norm_weight, norm_bias, h, a, dense, rng = ctx.saved_tensors
-        eps, dropout_p, dropping, activation = ctx.settings
         x_dtype, w_in_dtype, w_out_dtype = ctx.dtypes
         if grad is None:  # only the second handle was used
             grad, grad2 = grad2, None
@@ -176,7 +177,7 @@ class FeedForwardFn(torch.autograd.Function):
         grad2 = None if grad2 is None else grad2.reshape(residual.shape).contiguous()
         dx, dw_in, dw_out, sums = feed_forward_bwd(
             x_product, residual, w_in, b_in, w_out, b_out, norm_weight, norm_bias, h, a, dense,
-            grad.reshape(residual.shape).contiguous(), rng, eps, dropout_p, dropping, activation, grad2)
+            grad.reshape(residual.shape).contiguous(), rng, ctx.eps, ctx.dropout_p, ctx.dropping, ctx.activation, grad2)
         inner = w_in.shape[0]
         return (dx.view(shape).to(x_dtype), dw_in.to(w_in_dtype), sums[3:].reshape(-1)[:inner].to(b_in.dtype),
                 dw_out.to(w_out_dtype), sums[2].to(b_out.dtype), sums[0].to(norm_weight.dtype),

@@ -4,8 +4,9 @@ public op ``fourier_smoothing``."""
 import torch
 
 from .. import backends
-from ..reference.fsm import fourier_smoothing_ref, smoothing_norm
-from ._common import check_tensors, custom_op, unsupported_tensors
+from ..reference.fourier_smoothing import fourier_smoothing_ref, smoothing_norm
+from ._checks import check_tensors, unsupported_tensors
+from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
 
@@ -20,7 +21,7 @@ def fourier_smoothing_fwd(x: torch.Tensor, smoothing_logit: torch.Tensor, init_l
 
 
 @fourier_smoothing_fwd.register_fake
-def _(x, smoothing_logit, init_level, smoothed_scale, mix):
+def fourier_smoothing_fwd_fake(x, smoothing_logit, init_level, smoothed_scale, mix):
     return x.new_empty(x.shape, dtype=torch.float32)
 
 
@@ -36,7 +37,7 @@ def fourier_smoothing_bwd(x: torch.Tensor, grad: torch.Tensor, smoothing_logit: 
 
 
 @fourier_smoothing_bwd.register_fake
-def _(x, grad, smoothing_logit, init_level, smoothed_scale, mix):
+def fourier_smoothing_bwd_fake(x, grad, smoothing_logit, init_level, smoothed_scale, mix):
     return (x.new_empty(x.shape, dtype=torch.float32), x.new_empty((1,), dtype=torch.float32),
             x.new_empty((2, x.shape[-1]), dtype=torch.float32))
 

@@ -15,10 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import backends
-from ..reference.attention import take_rows
 from ..reference.hybrid_attention import hybrid_attention_ref
+from ..reference.take_rows import take_rows_ref
 from ..reference.weights import DynamicWeights, SeasonalWeights
-from ._common import check_tensors, custom_op, dropout_plan, unsupported_tensors
+from ._checks import check_tensors, unsupported_tensors
+from ._custom_op import custom_op
+from ._dropout import dropout_plan
 
 # ---- Triton custom ops ----
 
@@ -40,7 +42,7 @@ def hybrid_attention_fwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight:
 
 
 @hybrid_attention_fwd.register_fake
-def _(qkv, key_bias, gate_weight, gate_bias, heads, *rest):
+def hybrid_attention_fwd_fake(qkv, key_bias, gate_weight, gate_bias, heads, rng, dropout_p, dropping):
     batch, seq_len, width = qkv.shape
     hidden = width // 6
     return (qkv.new_empty((2, batch, seq_len, hidden)),
@@ -65,7 +67,8 @@ def hybrid_attention_bwd(qkv: torch.Tensor, key_bias: torch.Tensor, gate_weight:
 
 
 @hybrid_attention_bwd.register_fake
-def _(qkv, key_bias, gate_weight, gate_bias, *rest):
+def hybrid_attention_bwd_fake(qkv, key_bias, gate_weight, gate_bias, context, lse, grad_seasonal, grad_dynamic, heads,
+                              rng, dropout_p, dropping):
     return (qkv.new_empty(qkv.shape, dtype=torch.float32),
             gate_weight.new_empty(gate_weight.shape, dtype=torch.float32),
             gate_bias.new_empty(gate_bias.shape, dtype=torch.float32))
@@ -95,20 +98,19 @@ class HybridAttentionFn(torch.autograd.Function):
         dropping, rng = dropout_plan(dropout_p, training, qkv.device)
         out, context, lse = hybrid_attention_fwd(qkv, bias, gate_weight, gate_bias, heads, rng, dropout_p, dropping)
         ctx.save_for_backward(qkv, bias, gate_weight, gate_bias, context, lse, rng)
-        ctx.settings = (heads, dropout_p, dropping)
+        ctx.heads, ctx.dropout_p, ctx.dropping = heads, dropout_p, dropping
         return out[0], out[1]
 
     @staticmethod
     def backward(ctx, grad_seasonal, grad_dynamic):
         qkv, bias, gate_weight, gate_bias, context, lse, rng = ctx.saved_tensors
-        heads, dropout_p, dropping = ctx.settings
         # the kernels read each branch's gradient where it is (one pointer per branch, one set of
         # strides: both contiguous (B, N, H)); a branch without a gradient contributes zeros
         shape = _branch_shape(qkv)
         grads = [g.to(qkv.dtype, memory_format=torch.contiguous_format) if g is not None else qkv.new_zeros(shape)
                  for g in (grad_seasonal, grad_dynamic)]
-        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, *grads, heads,
-                                            rng, dropout_p, dropping)
+        dqkv, dw, db = hybrid_attention_bwd(qkv, bias, gate_weight, gate_bias, context, lse, *grads, ctx.heads,
+                                            rng, ctx.dropout_p, ctx.dropping)
         return dqkv.to(qkv.dtype), None, dw.to(gate_weight.dtype), db.to(gate_bias.dtype), None, None, None
 
 
@@ -138,7 +140,7 @@ def _triton(x, key_bias, seasonal, dynamic, n_heads, dropout_p=0.0, training=Fal
     qkv = F.linear(x, *stacked)
     seasonal_context, dynamic_context = HybridAttentionFn.apply(qkv, key_bias, *seasonal.gate, n_heads, dropout_p,
                                                                 training)
-    return seasonal_context, take_rows(dynamic_context, output_rows)
+    return seasonal_context, take_rows_ref(output_rows, dynamic_context)[0]
 
 
 def _triton_unsupported(x, key_bias, seasonal, dynamic, n_heads, *rest):

@@ -4,8 +4,9 @@ Triton custom ops, the autograd Function and the public op ``multiscale_conv``."
 import torch
 
 from .. import backends
-from ..reference.convolutions import CONV_KERNEL_SIZES, multiscale_conv_ref
-from ._common import check_tensor_list, check_tensors, custom_op, unsupported_tensors
+from ..reference.multiscale_conv import CONV_KERNEL_SIZES, multiscale_conv_ref
+from ._checks import check_tensor_list, check_tensors, unsupported_tensors
+from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
 
@@ -21,7 +22,7 @@ def multiscale_conv_fwd(x: torch.Tensor, weight_small: torch.Tensor, weight_midd
 
 
 @multiscale_conv_fwd.register_fake
-def _(x, *rest):
+def multiscale_conv_fwd_fake(x, weight_small, weight_middle, weight_large, bias_small, bias_middle, bias_large):
     return x.new_empty((3, *x.shape))
 
 
@@ -37,7 +38,7 @@ def multiscale_conv_bwd(x: torch.Tensor, weight_small: torch.Tensor, weight_midd
 
 
 @multiscale_conv_bwd.register_fake
-def _(x, weight_small, weight_middle, weight_large, grad):
+def multiscale_conv_bwd_fake(x, weight_small, weight_middle, weight_large, grad):
     def f32(t):
         return t.new_empty(t.shape, dtype=torch.float32)
     return (f32(x), f32(weight_small), f32(weight_middle), f32(weight_large),

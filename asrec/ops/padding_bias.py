@@ -7,8 +7,9 @@ from typing import Optional
 import torch
 
 from .. import backends
-from ..reference.attention import padding_bias_ref
-from ._common import check_tensors, custom_op
+from ..reference.padding_bias import padding_bias_ref
+from ._checks import check_tensors
+from ._custom_op import custom_op
 
 INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
@@ -23,7 +24,7 @@ def padding_bias_op(item_seq: torch.Tensor, item_seq_len: Optional[torch.Tensor]
 
 
 @padding_bias_op.register_fake
-def _(item_seq, item_seq_len):
+def padding_bias_fake(item_seq, item_seq_len):
     return (item_seq.new_empty(item_seq.shape, dtype=torch.float32),
             item_seq.new_empty(item_seq.shape[0] if item_seq_len is not None else 0, dtype=torch.int64))
 
@@ -43,7 +44,7 @@ backends.register("padding_bias", padding_bias_ref, triton=backends.FusedKernel(
 
 
 def padding_bias(item_seq: torch.Tensor, item_seq_len: torch.Tensor = None) -> tuple:
-    """See ``asrec.reference.attention.padding_bias_ref``. item_seq: (batch, seq_len) integer ids
+    """See ``asrec.reference.padding_bias_ref``. item_seq: (batch, seq_len) integer ids
     (0 = padding); item_seq_len: optional (batch,) integer lengths -> (key bias (batch, 1, 1,
     seq_len) float32, last positions ``item_seq_len - 1`` (batch,) int64, or None without lengths)."""
     check_tensors("padding_bias", item_seq=item_seq)

@@ -11,7 +11,9 @@ import torch
 
 from .. import backends
 from ..reference.residual_norm import residual_norm_ref
-from ._common import check_dropout, check_norm, check_tensors, custom_op, dropout_plan, unsupported_tensors
+from ._checks import check_dropout, check_norm, check_tensors, unsupported_tensors
+from ._custom_op import custom_op
+from ._dropout import dropout_plan
 
 # ---- Triton custom ops ----
 
@@ -34,7 +36,8 @@ def residual_norm_fwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torc
 
 
 @residual_norm_fwd.register_fake
-def _(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype, *mix_and_biases):
+def residual_norm_fwd_fake(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping, out_dtype, other,
+                           other_weight, other_bias, mix_weight, x_bias=None, other_x_bias=None):
     return x.new_empty(x.shape, dtype=out_dtype)
 
 
@@ -61,8 +64,8 @@ def residual_norm_bwd(x: torch.Tensor, residual: torch.Tensor, norm_weight: torc
 
 
 @residual_norm_bwd.register_fake
-def _(x, residual, norm_weight, norm_bias, grad, rng, eps, dropout_p, dropping, other, other_weight, other_bias,
-      mix_weight, x_bias=None, other_x_bias=None):
+def residual_norm_bwd_fake(x, residual, norm_weight, norm_bias, grad, rng, eps, dropout_p, dropping, other,
+                           other_weight, other_bias, mix_weight, x_bias=None, other_x_bias=None):
     from ..kernels.residual_norm import partial_groups
 
     mixing = other is not None
@@ -106,14 +109,15 @@ class ResidualNormFn(torch.autograd.Function):
         out = residual_norm_fwd(x, residual, norm_weight, norm_bias, rng, eps, dropout_p, dropping,
                                 _out_dtype(x, residual, *biases), *mix, *biases)
         ctx.save_for_backward(x, residual, norm_weight, norm_bias, rng, *mix, *biases)
-        ctx.settings = (eps, dropout_p, dropping)
+        ctx.eps, ctx.dropout_p, ctx.dropping = eps, dropout_p, dropping
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, residual, norm_weight, norm_bias, rng, *mix, x_bias, other_x_bias = ctx.saved_tensors
         dx, dresidual, dother, sums = residual_norm_bwd(x, residual, norm_weight, norm_bias, grad.contiguous(), rng,
-                                                        *ctx.settings, *mix, x_bias, other_x_bias)
+                                                        ctx.eps, ctx.dropout_p, ctx.dropping, *mix, x_bias,
+                                                        other_x_bias)
         grads = (dx, dresidual, sums[0].to(norm_weight.dtype), sums[1].to(norm_bias.dtype), None, None, None)
         group = 2
         if mix[0] is None:

@@ -10,14 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from .. import backends
-from ..reference.attention import merge_heads, split_heads, take_rows
+from ..reference._heads import merge_heads, split_heads
 from ..reference.frequency_filter import FILTER_DROPOUT
 from ..reference.weights import SeasonalWeights
-from .attention import gated_attention
 from .contrast_gelu import contrast_gelu
-from .frequency_filter import frequency_filter_groups
+from .frequency_filter_groups import frequency_filter_groups
+from .gated_attention import gated_attention
 from .multiscale_conv import multiscale_conv
 from .residual_norm import project_without_bias, residual_norm
+from .take_rows import take_rows
 
 
 def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dropout_p: float, training: bool,
@@ -25,7 +26,7 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     """Everything after the gated attention: convolutions, filters, contrast, dense, LN.
 
     context: (batch, seq_len, hidden) merged gated context; residual: the branch input x, or
-    with ``output_rows`` its rows ``take_rows(x, output_rows)`` (batch, 1, hidden) (the hybrid
+    with ``output_rows`` its rows ``take_rows(output_rows, x)[0]`` (batch, 1, hidden) (the hybrid
     layer takes them once for both branches).
     ``ctx = s1 (F(S) + S) + s2 (F(G) + G) + s3 (F(M) + M)`` with S, M, G the small, middle
     and large convolutions (published quirk: ``contra_scale2`` scales the LARGE one), then
@@ -66,7 +67,7 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
                          f"n_heads={n_heads}, got {tuple(x.shape)}")
     q, k, v = (split_heads(F.linear(x, *linear), n_heads) for linear in (weights.query, weights.key, weights.value))
     context = merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
-    return seasonal_tail(context, take_rows(x, output_rows), weights, hidden_dropout_p, training, filter_scope,
+    return seasonal_tail(context, take_rows(output_rows, x)[0], weights, hidden_dropout_p, training, filter_scope,
                          output_rows)
 
 

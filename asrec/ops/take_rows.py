@@ -5,8 +5,9 @@ and the public op ``take_rows``."""
 import torch
 
 from .. import backends
-from ..reference.attention import take_rows as take_rows_ref
-from ._common import check_tensors, custom_op, unsupported_tensors
+from ..reference.take_rows import take_rows_ref
+from ._checks import check_tensors, unsupported_tensors
+from ._custom_op import custom_op
 
 MAX_TENSORS = 4  # kernels.take_rows takes up to four tensors per launch
 
@@ -23,7 +24,7 @@ def take_rows_fwd(rows: torch.Tensor, tensors: list[torch.Tensor]) -> list[torch
 
 
 @take_rows_fwd.register_fake
-def _(rows, tensors):
+def take_rows_fwd_fake(rows, tensors):
     return [t.new_empty((t.shape[0], 1, t.shape[2])) for t in tensors]
 
 
@@ -37,7 +38,7 @@ def take_rows_bwd(rows: torch.Tensor, grads: list[torch.Tensor], seq_len: int) -
 
 
 @take_rows_bwd.register_fake
-def _(rows, grads, seq_len):
+def take_rows_bwd_fake(rows, grads, seq_len):
     return [g.new_empty((g.shape[0], seq_len, g.shape[2])) for g in grads]
 
 
@@ -67,10 +68,6 @@ class TakeRowsFn(torch.autograd.Function):
         return (None, *result)
 
 
-def _reference(rows, *tensors):
-    return tuple(take_rows_ref(t, rows) for t in tensors)
-
-
 def _triton(rows, *tensors):
     return TakeRowsFn.apply(rows.contiguous(), *tensors)
 
@@ -81,13 +78,13 @@ def _triton_unsupported(rows, *tensors):
     return unsupported_tensors(**{f"tensors[{i}]": t for i, t in enumerate(tensors)})
 
 
-backends.register("take_rows", _reference, triton=backends.FusedKernel(_triton, _triton_unsupported))
+backends.register("take_rows", take_rows_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
 
 # ---- public op ----
 
 def take_rows(rows, *tensors: torch.Tensor) -> tuple:
-    """``t[b, rows[b]]`` of each tensor (``asrec.reference.attention.take_rows`` per tensor):
+    """``t[b, rows[b]]`` of each tensor (``asrec.reference.take_rows_ref``):
     rows (batch,) int64 positions, or None (then the tensors come back unchanged); tensors: 1
     to 4 (batch, seq_len, hidden) tensors of one shape and device, each in its own dtype (under
     autocast the layer's attention context is in the low precision and its residual float32)

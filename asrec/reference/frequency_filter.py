@@ -20,12 +20,12 @@ are exact to the compute dtype's rounding.
 Everything stays on the device: no ``.item()``, no boolean indexing, no host sync.
 """
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
+from ._constant_cache import ConstantCache
 from ._dtypes import compute_dtype
 
 THRESHOLD_SCOPES = ("batch", "sequence")
@@ -35,15 +35,29 @@ FFT_FROM_SEQ_LEN = 96
 FILTER_DROPOUT = 0.5  # fixed in the published code, independent of the model's dropout
 
 
-@functools.lru_cache(maxsize=64)
+def check_scope(scope, name: str = "scope") -> None:
+    """The one check of a threshold scope (every layer that takes one calls it): one of
+    ``THRESHOLD_SCOPES``; ``name`` is the argument as the caller's user knows it."""
+    if scope not in THRESHOLD_SCOPES:
+        raise ValueError(f"{name}: expected one of {THRESHOLD_SCOPES}, got {scope!r}")
+
+
+_DFT_MATRICES = ConstantCache(size=64)
+
+
 def real_dft_matrices(seq_len: int, dtype: torch.dtype, device: torch.device) -> tuple:
-    """Forward (2K, N) and inverse (N, 2K) real DFT matrices over K = N//2 + 1 bins.
+    """Forward (2K, N) and inverse (N, 2K) real DFT matrices over K = N//2 + 1 bins, cached
+    per (seq_len, dtype, device) in eager mode (``ConstantCache``: never a traced tensor).
 
     Forward rows ``0..K-1`` give ``Re X[k] = sum_n cos(2 pi k n / N) x[n]`` and rows
     ``K..2K-1`` give ``Im X[k] = -sum_n sin(2 pi k n / N) x[n]``. The inverse is ``irfft``:
     bins other than 0 and N/2 count twice (they stand for ``k`` and ``N-k``), the
     imaginary parts of bins 0 and N/2 are ignored, and the result is divided by N.
     """
+    return _DFT_MATRICES((seq_len, dtype, torch.device(device)), lambda: _build_dft_matrices(seq_len, dtype, device))
+
+
+def _build_dft_matrices(seq_len: int, dtype: torch.dtype, device: torch.device) -> tuple:
     bins = seq_len // 2 + 1
     k = torch.arange(bins, dtype=torch.float64)
     n = torch.arange(seq_len, dtype=torch.float64)
@@ -204,8 +218,7 @@ def frequency_filter_groups_ref(
     buffers above glibc's 32 MiB mmap ceiling are fresh pages on every call, and their
     page faults cost more than the arithmetic).
     """
-    if scope not in THRESHOLD_SCOPES:
-        raise ValueError(f"frequency filter scope must be one of {THRESHOLD_SCOPES}, got {scope!r}")
+    check_scope(scope, "frequency_filter_ref: scope")
     if torch.is_tensor(groups):
         return torch.stack(frequency_filter_groups_ref(list(groups.unbind(0)), threshold, norm_weight, norm_bias, eps,
                                                        dropout_p, training, scope))

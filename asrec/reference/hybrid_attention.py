@@ -4,7 +4,9 @@ both branches of a layer together."""
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_context_ref, gated_attention_ref, merge_heads, split_heads, take_rows
+from ._heads import merge_heads, split_heads
+from .gated_attention import attention_context_ref, gated_attention_ref
+from .take_rows import take_rows_ref
 from .weights import DynamicWeights, SeasonalWeights
 
 
@@ -23,7 +25,7 @@ def dynamic_context_ref(x: torch.Tensor, key_bias: torch.Tensor, weights: Dynami
     """``merge_heads(drop(softmax(q k^T / sqrt(d) + m)) v)`` of the dynamic projections:
     (batch, seq_len, hidden), or with ``output_rows`` (batch,) only those query rows,
     (batch, 1, hidden) (attention rows are independent of each other)."""
-    q = split_heads(F.linear(take_rows(x, output_rows), *weights.query), n_heads)
+    q = split_heads(F.linear(take_rows_ref(output_rows, x)[0], *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)
     v = split_heads(F.linear(x, *weights.value), n_heads)
     return merge_heads(attention_context_ref(q, k, v, key_bias, dropout_p, training))

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .fsm import fourier_smoothing_ref
+from .fourier_smoothing import fourier_smoothing_ref
 
 
 def input_stage_ref(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,

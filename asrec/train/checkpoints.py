@@ -24,7 +24,7 @@ import os
 
 import torch
 
-from ..cli import CommandError
+from ..errors import CommandError
 from ..model import ASRecModel
 
 FORMAT = "asrec-checkpoint-1"

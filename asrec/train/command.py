@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from ..cli import CommandError
+from ..errors import CommandError
 from .presets import PRESETS
 
 EPILOG = """\

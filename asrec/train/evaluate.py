@@ -10,8 +10,8 @@ single process computes.
 import numpy as np
 import torch
 
-from ..cli import CommandError
 from ..data.preprocess import Samples, SequentialData, padded_batch
+from ..errors import CommandError
 from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects
 from .metrics import metrics_from_ranks, target_ranks

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cli import CommandError
 from ..data.preprocess import SequentialData, padded_batch
+from ..errors import CommandError
 from ..graphs import GraphedScores, GraphedTrainStep
 from ..model import ASRecModel
 from . import checkpoints

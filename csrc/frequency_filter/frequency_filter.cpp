@@ -1,6 +1,8 @@
-// asrec_cuda::frequency_energy / frequency_filter_fwd / frequency_filter_bwd: argument checks, outputs.
+// asrec_cuda::frequency_energy / frequency_filter_fwd / frequency_filter_bwd: argument checks, outputs;
+// asrec_cuda::frequency_filter_shared_memory: the shared memory they need.
 #include <c10/cuda/CUDAGuard.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "../common/checks.h"
@@ -92,6 +94,17 @@ std::tuple<at::Tensor, at::Tensor> frequency_filter_bwd(const at::Tensor& y, con
   at::Tensor parts = at::empty({2, y.size(0), y.size(2)}, float_options);
   launch_frequency_filter_bwd(y, grad_float, keep, weight, settings, dy, dfiltered, parts);
   return {dy, parts};
+}
+
+// The most shared memory per block any filter kernel needs at this shape, in bytes (the
+// backward's: it holds the forward's pieces and more; the dispatch compares it with the
+// device's limit before choosing this backend).
+int64_t frequency_filter_shared_memory(int64_t seq_len, int64_t hidden) {
+  TORCH_CHECK(seq_len >= 0 && hidden >= 0, "asrec_cuda::frequency_filter_shared_memory: seq_len and hidden must be "
+              ">= 0, got ", seq_len, " and ", hidden);
+  return static_cast<int64_t>(std::max({frequency_energy_shared_bytes(seq_len, hidden),
+                                        frequency_filter_fwd_shared_bytes(seq_len, hidden),
+                                        frequency_filter_bwd_shared_bytes(seq_len, hidden)}));
 }
 
 }  // namespace asrec

@@ -1,4 +1,5 @@
-// asrec_cuda::input_stage_fwd / input_stage_bwd: argument checks, conversions, outputs.
+// asrec_cuda::input_stage_fwd / input_stage_bwd: argument checks, conversions, outputs;
+// asrec_cuda::input_stage_shared_memory: the shared memory they need.
 #include <c10/cuda/CUDAGuard.h>
 
 #include <limits>
@@ -108,6 +109,14 @@ std::tuple<at::Tensor, at::Tensor> input_stage_bwd(const at::Tensor& item_seq, c
       input_stage_settings(op, rng, item_weight, eps, dropout_p, dropping, inv_sqrt_len, mix);
   launch_input_stage_bwd(tensors, grad_float, settings, dembedded, parts);
   return {dembedded, parts};
+}
+
+// The most shared memory per block any input-stage kernel needs at this shape, in bytes (the
+// dispatch compares it with the device's limit before choosing this backend).
+int64_t input_stage_shared_memory(int64_t seq_len, int64_t hidden) {
+  TORCH_CHECK(seq_len >= 0 && hidden >= 0, "asrec_cuda::input_stage_shared_memory: seq_len and hidden must be >= 0, "
+              "got ", seq_len, " and ", hidden);
+  return static_cast<int64_t>(input_stage_bwd_shared_bytes(hidden));
 }
 
 }  // namespace asrec

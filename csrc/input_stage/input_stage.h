@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace asrec {
@@ -23,6 +24,9 @@ struct InputStageTensors {
   at::Tensor item_seq, item_weight, position_rows, norm_weight, norm_bias, smoothing_logit, init_level,
       smoothed_scale;
 };
+
+// Shared memory of the backward kernel (the forward needs none) for one sequence, in bytes.
+size_t input_stage_bwd_shared_bytes(int64_t hidden);
 
 // -> out (B, N, H) float32: the smoothed embeddings.
 void launch_input_stage_fwd(const InputStageTensors& tensors, const InputStageSettings& settings, at::Tensor& out);

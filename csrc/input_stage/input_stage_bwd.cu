@@ -7,12 +7,16 @@
 
 namespace asrec {
 
+size_t input_stage_bwd_shared_bytes(int64_t hidden) {
+  return sizeof(float) * input_stage_bwd_shared_floats(hidden);
+}
+
 void launch_input_stage_bwd(const InputStageTensors& tensors, const at::Tensor& grad,
                             const InputStageSettings& settings, at::Tensor& dembedded, at::Tensor& parts) {
   const int64_t batch = tensors.item_seq.size(0);
   if (batch == 0) return;
   const int64_t hidden = tensors.item_weight.size(1);
-  const size_t shared_bytes = input_stage_bwd_shared_bytes(static_cast<int>(hidden));
+  const size_t shared_bytes = input_stage_bwd_shared_bytes(hidden);
   ASREC_DISPATCH_KERNEL_TYPES(tensors.item_weight.scalar_type(), "asrec_cuda::input_stage_bwd", [&] {
     auto args = input_stage_args<scalar_t>(tensors, settings);
     args.grad = grad.data_ptr<float>();

@@ -121,9 +121,10 @@ __global__ void __launch_bounds__(kBlockThreads) input_stage_fwd_kernel(InputSta
   }
 }
 
-// Shared memory: per-warp partial sums of the LayerNorm weight and bias gradients, (warps, 2, H).
-inline size_t input_stage_bwd_shared_bytes(int hidden) {
-  return sizeof(float) * 2 * kBlockWarps * static_cast<size_t>(hidden);
+// Shared memory of the backward kernel: per-warp partial sums of the LayerNorm weight and bias
+// gradients, (warps, 2, H) floats (the host's byte count: input_stage_bwd_shared_bytes).
+__host__ __device__ inline size_t input_stage_bwd_shared_floats(int64_t hidden) {
+  return 2 * static_cast<size_t>(kBlockWarps) * hidden;
 }
 
 template <typename scalar_t>

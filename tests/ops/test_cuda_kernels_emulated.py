@@ -38,7 +38,7 @@ def _emulated_kernels(monkeypatch):
 
 def _fixed_seed(monkeypatch, seed, offset=0):
     """Every dropping call draws the Philox state (seed, offset)."""
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+    monkeypatch.setattr(sys.modules["asrec.ops._dropout"], "dropout_rng",
                         lambda device: torch.tensor([seed, offset], device=device))
 
 
@@ -112,7 +112,7 @@ def _stage_f64(factors=None):
     """input_stage_ref in float64, the dropout factors (B, N, H) applied after the LayerNorm."""
     def run(ids, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training, logit, level, scale,
             mix):
-        from asrec.reference.fsm import fourier_smoothing_ref
+        from asrec.reference import fourier_smoothing_ref
 
         d = [t.double() for t in (item_weight, position_weight, norm_weight, norm_bias, logit, level, scale)]
         seq_len = ids.shape[1]

@@ -36,7 +36,7 @@ def _extension():
 
 def _fixed_seed(monkeypatch, seed, offset=0):
     """Every dropping call draws the Philox state (seed, offset)."""
-    monkeypatch.setattr(sys.modules["asrec.ops._common"], "dropout_rng",
+    monkeypatch.setattr(sys.modules["asrec.ops._dropout"], "dropout_rng",
                         lambda device: torch.tensor([seed, offset], device=device))
 
 
@@ -220,3 +220,21 @@ def test_compile_captures_the_cuda_ops_in_one_graph():
         eager = stage_and_filter(ids)
         compiled = torch.compile(stage_and_filter, backend="aot_eager", fullgraph=True)(ids)
     torch.testing.assert_close(compiled, eager)
+
+
+def test_the_extension_reports_its_shared_memory_and_the_dispatch_reads_it():
+    """The kernels' shared memory per block comes from the extension itself (one formula, in
+    csrc/): the byte counts the launchers ask for, and the dispatch refuses a shape above the
+    device's limit with the figure."""
+    ops = torch.ops.asrec_cuda
+    warps, floats = 8, 4  # kBlockWarps (csrc/common/device.cuh), sizeof(float)
+    assert ops.input_stage_shared_memory(50, 64) == floats * 2 * warps * 64
+    bins = 50 // 2 + 1
+    assert ops.frequency_filter_shared_memory(50, 64) == floats * (2 * 50 + 2 * bins * 64 + 3 * warps * 64)
+    limit = torch.cuda.get_device_properties(0).shared_memory_per_block_optin
+    seq_len = 2 * limit // (floats * 2 * 64)  # the spectrum alone exceeds the limit
+    y = torch.randn(1, seq_len, 64, device=DEVICE)
+    reason = backends.plan("frequency_filter", "cuda", (y, torch.tensor(0.5, device=DEVICE), torch.ones(64, device=DEVICE),
+                                                        torch.zeros(64, device=DEVICE), EPS, 0.0, False, "batch"),
+                           selection="cuda").error
+    assert reason is not None and "bytes of shared memory per block" in reason

@@ -8,7 +8,7 @@ import torch
 
 import asrec
 from asrec.ops import frequency_filter, input_stage, residual_norm
-from asrec.ops._common import dropout_plan
+from asrec.ops._dropout import dropout_plan
 
 from ..triton_support import DEVICE, kernel_dropout_factors, rng_state
 
@@ -114,7 +114,7 @@ def test_model_training_steps_draw_fresh_masks_and_replay_under_manual_seed():
 
 
 def test_a_shared_draw_hands_out_distinct_rows_of_one_draw_and_is_reproducible():
-    from asrec.ops._common import SHARED_DRAW_ROWS, dropout_rng, shared_dropout_draw
+    from asrec.ops._dropout import SHARED_DRAW_ROWS, dropout_rng, shared_dropout_draw
 
     device = torch.device(DEVICE)
     torch.manual_seed(5)

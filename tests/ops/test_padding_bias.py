@@ -6,7 +6,7 @@ import torch
 
 import asrec
 from asrec.ops import padding_bias
-from asrec.reference.attention import key_padding_bias
+from asrec.reference import key_padding_bias
 
 from ..triton_support import DEVICE
 

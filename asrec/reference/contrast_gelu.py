@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from .attention import take_rows
+from .take_rows import take_rows_ref
 
 
 def oversmoothing_contrast_ref(context: torch.Tensor, origin_scale: torch.Tensor,
@@ -39,4 +39,4 @@ def contrast_gelu_ref(filtered: list, conv_outputs: list, position_scales: torch
     combined = (filtered[0] + conv_outputs[0]) * scales[0]
     for scale, f, c in zip(scales[1:], filtered[1:], conv_outputs[1:]):
         combined = torch.addcmul(combined, f + c, scale)
-    return F.gelu(take_rows(oversmoothing_contrast_ref(combined, origin_scale, contrast_scale), output_rows))
+    return F.gelu(take_rows_ref(output_rows, oversmoothing_contrast_ref(combined, origin_scale, contrast_scale))[0])

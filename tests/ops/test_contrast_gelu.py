@@ -1,12 +1,32 @@
-"""Triton scale combination + over-smoothing contrast + gelu against the reference."""
+"""The scale combination + over-smoothing contrast + gelu on every backend: the reference
+contrast against its formula (float64, gradcheck), then the Triton kernels against the reference."""
 
 import pytest
 import torch
 
 import asrec
 from asrec.ops import contrast_gelu
+from asrec.reference import oversmoothing_contrast_ref
 
+from ..oracle import contrast_oracle
 from ..triton_support import DEVICE, assert_low_precision_close
+
+
+def test_contrast_matches_formula_including_zero_rows():
+    ctx = torch.randn(3, 7, 12, dtype=torch.float64)
+    ctx[0, 2] = 0.0  # the 1e-12 clamp of the L2 normalisation
+    origin, contrast = torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)
+    torch.testing.assert_close(oversmoothing_contrast_ref(ctx, origin, contrast), contrast_oracle(ctx, origin, contrast))
+
+
+def test_reference_contrast_gradcheck():
+    d = torch.float64
+    c = torch.randn(2, 5, 6, dtype=d, requires_grad=True)
+    origin, contrast = (torch.tensor(s, dtype=d, requires_grad=True) for s in (0.9, 0.3))
+    assert torch.autograd.gradcheck(oversmoothing_contrast_ref, (c, origin, contrast))
+
+
+# ---- the Triton backend against the reference ----
 
 
 def _inputs(batch, seq_len, hidden, dtype=torch.float32, stacked_filtered=False):

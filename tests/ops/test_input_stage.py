@@ -58,7 +58,7 @@ def test_scans_carry_across_row_blocks(monkeypatch, seq_len):
 def test_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """With p > 0: the reference computed on the kernels' own dropout factors gives the same
     output and gradients (the mask is regenerated in backward, not stored)."""
-    from asrec.reference.fsm import fourier_smoothing_ref
+    from asrec.reference import fourier_smoothing_ref
 
     from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 
@@ -117,17 +117,17 @@ def test_unused_position_rows_get_zero_gradient_and_batches_span_finish_blocks()
 
 @pytest.mark.parametrize("batch,seq_len,hidden,n_positions", [(1, 1, 8, 1), (37, 5, 200, 9), (32, 3, 128, 3)])
 def test_finish_kernel_matches_torch_and_is_deterministic(batch, seq_len, hidden, n_positions):
-    """The finish launch against the torch ops it replaces (the CUDA backend's ``_grads``):
+    """The finish launch against the torch ops it replaces (the CUDA backend's ``cuda_input_stage_finish``):
     parameter sums over the batch, the logit's chain rule, the position table's gradient;
     hidden > 128 walks the parameter columns in blocks. Two runs agree bit for bit."""
     from asrec.kernels.input_stage import _input_stage_finish
-    from asrec.ops.input_stage import _grads
+    from asrec.ops.input_stage import cuda_input_stage_finish
 
     dembedded = torch.randn(batch, seq_len, hidden, device=DEVICE)
     parts = torch.randn(5, batch, hidden, device=DEVICE)
     logit = torch.tensor([0.7], device=DEVICE)
     ours = _input_stage_finish(dembedded, parts, logit, n_positions)
-    for name, a, b in zip(("logit", "sums", "position"), ours, _grads(dembedded, parts, logit, n_positions)[1:]):
+    for name, a, b in zip(("logit", "sums", "position"), ours, cuda_input_stage_finish(dembedded, parts, logit, n_positions)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
     for a, b in zip(ours, _input_stage_finish(dembedded, parts, logit, n_positions)):
         assert torch.equal(a, b)

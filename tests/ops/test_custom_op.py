@@ -2,7 +2,7 @@
 
 import torch
 
-from asrec.ops import _common
+from asrec.ops import _custom_op
 
 
 class _On:
@@ -28,7 +28,7 @@ def test_launchers_run_under_their_input_device(monkeypatch):
     def launcher(x: torch.Tensor) -> torch.Tensor:
         return x
 
-    op = _common.CustomOp("asrec_test::identity_under_device", launcher)
+    op = _custom_op.CustomOp("asrec_test::identity_under_device", launcher)
     monkeypatch.setattr(torch.cuda, "device", Recorder)
     on_second_gpu = _On("cuda:1")
     assert op.launcher(on_second_gpu) is on_second_gpu

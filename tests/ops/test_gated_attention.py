@@ -1,14 +1,60 @@
-"""Triton flash-style attention, plain and with the seasonal gate, against the reference."""
-
+"""Attention, plain (``attention``) and with the seasonal gate (``gated_attention``), on
+every backend: the reference against a per-head loop and the gate's formula (gradcheck), then
+the Triton flash-style kernels against the reference."""
 
 import pytest
 import torch
 
 import asrec
 from asrec.ops import attention, gated_attention
-from asrec.reference.attention import key_padding_bias
+from asrec.reference import (
+    attention_context_ref,
+    key_padding_bias,
+    seasonal_gate_ref,
+)
 
+from ..oracle import attention_oracle, gate_oracle
 from ..triton_support import DEVICE, assert_low_precision_close
+
+
+def _valid(batch, seq_len):
+    lengths = torch.randint(1, seq_len + 1, (batch,))
+    lengths[0], lengths[-1] = 1, seq_len  # a length-1 and a full sequence in every batch
+    return torch.arange(seq_len)[None, :] < lengths[:, None]
+
+
+@pytest.mark.parametrize("batch,heads,seq_len,head_dim", [(3, 1, 1, 8), (3, 2, 7, 6), (4, 4, 50, 16), (2, 2, 2, 4)])
+def test_attention_matches_per_head_loop(batch, heads, seq_len, head_dim):
+    q, k, v = (torch.randn(batch, heads, seq_len, head_dim, dtype=torch.float64) for _ in range(3))
+    valid = _valid(batch, seq_len)
+    out = attention_context_ref(q, k, v, key_padding_bias(valid, torch.float64))
+    torch.testing.assert_close(out, attention_oracle(q, k, v, valid))
+
+
+def test_padded_keys_get_the_published_minus_10000_not_minus_infinity():
+    q, k, v = (torch.randn(1, 1, 3, 4, dtype=torch.float64) for _ in range(3))
+    valid = torch.zeros(1, 3, dtype=torch.bool)  # all padded: uniform attention, no NaN
+    out = attention_context_ref(q, k, v, key_padding_bias(valid, torch.float64))
+    torch.testing.assert_close(out, attention_oracle(q, k, v, valid))
+    assert torch.isfinite(out).all()
+
+
+def test_gate_matches_formula():
+    c, v = torch.randn(2, 3, 5, 4, dtype=torch.float64), torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    w, b = torch.randn(8, 8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    torch.testing.assert_close(seasonal_gate_ref(c, v, w, b), gate_oracle(c, v, w, b))
+
+
+def test_gradchecks():
+    d = torch.float64
+    q, k, v = (torch.randn(2, 2, 5, 3, dtype=d, requires_grad=True) for _ in range(3))
+    bias = key_padding_bias(_valid(2, 5), d)
+    assert torch.autograd.gradcheck(lambda a, b, c: attention_context_ref(a, b, c, bias), (q, k, v))
+    w, b = torch.randn(6, 6, dtype=d, requires_grad=True), torch.randn(6, dtype=d, requires_grad=True)
+    assert torch.autograd.gradcheck(seasonal_gate_ref, (q, v, w, b))
+
+
+# ---- the Triton backend against the reference ----
 
 
 def _qkv(batch, heads, seq_len, head_dim, q_len=None, dtype=torch.float32):
@@ -86,7 +132,7 @@ def test_plain_attention_matches_reference_with_fewer_queries(q_len):
 
 def test_attention_dropout_forward_and_backward_use_one_mask(monkeypatch):
     """p > 0: equal to the math with the kernels' own mask over the (batch*head, query, key) index."""
-    from asrec.reference.attention import seasonal_gate_ref
+    from asrec.reference import seasonal_gate_ref
 
     from ..triton_support import fix_dropout_rng, kernel_dropout_factors
 

@@ -8,8 +8,10 @@ import typing
 import torch
 
 from .. import backends
-from ..reference.attention import attention_context_ref, gated_attention_ref
-from ._common import check_tensors, custom_op, dropout_plan, unsupported_tensors
+from ..reference.gated_attention import attention_context_ref, gated_attention_ref
+from ._checks import check_tensors, unsupported_tensors
+from ._custom_op import custom_op
+from ._dropout import dropout_plan
 
 # ---- Triton custom ops ----
 
@@ -30,7 +32,7 @@ def attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
 
 
 @attention_fwd.register_fake
-def _(q, *rest):
+def attention_fwd_fake(q, k, v, key_bias, gate_weight, gate_bias, rng, dropout_p, dropping):
     batch, heads, q_len, head_dim = q.shape
     return (q.new_empty(q.shape), q.new_empty((batch * heads, q_len, head_dim), dtype=torch.float32),
             q.new_empty((batch * heads, q_len), dtype=torch.float32))
@@ -55,7 +57,7 @@ def attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: t
 
 
 @attention_bwd.register_fake
-def _(q, k, v, key_bias, gate_weight, gate_bias, *rest):
+def attention_bwd_fake(q, k, v, key_bias, gate_weight, gate_bias, context, lse, grad, rng, dropout_p, dropping):
     def f32(shape):
         return q.new_empty(shape, dtype=torch.float32)
     gate = gate_weight is not None
@@ -79,7 +81,7 @@ class AttentionFn(torch.autograd.Function):
         ctx.save_for_backward(q, k, v, bias, *[t if t is not None else torch.empty(0) for t in gate], context, lse,
                               rng)
         ctx.gated = gate_weight is not None
-        ctx.settings = (dropout_p, dropping)
+        ctx.dropout_p, ctx.dropping = dropout_p, dropping
         return out
 
     @staticmethod
@@ -88,7 +90,7 @@ class AttentionFn(torch.autograd.Function):
         if not ctx.gated:
             gate_weight = gate_bias = None
         dq, dk, dv, dw, db = attention_bwd(q, k, v, bias, gate_weight, gate_bias, context, lse, grad.contiguous(),
-                                           rng, *ctx.settings)
+                                           rng, ctx.dropout_p, ctx.dropping)
         gate_grads = (dw.to(gate_weight.dtype), db.to(gate_bias.dtype)) if ctx.gated else (None, None)
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, *gate_grads, None, None
 
@@ -138,7 +140,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch
 def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
                     gate_weight: torch.Tensor, gate_bias: torch.Tensor, dropout_p: float = 0.0,
                     training: bool = False) -> torch.Tensor:
-    """See ``asrec.reference.attention.gated_attention_ref``. q, k, v: (batch, heads, N, d)."""
+    """See ``asrec.reference.gated_attention_ref``. q, k, v: (batch, heads, N, d)."""
     _check(q, k, v, key_bias)
     if q.shape != k.shape:
         raise ValueError(f"gated_attention: the gate reads v at every query, so q {tuple(q.shape)} must match "

@@ -7,7 +7,8 @@ import torch
 
 import asrec
 from asrec.ops import hybrid_attention
-from asrec.reference.attention import key_padding_bias, merge_heads, seasonal_gate_ref, split_heads
+from asrec.reference import key_padding_bias, seasonal_gate_ref
+from asrec.reference._heads import merge_heads, split_heads
 from asrec.reference.weights import DynamicWeights, LinearWeights, SeasonalWeights
 
 from ..triton_support import DEVICE, assert_low_precision_close
