@@ -42,10 +42,14 @@ class LinearCrossEntropyRef(torch.autograd.Function):
             for start in range(0, item_weight.shape[0], tile):
                 stop = min(start + tile, item_weight.shape[0])
                 scores = _tile_scores(h, item_weight, start, stop)
-                lse = torch.logaddexp(lse, torch.logsumexp(scores, dim=1))
                 inside, column = _target_column(targets, start, stop)
                 # the target's score as the GEMM computed it (the materialised path's value)
                 picked = torch.where(inside, scores.gather(1, column).squeeze(1), picked)
+                # the tile's log-sum-exp in place (no second tile-sized buffer)
+                top = scores.amax(dim=1, keepdim=True)
+                top.masked_fill_(top == float("-inf"), 0.0)   # an all -inf row: log(0) = -inf, not NaN
+                tile_lse = scores.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
+                lse = torch.logaddexp(lse, tile_lse)
             loss = (lse - picked).mean()
         ctx.save_for_backward(hidden, item_weight, targets, lse)
         ctx.tile = tile
@@ -63,10 +67,10 @@ class LinearCrossEntropyRef(torch.autograd.Function):
             for start in range(0, item_weight.shape[0], ctx.tile):
                 stop = min(start + ctx.tile, item_weight.shape[0])
                 weight = item_weight[start:stop].to(dtype)
-                d_scores = torch.exp(h @ weight.t() - lse[:, None])   # softmax of the tile
+                d_scores = (h @ weight.t()).sub_(lse[:, None]).exp_()   # softmax of the tile, in place
                 inside, column = _target_column(targets, start, stop)
                 d_scores.scatter_(1, column, d_scores.gather(1, column) - inside.to(dtype)[:, None])
-                d_scores *= scale
+                d_scores.mul_(scale)
                 d_hidden += d_scores @ weight
                 d_weight[start:stop] = (d_scores.t() @ h).to(item_weight.dtype)
         return d_hidden.to(hidden.dtype), d_weight, None, None
