@@ -6,7 +6,8 @@ matrix, time and the peak memory each adds.
 
 Each (case, path, items) runs in a fresh subprocess, so the peak memory it adds is its own:
 on the CPU the process's maximum resident set (``ru_maxrss``) at the end minus its resident
-set once the inputs exist, less the loss's gradients (which any path holds); on CUDA ``torch.cuda.max_memory_allocated`` minus the memory
+set once the inputs exist, less the loss's gradients (which any path holds);
+on CUDA ``torch.cuda.max_memory_allocated`` minus the memory
 allocated once the inputs exist. Time: the best of ``--repeat`` runs after one warm-up.
 """
 
@@ -101,7 +102,8 @@ def run_isolated(case: str, path: str, n_items: int, batch: int, hidden_size: in
 
 def format_rows(rows: list) -> str:
     """A markdown table: tiled against materialised per (case, items)."""
-    lines = ["| case | items | tiled s | materialised s | tiled / materialised | tiled adds MB | materialised adds MB |",
+    lines = ["| case | items | tiled s | materialised s | tiled / materialised | tiled adds MB "
+             "| materialised adds MB |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     by_key = {(r["case"], r["items"], r["path"]): r for r in rows}
     for case in CASES:
