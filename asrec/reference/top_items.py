@@ -13,9 +13,11 @@ LEFT_OUT = torch.iinfo(torch.int64).min   # the key of the padding item and excl
 
 
 def _ordered_bits(scores: torch.Tensor) -> torch.Tensor:
-    """float32 (B, T) -> int64 (B, T) ordered as the floats (-0.0 as 0.0; NaN above +inf, as topk puts it)."""
+    """float32 (B, T) -> int64 (B, T) ordered as the floats (-0.0 as 0.0; NaN above +inf, as topk
+    puts it). One int64 buffer, the rest in place: a negative float's bits count down, so they
+    are flipped below the sign (x ^ 0x7FFFFFFF), which the arithmetic shift selects."""
     bits = (scores + 0.0).view(torch.int32).to(torch.int64)
-    return torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+    return bits.bitwise_xor_(bits.bitwise_right_shift(31).bitwise_and_(0x7FFFFFFF))
 
 
 def _scores_of(ordered: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,27 @@ def _left_out_mask(exclude, start: int, stop: int, batch: int, device) -> torch.
         # entries outside the tile write into a spare last column, dropped below
         mask.scatter_(1, torch.where(inside, exclude - start, stop - start), True)
     return mask[:, :-1]
+
+
+def _keys(scores: torch.Tensor, ids: torch.Tensor, left_out: torch.Tensor) -> torch.Tensor:
+    """int64 keys of (scores, ids) of one shape; LEFT_OUT where ``left_out``."""
+    keys = _ordered_bits(scores).bitwise_left_shift_(32).bitwise_or_(_LOW - ids)
+    return keys.masked_fill_(left_out, LEFT_OUT)
+
+
+def _tile_best(scores: torch.Tensor, left_out: torch.Tensor, start: int, k: int) -> torch.Tensor:
+    """The keys of a (B, T) tile's k best items (ids start..start+T-1; left-out ones at -inf).
+
+    A float topk picks them; where a row's k-th score is shared by an item left outside the
+    k (a tie at the boundary, which float topk settles arbitrarily), the whole tile is ranked
+    by its keys instead, so the lower id always wins. Scores tie rarely, and that check is one
+    comparison pass, so the exact path costs little on real scores (and one host read per tile)."""
+    values, columns = scores.topk(k, dim=1, sorted=False)
+    kth = values.min(dim=1, keepdim=True).values
+    if bool(((scores >= kth).sum(dim=1) > k).any()):
+        ids = torch.arange(start, start + scores.shape[1], device=scores.device, dtype=torch.int64)
+        return _keys(scores, ids, left_out).topk(k, dim=1, sorted=False).values
+    return _keys(values, columns + start, left_out.gather(1, columns))
 
 
 def top_items_ref(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclude=None,
@@ -53,13 +76,12 @@ def top_items_ref(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclu
         for start in range(0, n_items, tile):
             stop = min(start + tile, n_items)
             scores = (h @ item_weight[start:stop].to(dtype).t()).float()
-            ids = torch.arange(start, stop, device=h.device, dtype=torch.int64)
-            keys = (_ordered_bits(scores) << 32) | (_LOW - ids)
             left_out = _left_out_mask(exclude, start, stop, batch, h.device)
             if start == 0:
                 left_out[:, 0] = True
-            keys.masked_fill_(left_out, LEFT_OUT)
-            merged = torch.cat([best, keys], dim=1)
+            scores.masked_fill_(left_out, float("-inf"))
+            tile_best = _tile_best(scores, left_out, start, min(k, stop - start))
+            merged = torch.cat([best, tile_best], dim=1)
             best = merged.topk(min(k, merged.shape[1]), dim=1, sorted=True).values
     scores = _scores_of(best >> 32)
     ids = _LOW - (best & _LOW)
