@@ -5,10 +5,12 @@ matrix, time and the peak memory each adds.
 ``python -m asrec.bench.scale [--items 100000 1000000] [--batch 256] [--hidden 64]``
 
 Each (case, path, items) runs in a fresh subprocess, so the peak memory it adds is its own:
-on the CPU the process's maximum resident set (``ru_maxrss``) at the end minus its resident
-set once the inputs exist, less the loss's gradients (which any path holds);
-on CUDA ``torch.cuda.max_memory_allocated`` minus the memory
-allocated once the inputs exist. Time: the best of ``--repeat`` runs after one warm-up.
+on the CPU the process's peak resident set (VmHWM, reset once the inputs exist) over all its
+calls minus its resident set then, less the loss's gradients (which any path holds), with
+glibc mapping every block over 64 kB (``MALLOC_MMAP_THRESHOLD_``) so that freed tiles leave
+the resident set (otherwise the allocator's retention shows as the case's); one-time library
+buffers count. On CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated then.
+Time: the best of ``--repeat`` runs after one warm-up call.
 """
 
 import argparse
@@ -31,10 +33,25 @@ def _resident_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def _reset_cpu_peak() -> bool:
+    """Reset the process's peak resident set (Linux: ``5`` to /proc/self/clear_refs resets
+    VmHWM), so the peak read later is the case's, not the inputs' creation's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_mb(device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1e6
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3   # kB on Linux
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3   # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
 def _step(case: str, path: str, hidden, weight, targets, exclude):
@@ -77,9 +94,11 @@ def measure(case: str, path: str, n_items: int, batch: int, hidden_size: int, re
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device) / 1e6
     else:
+        if not _reset_cpu_peak():
+            raise RuntimeError("cannot reset the peak resident set (/proc/self/clear_refs): no peak of the case alone")
         base = _resident_mb()
     times = []
-    for _ in range(repeat + 1):
+    for _ in range(repeat + 1):   # the first call warms up, untimed
         start = time.perf_counter()
         _step(case, path, hidden, weight, targets, exclude)
         if device.type == "cuda":
@@ -94,7 +113,8 @@ def run_isolated(case: str, path: str, n_items: int, batch: int, hidden_size: in
     """``measure`` in a fresh interpreter (its own peak memory)."""
     command = [sys.executable, "-m", "asrec.bench.scale", "--one", case, path, str(n_items), "--batch", str(batch),
                "--hidden", str(hidden_size), "--repeat", str(repeat), "--device", device]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    environment = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     if done.returncode != 0:
         raise RuntimeError(f"scale row {case}/{path}/{n_items} failed: {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
