@@ -9,7 +9,8 @@ from . import checkpoint
 from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
-from .ops.cross_entropy import cross_entropy
+from .ops.linear_cross_entropy import linear_cross_entropy
+from .ops.top_items import top_items
 
 
 class ASRecModel(nn.Module):
@@ -73,10 +74,24 @@ class ASRecModel(nn.Module):
         return self(item_seq, item_seq_len) @ self.item_embedding.weight.t()
 
     def loss(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, pos_items: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the next item over all items (scalar, mean over the batch)."""
+        """Cross-entropy of the next item over all items (scalar, mean over the batch; float32, or
+        float64 for a float64 model), without the (batch, n_items) score matrix: the scores
+        are made and consumed an item tile at a time (``asrec.ops.linear_cross_entropy``)."""
         check_targets(pos_items, item_seq.shape[0], self.n_items, item_seq.device, self.check_values)
-        # one loss kernel and a mean forward, one gradient kernel backward on the fused backends
-        return cross_entropy(self.full_sort_scores(item_seq, item_seq_len), pos_items)
+        return linear_cross_entropy(self(item_seq, item_seq_len), self.item_embedding.weight, pos_items)
+
+    @torch.no_grad()
+    def recommend(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, k: int, exclude=None) -> tuple:
+        """The k best items for each sequence, without the (batch, n_items) score matrix.
+
+        item_seq (batch, N), item_seq_len (batch,) as ``forward``; k in [1, n_items - 1];
+        exclude None or a (batch, M) integer tensor of item ids to leave out per row (e.g. the
+        history ``item_seq``; 0 entries ignored) -> (scores (batch, k) float32, item ids
+        (batch, k) int64), best first, equal scores to the lower id, never the padding item 0
+        (where fewer than k items are left, the last slots hold -inf and id -1). Runs in the
+        model's current mode: call ``eval()`` first for dropout-free scores.
+        """
+        return top_items(self(item_seq, item_seq_len), self.item_embedding.weight, k, exclude)
 
     @classmethod
     def from_original_state_dict(cls, state_dict: dict, config: dict) -> "ASRecModel":

@@ -69,4 +69,5 @@ def test_sites_account_for_every_aten_kernel():
                              sites=True)
     assert sum(audit.sites.values()) == sum(audit.kernels.values())
     sites = {site for _, site in audit.sites}
-    assert "autograd" in sites and any(site.startswith("asrec/model.py:") for site in sites), sites
+    # (the model's own line launches nothing in a training step since its loss went to linear_cross_entropy)
+    assert "autograd" in sites and any(site.startswith("asrec/ops/feed_forward.py:") for site in sites), sites

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write every figure plus device, versions and commit to this JSON file")
     parser.add_argument("--plot", metavar="PATH",
                         help="write a PNG bar chart of the speedups to this file (needs matplotlib)")
+    parser.add_argument("--scale", action="store_true",
+                        help="instead: the catalog-scale rows (loss, ranks, top-k at 100,000 and 1,000,000 items, "
+                             "tiled against the (batch, n_items) matrix; see asrec.bench.scale)")
 
 
 def _check_output_path(option: str, path) -> None:
@@ -123,6 +126,12 @@ def _keep_json(result: dict, failed_path: str, error: OSError) -> str:
 def main(parser: argparse.ArgumentParser, args) -> int:
     from .runner import format_table, run_benchmark, write_json, write_plot
 
+    if args.scale:
+        from . import scale
+
+        device = [] if args.device == "auto" else ["--device", args.device]
+        json_path = ["--json", args.json] if args.json else []
+        return scale.main(["--batch", str(args.batch or 256), *device, *json_path])
     options = resolve_options(parser, args)
     result = run_benchmark(**options)
     print(format_table(result), flush=True)

@@ -21,12 +21,12 @@ import numpy as np
 
 
 def first_appearance_codes(tokens: np.ndarray) -> tuple:
-    """Codes 0..n-1 in order of first appearance, as ``pandas.factorize``; and the uniques."""
-    uniques, first_index, inverse = np.unique(tokens, return_index=True, return_inverse=True)
-    order = np.argsort(first_index, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse], uniques[order]
+    """Codes 0..n-1 in order of first appearance, and the uniques: ``pandas.factorize`` itself
+    (a hash table, linear time; RecBole remaps tokens with it)."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(np.asarray(tokens))
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
 def filter_by_interactions(users: np.ndarray, items: np.ndarray, min_interactions: int) -> np.ndarray:
@@ -106,45 +106,57 @@ def build_sequences(users: np.ndarray, items: np.ndarray, times: np.ndarray, max
     ``normalize_time``: the dataset preset's ``normalize_all`` (True for ml-100k, see
     ``asrec.data.registry``). See the module docstring.
     """
-    user_codes, _ = first_appearance_codes(users)
-    item_codes, _ = first_appearance_codes(items)
+    user_codes, user_uniques = first_appearance_codes(users)
+    item_codes, item_uniques = first_appearance_codes(items)
     keep = filter_by_interactions(user_codes, item_codes, min_interactions)
-    users, items, times = users[keep], items[keep], times[keep]
-    if len(users) == 0:
+    if not keep.any():
         raise ValueError(f"no interactions left after keeping users and items with at least {min_interactions} "
                          "interactions each (min_interactions, the --min-interactions of asrec train)")
-    user_ids, user_tokens = first_appearance_codes(users)
-    item_ids, item_tokens = first_appearance_codes(items)
+    times = times[keep]
+    # remapping the kept rows' codes in first-appearance order is remapping their tokens: one
+    # hash pass over integers instead of a second one over strings
+    user_ids, kept_users = first_appearance_codes(user_codes[keep])
+    item_ids, kept_items = first_appearance_codes(item_codes[keep])
+    user_tokens, item_tokens = user_uniques[kept_users], item_uniques[kept_items]
     user_ids, item_ids = user_ids + 1, item_ids + 1
     times = recbole_time_key(times, normalize_time)
 
     order = np.lexsort((times, user_ids))  # stable: by user, then time key, then file order
     user_ids, item_ids, times = user_ids[order], item_ids[order], times[order]
-    new_user = np.r_[True, user_ids[1:] != user_ids[:-1]]
-    user_start = np.maximum.accumulate(np.where(new_user, np.arange(len(user_ids)), 0))
-    position = np.arange(len(user_ids)) - user_start
-    is_sample = position > 0
-    index = np.flatnonzero(is_sample)
+    del order
+    n = len(user_ids)
+    user_start = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
+    position = np.arange(n) - np.repeat(user_start, np.diff(np.r_[user_start, n]))
+    del user_start
+    index = np.flatnonzero(position > 0)         # (S,) every interaction after a user's first
     length = np.minimum(position[index], max_seq_length)
-    samples = Samples(user_ids[index], index - length, length, item_ids[index])
+    del position
 
     by_time = np.argsort(times[index], kind="stable")
-    sample_users = samples.user[by_time]
-    _, first_seen = np.unique(sample_users, return_index=True)
-    user_rank = np.empty(user_ids.max() + 1, dtype=np.int64)
-    user_rank[sample_users[np.sort(first_seen)]] = np.arange(len(first_seen))
-    grouped = by_time[np.lexsort((np.arange(len(by_time)), user_rank[sample_users]))]
-    grouped_users = samples.user[grouped]
-    last_of_user = np.r_[grouped_users[1:] != grouped_users[:-1], True]
-    second_last = np.r_[last_of_user[1:] & (grouped_users[1:] == grouped_users[:-1]), False]
+    del times
+    # users in order of their earliest sample (first appearance along by_time), each user's
+    # samples in time order: a stable sort of by_time by that rank
+    user_rank, _ = first_appearance_codes(user_ids[index[by_time]])
+    grouped = by_time[np.argsort(user_rank, kind="stable")]
+    del by_time, user_rank
+    grouped_users = user_ids[index[grouped]]
+    same_as_next = grouped_users[1:] == grouped_users[:-1]
+    last_of_user = np.r_[~same_as_next, True]
+    second_last = np.r_[last_of_user[1:] & same_as_next, False]
     count = np.bincount(grouped_users)[grouped_users]
+    del grouped_users, same_as_next
     # RecBole leaves out min(2, samples - 1): one sample stays in training, two go to test only
     to_test = last_of_user & (count >= 2)
     to_valid = second_last & (count >= 3)
-    test_index, valid_index = grouped[to_test], grouped[to_valid]
-    train_index = grouped[~(to_test | to_valid)]
-    return SequentialData(item_ids, int(user_ids.max()), len(item_tokens), max_seq_length,
-                          samples.subset(train_index), samples.subset(valid_index), samples.subset(test_index),
+    del count, last_of_user, second_last
+
+    def subset(chosen: np.ndarray) -> Samples:
+        at = index[chosen]
+        return Samples(user_ids[at], at - length[chosen], length[chosen], item_ids[at])
+
+    test, valid = subset(grouped[to_test]), subset(grouped[to_valid])
+    train = subset(grouped[~(to_test | to_valid)])
+    return SequentialData(item_ids, int(user_ids.max()), len(item_tokens), max_seq_length, train, valid, test,
                           np.r_[np.array(["[PAD]"]), item_tokens], np.r_[np.array(["[PAD]"]), user_tokens])
 
 

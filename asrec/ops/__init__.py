@@ -27,6 +27,9 @@ from .dynamic_branch import dynamic_branch
 from .feed_forward import feed_forward
 from .hybrid_layer import hybrid_layer
 from .cross_entropy import cross_entropy
+from .linear_cross_entropy import linear_cross_entropy
+from .target_ranks import target_ranks
+from .top_items import top_items
 from ._dropout import shared_dropout_draw as shared_dropout_draw
 from ..reference.weights import (
     DynamicWeights as DynamicWeights,
@@ -41,4 +44,5 @@ from ..reference.weights import (
 # the ops (each a documented function); the weight bundles and shared_dropout_draw are importable from here too
 __all__ = ["attention", "contrast_gelu", "cross_entropy", "dynamic_branch", "feed_forward", "fourier_smoothing",
            "frequency_filter", "frequency_filter_groups", "gated_attention", "hybrid_attention", "hybrid_layer",
-           "input_stage", "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch", "take_rows"]
+           "input_stage", "linear_cross_entropy", "multiscale_conv", "padding_bias", "residual_norm", "seasonal_branch",
+           "take_rows", "target_ranks", "top_items"]

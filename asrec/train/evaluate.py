@@ -12,6 +12,7 @@ import torch
 
 from ..data.preprocess import Samples, SequentialData, padded_batch
 from ..errors import CommandError
+from ..ops.target_ranks import target_ranks as ranked_targets
 from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects
 from .metrics import metrics_from_ranks, target_ranks
@@ -27,7 +28,9 @@ def evaluation_ranks(model, data: SequentialData, samples: Samples, batch_size: 
     """(len(samples),) 0-based rank of each target, in sample order, on every rank.
 
     scorer: ``(item_seq, item_seq_len) -> scores`` of the model in eval mode (e.g. an
-    ``asrec.graphs.GraphedScores``); default ``model.full_sort_scores`` under the autocast."""
+    ``asrec.graphs.GraphedScores``), ranked on its (batch, n_items) matrix; default: the
+    model's hidden states under the autocast, ranked over item tiles by
+    ``asrec.ops.target_ranks`` (float32 scores, no score matrix)."""
     was_training = model.training
     model.eval()
     n_batches = (len(samples) + batch_size - 1) // batch_size
@@ -38,11 +41,15 @@ def evaluation_ranks(model, data: SequentialData, samples: Samples, batch_size: 
                                               runtime.device)
         if scorer is not None:
             scores = scorer(seq, length)  # possibly a graph's static buffer: consumed below, before the next batch
-        else:
-            with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                scores = model.full_sort_scores(seq, length)
-        unscored = unscored or bool(torch.isnan(scores).any())  # NaN never outranks the target: it would look perfect
-        mine[batch] = target_ranks(scores.float(), target).cpu()
+            unscored = unscored or bool(torch.isnan(scores).any())  # NaN never outranks the target: looks perfect
+            mine[batch] = target_ranks(scores.float(), target).cpu()
+            continue
+        with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            hidden = model(seq, length)
+        # over item tiles, no (batch, n_items) matrix; the scores in float32 (of the autocast hidden)
+        ranks = ranked_targets(hidden, model.item_embedding.weight, target)
+        unscored = unscored or bool((ranks < 0).any())   # -1: a NaN score in the row
+        mine[batch] = ranks.cpu()
     model.train(was_training)
     merged = {}
     for part, part_unscored in all_gather_objects((mine, unscored), runtime):

@@ -127,7 +127,9 @@ def test_every_dtype_runs_the_reference_end_to_end(dtype):
         loss = model.loss(items, lengths, torch.tensor([3, 4]))
         loss.backward()
         scores = model.eval().full_sort_scores(items, lengths)
-    assert loss.dtype == scores.dtype == dtype and scores.shape == (2, 20)
+    assert scores.dtype == dtype and scores.shape == (2, 20)
+    # the loss (linear_cross_entropy) accumulates low precision in float32 and returns it so
+    assert loss.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
     assert all(p.grad.dtype == dtype for p in model.parameters() if p.grad is not None)
 
 

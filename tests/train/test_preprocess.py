@@ -143,3 +143,66 @@ def test_bad_files(tmp_path):
         read_interactions(str(short), "user_id", "business_id", "timestamp")
     with pytest.raises(FileNotFoundError):
         read_interactions(str(tmp_path / "none.inter"), "user_id", "item_id", "timestamp")
+
+
+def test_bad_rows_name_their_line(tmp_path):
+    header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    cases = {"long": ("u1\ti1\t3\t1\nu1\ti2\t3\t2\t9\n", "line 3 has 5 columns, the header has 4"),
+             "short": ("u1\ti1\t3\t1\nu1\ti2\t3\n", "line 3 has 3 columns, the header has 4"),
+             "time": ("u1\ti1\t3\t1\n\nu1\ti2\t3\tabc\n", r"line 4: field 'timestamp' is not numeric \('abc'\)")}
+    for name, (rows, message) in cases.items():
+        path = tmp_path / f"{name}.inter"
+        path.write_text(header + rows)
+        with pytest.raises(DataFormatError, match=message) as raised:
+            read_interactions(str(path), "user_id", "item_id", "timestamp")
+        assert str(path) in str(raised.value)
+    latin = tmp_path / "latin.inter"
+    latin.write_bytes(header.encode() + "u\xe91\ti1\t3\t1\n".encode("latin-1"))
+    with pytest.raises(DataFormatError, match="latin.inter: not UTF-8 text"):
+        read_interactions(str(latin), "user_id", "item_id", "timestamp")
+
+
+def test_blank_lines_crlf_and_other_columns(tmp_path):
+    path = tmp_path / "crlf.inter"
+    path.write_bytes(b"rating:float\ttimestamp:float\tuser_id:token\titem_id:token\r\n"
+                     b"3\t1\tu1\ti1\r\n\r\n4\t\tu1\ti2\r\n5\t7\tu2\t007\r\n")
+    raw = read_interactions(str(path), "user_id", "item_id", "timestamp")
+    assert raw["user"].tolist() == ["u1", "u1", "u2"] and raw["item"].tolist() == ["i1", "i2", "007"]
+    assert raw["time"][0] == 1 and np.isnan(raw["time"][1]) and raw["time"][2] == 7
+
+
+def test_generated_file_loads_and_splits(tmp_path):
+    from asrec.data.generate_inter import interaction_columns, main, write_inter
+
+    path = tmp_path / "gen.inter"
+    assert write_inter(str(path), users=40, items=60, interactions=2_000, seed=3, chunk_rows=700) == 2_000
+    again = tmp_path / "again.inter"
+    assert main([str(again), "--users", "40", "--items", "60", "--interactions", "2000", "--seed", "3"]) == 0
+    assert path.read_bytes() == again.read_bytes()  # seeded: the same bytes, whatever the chunking
+    user, item, time = interaction_columns(40, 60, 2_000, seed=3)
+    raw = read_interactions(str(path), "user_id", "item_id", "timestamp")
+    assert raw["user"].tolist() == user.astype(str).tolist() and raw["time"].tolist() == time.tolist()
+    assert (np.diff(time)[np.diff(user) == 0] >= 0).all()  # each user's rows in time order
+    data, _, _ = load_dataset(None, str(path), 10)
+    assert data.n_users == 40 and 0 < data.n_items <= 60
+    assert len(data.train) + len(data.valid) + len(data.test) == len(data.items) - data.n_users
+    with pytest.raises(ValueError, match="users: expected an int >= 1"):
+        interaction_columns(0, 60, 10)
+
+
+def test_chunked_reading_is_one_read(tmp_path):
+    # tokens shared across chunks keep their first-appearance order; missing ids dropped in any chunk
+    path = tmp_path / "chunks.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\n"
+                    "u2\ti9\t1\nu1\tNA\t2\n\nu1\ti9\t3\nNULL\ti1\t4\nu3\ti1\t\nu2\ti007\t6\nu2\ti7\t7\n")
+    whole = read_interactions(str(path), "user_id", "item_id", "timestamp")
+    assert whole["user"].tolist() == ["u2", "u1", "u3", "u2", "u2"]
+    assert whole["item"].tolist() == ["i9", "i9", "i1", "i007", "i7"]
+    for rows in (1, 2, 3):
+        parts = read_interactions(str(path), "user_id", "item_id", "timestamp", chunk_rows=rows)
+        assert all(parts[k].tolist() == whole[k].tolist() for k in ("user", "item")), rows
+        np.testing.assert_array_equal(parts["time"], whole["time"])
+    long = tmp_path / "long.inter"
+    long.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "u\ti\t1\n" * 5 + "u\ti\t1\t2\n")
+    with pytest.raises(DataFormatError, match="line 7 has 4 columns, the header has 3"):
+        read_interactions(str(long), "user_id", "item_id", "timestamp", chunk_rows=2)
