@@ -203,23 +203,6 @@ def linear_cross_entropy_bwd(hidden, item_weight, targets, lse, grad):
     return d_hidden, d_weight
 
 
-class LinearCrossEntropyFn(torch.autograd.Function):
-    """``linear_cross_entropy`` on the Triton kernels above: forward two launches, backward two."""
-
-    @staticmethod
-    def forward(ctx, hidden, item_weight, targets):
-        hidden, item_weight, targets = hidden.contiguous(), item_weight.contiguous(), targets.contiguous()
-        loss, lse = linear_cross_entropy_fwd(hidden, item_weight, targets)
-        ctx.save_for_backward(hidden, item_weight, targets, lse)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad):
-        hidden, item_weight, targets, lse = ctx.saved_tensors
-        d_hidden, d_weight = linear_cross_entropy_bwd(hidden, item_weight, targets, lse, grad.contiguous())
-        return d_hidden, d_weight, None
-
-
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 

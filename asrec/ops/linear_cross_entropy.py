@@ -41,10 +41,31 @@ def check_scoring_arguments(op: str, hidden, item_weight, **integer) -> None:
 
 # ---- backends: the op -> its Triton autograd Function -> the launchers, written out ----
 
-def linear_cross_entropy_triton(hidden, item_weight, targets):
-    """The Triton path: ``asrec.kernels.linear_cross_entropy.LinearCrossEntropyFn``."""
-    from ..kernels.linear_cross_entropy import LinearCrossEntropyFn
+class LinearCrossEntropyFn(torch.autograd.Function):
+    """``linear_cross_entropy`` on Triton: forward ``kernels.linear_cross_entropy.linear_cross_entropy_fwd``
+    (two launches: per-split partial log-sum-exps, their combination and the mean), backward
+    ``linear_cross_entropy_bwd`` (two launches: d hidden, d item_weight, the tiles recomputed)."""
 
+    @staticmethod
+    def forward(ctx, hidden, item_weight, targets):
+        from ..kernels.linear_cross_entropy import linear_cross_entropy_fwd
+
+        hidden, item_weight, targets = hidden.contiguous(), item_weight.contiguous(), targets.contiguous()
+        loss, lse = linear_cross_entropy_fwd(hidden, item_weight, targets)
+        ctx.save_for_backward(hidden, item_weight, targets, lse)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        from ..kernels.linear_cross_entropy import linear_cross_entropy_bwd
+
+        hidden, item_weight, targets, lse = ctx.saved_tensors
+        d_hidden, d_weight = linear_cross_entropy_bwd(hidden, item_weight, targets, lse, grad.contiguous())
+        return d_hidden, d_weight, None
+
+
+def linear_cross_entropy_triton(hidden, item_weight, targets):
+    """The Triton path: ``LinearCrossEntropyFn``."""
     return LinearCrossEntropyFn.apply(hidden, item_weight, targets)
 
 
