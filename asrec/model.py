@@ -7,6 +7,7 @@ from torch import nn
 
 from . import checkpoint
 from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
+from .memory import check_model_parameters
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 from .ops._common import shared_dropout_draw
@@ -37,6 +38,7 @@ class ASRecModel(nn.Module):
                              n_heads=n_heads, inner_size=inner_size, hidden_dropout_prob=hidden_dropout_prob,
                              attn_dropout_prob=attn_dropout_prob, layer_norm_eps=layer_norm_eps, fsm_mix=fsm_mix,
                              initializer_range=initializer_range, filter_scope=filter_scope)
+        check_model_parameters(n_items, max_seq_length, hidden_size, n_layers, n_heads, inner_size, device, dtype)
         self.config = dict(n_items=n_items, max_seq_length=max_seq_length, hidden_size=hidden_size,
                            n_layers=n_layers, n_heads=n_heads, inner_size=inner_size,
                            hidden_dropout_prob=hidden_dropout_prob, attn_dropout_prob=attn_dropout_prob,
