@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
+from .checks import (check_encoder_config, check_item_seq, check_item_sequences, check_targets,
+                     require_on_device)
 from .memory import check_model_parameters
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
@@ -64,6 +65,7 @@ class ASRecModel(nn.Module):
 
     def _encode(self, item_seq: torch.Tensor, item_seq_len=None) -> torch.Tensor:
         """-> (batch, N, hidden), or without item_seq_len (batch, hidden) at each last item."""
+        require_on_device("item_seq", item_seq, self.item_embedding.weight.device)
         fsm, norm = self.encoder.fsm, self.input_norm
         key_bias, last_rows = padding_bias(item_seq, item_seq_len)  # one kernel on "triton"
         with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward

@@ -290,9 +290,14 @@ def _load_data(args, config, runtime, resume) -> tuple:
     from ..data import load_dataset
 
     synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
-    data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
-        args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
-        min_interactions=config["min_interactions"]))
+    try:
+        data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
+            args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
+            min_interactions=config["min_interactions"]))
+    except UnicodeDecodeError as error:  # names the file (the decoder's message names only the codec)
+        what = args.data_path or f"--dataset {args.dataset}"
+        raise CommandError(f"{what}: not UTF-8 text (byte {error.object[error.start:error.start + 1]!r} at offset "
+                           f"{error.start}); RecBole atomic files are UTF-8") from None
     if resume is not None and resume.get("dataset") not in (None, data.statistics()):
         raise CommandError(f"--resume: the run's data {source} has changed since the run began (then "
                            f"{resume['dataset']}, now {data.statistics()})")
