@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .checks import (check_encoder_config, check_item_seq, check_item_sequences, check_targets,
-                     require_on_device)
+from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets, require_on_device
 from .memory import check_model_parameters
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm

@@ -1,7 +1,6 @@
 """Argument parsing and the entry point of ``asrec train``."""
 
 import argparse
-import contextlib
 import datetime
 import json
 import math
