@@ -151,8 +151,12 @@ def check_fits(needed: int, device, what: str, detail: str = "") -> None:
 
 def check_model_parameters(n_items: int, max_seq_length: int, hidden_size: int, n_layers: int, n_heads: int,
                            inner_size: int, device=None, dtype=None) -> None:
-    """``ASRecModel``'s constructor: refuse sizes whose parameters alone exceed the memory
-    ``device`` (default: torch's default device) has available, before any is allocated."""
+    """``ASRecModel``'s constructor: refuse a non-floating ``dtype`` and sizes whose parameters
+    alone exceed the memory ``device`` (default: torch's default device) has available, before
+    any is allocated."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating dtype for the parameters (float32, float64, bfloat16, "
+                        f"float16), got {dtype!r}")  # checked here, where the element size is taken
     device = torch.device(device) if device is not None else torch.get_default_device()
     if device.type == "meta":
         return

@@ -87,3 +87,8 @@ def test_check_fits_names_the_setting_and_both_figures():
     with pytest.raises(MemoryTooLarge, match=r"--n-layers 9: needs about 1\.5e\+06 GiB, but cpu has .* available"):
         check_fits(int(1.5e6 * 2**30), torch.device("cpu"), "--n-layers 9")
     check_fits(1, torch.device("cpu"), "anything")
+
+
+def test_model_refuses_a_non_floating_dtype_by_name():
+    with pytest.raises(TypeError, match="dtype: expected a floating dtype for the parameters .* got torch.int64"):
+        ASRecModel(n_items=10, max_seq_length=4, hidden_size=8, n_heads=2, inner_size=8, dtype=torch.int64)

@@ -68,6 +68,7 @@ OVERRIDES = {
 RESUMABLE = ("epochs", "patience")  # the settings --resume may change
 AUTOCAST = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SYNTHETIC_DEFAULTS = dict(synthetic_users=600, synthetic_items=300)
+SYNTHETIC_MAX = 1_000_000  # about 4 minutes and 12 GB of users for the generator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,6 +135,10 @@ def _validate(parser, args) -> None:
         parser.error(f"--synthetic-users must be >= 10, got {args.synthetic_users}")
     if args.synthetic_items is not None and args.synthetic_items < 12:
         parser.error(f"--synthetic-items must be >= 12, got {args.synthetic_items}")
+    for name in SYNTHETIC_DEFAULTS:  # the generator is a Python loop: ~4,000 users/s, ~12 KB per user
+        if getattr(args, name) is not None and getattr(args, name) > SYNTHETIC_MAX:
+            parser.error(f"--{name.replace('_', '-')} must be <= {SYNTHETIC_MAX:,} (the generator is for small "
+                         f"experiments; use --data-path for larger data), got {getattr(args, name)}")
     from ..data.registry import DATASETS
     if args.dataset is not None and args.dataset not in DATASETS and args.dataset != "synthetic":
         parser.error(f"--dataset: unknown {args.dataset!r}; choose from {', '.join(DATASETS)}, synthetic")
@@ -252,7 +257,8 @@ def check_memory(config: dict, n_items: int, device) -> None:
     estimate = estimate_memory(n_items, *(config[k] for k in sizes[:5]), batch_size=config["batch_size"],
                                eval_batch_size=config["eval_batch_size"])
     flags = ", ".join(f"--{k.replace('_', '-')} {config[k]}" for k in sizes)
-    check_fits(estimate.total, device, f"{flags} with {n_items - 1} items", estimate.describe())
+    items = f" with {n_items - 1} items" if n_items > 2 else ""  # 2: the check before the data is loaded
+    check_fits(estimate.total, device, flags + items, estimate.describe())
 
 
 def _default_output(dataset_name) -> str:

@@ -163,3 +163,19 @@ def test_out_of_range_seed_names_the_flag(tmp_path, capsys):
     code, err = _status([*TINY, "--seed", str(2**70), "--output", str(tmp_path / "run")], capsys)
     assert code == 2 and "--seed: expected a non-negative int below 2**63" in err
     assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("flag", ["--synthetic-users", "--synthetic-items"])
+def test_synthetic_sizes_beyond_the_generator_are_refused(flag, tmp_path, capsys):
+    code, err = _status([*TINY, flag, str(10**9), "--output", str(tmp_path / "run")], capsys)
+    assert code == 2 and f"{flag} must be <= 1,000,000" in err and "use --data-path" in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_non_utf8_data_file_is_named(tmp_path, capsys):
+    data = tmp_path / "latin.inter"
+    data.write_bytes("user_id:token\titem_id:token\ttimestamp:float\nu\xe9\ti1\t1\n".encode("latin-1"))
+    code, err = _status(["--data-path", str(data), "--preset", "ml-100k", *SIZES, "--output", str(tmp_path / "run")],
+                        capsys)
+    assert code == 1 and str(data) in err and "UTF-8" in err, err
+    assert not os.path.exists(tmp_path / "run")
