@@ -5,7 +5,8 @@
 - ``best_original.pth`` + ``best_original_config.json``: the published code's state_dict
   and config, for its RecBole ``ASRec`` or ``ASRecModel.from_original_state_dict``;
 - ``last.pt``: everything ``--resume`` needs (model, optimizer, RNG, early-stopping state,
-  the run's settings and its dataset's statistics), and the names of the optimizer's
+  the run's settings, its dataset's statistics and fingerprint ``data_fingerprint``, see
+  ``asrec.train.fingerprint``; absent from files written before it was added), and the names of the optimizer's
   parameters in its order (``optimizer_parameters``; absent from files written before it
   was added), by which a resume maps the optimizer state onto a changed parameter list
   (``asrec.train.optimizer_layout``).

@@ -1,6 +1,7 @@
 """Argument parsing and the entry point of ``asrec train``."""
 
 import argparse
+import contextlib
 import datetime
 import json
 import math

@@ -27,11 +27,8 @@ PARTS = {
 
 
 def _hash_tokens(tokens) -> str:
-    digest = hashlib.sha256()
-    for token in np.asarray(tokens, dtype=object).tolist():  # str or object arrays alike
-        digest.update(str(token).encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
-    return digest.hexdigest()
+    text = "\0".join(map(str, np.asarray(tokens, dtype=object).tolist()))  # str or object arrays alike
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _hash_arrays(*arrays) -> str:
