@@ -150,11 +150,37 @@ def model_kwargs_from_original(state_dict: dict, config: dict) -> dict:
                 initializer_range=float(config["initializer_range"]), fsm_mix=float(config["A"]))
 
 
+THRESHOLD_KEYS = ("AHFF.threshold_param", "frequency_filter.threshold")  # published, asrec
+
+
+def check_values(state_dict: Mapping, what: str = "state_dict") -> None:
+    """Refuse values the published code would refuse or that make the model degenerate:
+    a frequency filter level (``AHFF.threshold_param`` / ``frequency_filter.threshold``)
+    outside [0, 1] or not finite (the published ``torch.quantile`` raises on it; here the
+    filter would keep no frequency bin), and any non-finite parameter (NaN or inf, which every
+    score would carry). Errors name the entry and its bad value."""
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue
+        if key.endswith(THRESHOLD_KEYS):
+            level = value.detach().float()
+            if level.numel() != 1 or not bool(torch.isfinite(level).all()) or not 0 <= float(level) <= 1:
+                shown = level.flatten().tolist() if level.numel() <= 4 else f"{level.numel()} values"
+                raise ValueError(f"{what}[{key!r}]: the frequency filter's quantile level must be one finite number "
+                                 f"in [0, 1] (the published code's torch.quantile refuses others), got {shown}")
+        elif value.numel() and not bool(torch.isfinite(value.detach()).all()):
+            bad = value.detach()[~torch.isfinite(value.detach())]
+            raise ValueError(f"{what}[{key!r}]: {bad.numel()} of {value.numel()} values are not finite (first: "
+                             f"{bad.flatten()[0].item()}); the checkpoint is damaged or its training diverged")
+
+
 def from_original(state_dict: dict, n_layers: int) -> OrderedDict:
-    """Published state_dict -> asrec state_dict (same tensors, asrec names)."""
+    """Published state_dict -> asrec state_dict (same tensors, asrec names); the values
+    checked by ``check_values``."""
     _check_tensors(state_dict)
     pairs = name_map(n_layers)
     _check_keys(state_dict, [o for o, _ in pairs], "state_dict")
+    check_values(state_dict)
     return OrderedDict((ours, state_dict[orig]) for orig, ours in pairs)
 
 

@@ -72,12 +72,25 @@ def require_same_device(**tensors: torch.Tensor) -> None:
         raise ValueError(f"tensors must share one device, got {listing}")
 
 
+def require_on_device(name: str, t: torch.Tensor, device: torch.device, owner: str = "the model's parameters") -> None:
+    """``t`` on ``device`` (where ``owner`` lives), instead of torch's message from deep inside an op."""
+    if t.device != device:
+        raise ValueError(f"{name}: expected device {device}, where {owner} are, got {t.device} (move the inputs "
+                         f"with .to({str(device)!r}) or the model with .to({str(t.device)!r}))")
+
+
 def require_in_range(name: str, t: torch.Tensor, low: int, high: int) -> None:
     """Every value in [low, high); one host synchronisation."""
     if t.numel() == 0:
         return
     low_seen, high_seen = torch.aminmax(t)
     low_seen, high_seen = int(low_seen), int(high_seen)
+    if torch.compiler.is_compiling():
+        # a traced graph cannot branch on values: the same check as a runtime assertion of the
+        # compiled graph (it raises there with torch's own message, as the data is only seen then)
+        torch._check(low_seen >= low, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
+        torch._check(high_seen < high, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
+        return
     if low_seen < low or high_seen >= high:
         raise ValueError(f"{name}: values must lie in [{low}, {high - 1}], got min {low_seen}, max {high_seen}")
 

@@ -55,6 +55,11 @@ def _check_model(model: torch.nn.Module, owner: str) -> None:
                          "values on the host, which a CUDA graph cannot capture; validate the data beforehand)")
 
 
+def _on_cuda(model: torch.nn.Module) -> bool:
+    """Whether the model's parameters live on CUDA (where calls may replay graphs)."""
+    return any(p.device.type == "cuda" for p in model.parameters())
+
+
 def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     if dtype is None:
         return contextlib.nullcontext()
@@ -119,12 +124,9 @@ class GraphedTrainStep:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable = _default_loss,
                  autocast_dtype: Optional[torch.dtype] = None, graphs: bool = True,
                  capture_batch_sizes: Optional[Iterable[int]] = None):
-        if graphs and not all(group.get("capturable", False) for group in optimizer.param_groups):
-            raise ValueError("GraphedTrainStep: the optimizer must be built with capturable=True "
-                             "(e.g. torch.optim.Adam(params, lr=..., capturable=True))")
-        if graphs:
-            _check_model(model, "GraphedTrainStep")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        if graphs and _on_cuda(model):  # off CUDA every step runs eagerly: any optimizer, any check_values
+            self._check_capturable()
         self.autocast_dtype = autocast_dtype
         self.graphs = graphs
         self.capture_batch_sizes = None if capture_batch_sizes is None else set(capture_batch_sizes)
@@ -138,7 +140,15 @@ class GraphedTrainStep:
         self.optimizer.step()
         return loss.detach()
 
+    def _check_capturable(self) -> None:
+        if not all(group.get("capturable", False) for group in self.optimizer.param_groups):
+            raise ValueError("GraphedTrainStep: the optimizer must be built with capturable=True "
+                             "(e.g. torch.optim.Adam(params, lr=..., capturable=True)) to replay steps on CUDA; "
+                             "or pass graphs=False")
+        _check_model(self.model, "GraphedTrainStep")
+
     def _capture(self, key, item_seq, item_seq_len, targets):
+        self._check_capturable()  # the model may have moved to CUDA since the constructor
         device = item_seq.device
         static = tuple(t.clone() for t in (item_seq, item_seq_len, targets))
         saved = _SavedTraining(self.model, self.optimizer, device)
@@ -192,7 +202,7 @@ class GraphedScores:
 
     def __init__(self, model: torch.nn.Module, autocast_dtype: Optional[torch.dtype] = None, graphs: bool = True,
                  capture_batch_sizes: Optional[Iterable[int]] = None):
-        if graphs:
+        if graphs and _on_cuda(model):  # off CUDA every call runs eagerly
             _check_model(model, "GraphedScores")
         self.model = model
         self.autocast_dtype = autocast_dtype
@@ -220,6 +230,7 @@ class GraphedScores:
         if key not in self._captured:
             if item_seq.shape[0] not in self.capture_batch_sizes:
                 return self._eager(item_seq, item_seq_len)
+            _check_model(self.model, "GraphedScores")
             device = item_seq.device
             static = (item_seq.clone(), item_seq_len.clone())
             _warm_up(device, self._eager, static)

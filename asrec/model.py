@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets
+from .checks import check_encoder_config, check_item_seq, check_item_sequences, check_targets, require_on_device
+from .memory import check_model_parameters
 from .modules.encoder import ASRec
 from .modules.init import init_linear_embedding_norm
 from .ops.linear_cross_entropy import linear_cross_entropy
@@ -35,6 +36,7 @@ class ASRecModel(nn.Module):
                              n_heads=n_heads, inner_size=inner_size, hidden_dropout_prob=hidden_dropout_prob,
                              attn_dropout_prob=attn_dropout_prob, layer_norm_eps=layer_norm_eps, fsm_mix=fsm_mix,
                              initializer_range=initializer_range, filter_scope=filter_scope)
+        check_model_parameters(n_items, max_seq_length, hidden_size, n_layers, n_heads, inner_size, device, dtype)
         self.config = dict(n_items=n_items, max_seq_length=max_seq_length, hidden_size=hidden_size,
                            n_layers=n_layers, n_heads=n_heads, inner_size=inner_size,
                            hidden_dropout_prob=hidden_dropout_prob, attn_dropout_prob=attn_dropout_prob,
@@ -60,6 +62,7 @@ class ASRecModel(nn.Module):
 
     def _encode(self, item_seq: torch.Tensor, item_seq_len=None) -> torch.Tensor:
         """-> (batch, N, hidden), or with item_seq_len (batch, hidden) at each last item."""
+        require_on_device("item_seq", item_seq, self.item_embedding.weight.device)
         return self.encoder.encode_items(item_seq, self.item_embedding, self.position_embedding, self.input_norm,
                                          self.hidden_dropout_prob, item_seq_len)
 

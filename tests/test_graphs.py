@@ -57,15 +57,27 @@ def test_off_cuda_a_step_is_the_plain_eager_step():
         torch.testing.assert_close(ours, theirs)
 
 
+def test_off_cuda_any_optimizer_and_value_checks_run_eagerly():
+    """The docstring's promise: calls off CUDA run eagerly, so no capture requirement applies."""
+    checking = asrec.ASRecModel(**dict(CONFIG, check_values=True))
+    batch = _batch(4, device="cpu")
+    with asrec.use_backend("reference"):
+        for optimizer in (torch.optim.Adam(checking.parameters()), torch.optim.SGD(checking.parameters(), lr=0.1)):
+            step = GraphedTrainStep(checking, optimizer)
+            assert torch.isfinite(step(*batch)) and step.captured == 0
+        scores = GraphedScores(checking.eval())
+        assert scores(*batch[:2]).shape == (4, CONFIG["n_items"]) and scores.captured == 0
+
+
 def test_graphs_need_a_capturable_optimizer_and_a_model_without_value_checks():
+    """What a capture on CUDA requires (checked before each capture and at construction for a
+    model on CUDA); here called directly, as no GPU is needed to check it."""
     model, optimizer = _model_and_optimizer(device="cpu", capturable=False)
     with pytest.raises(ValueError, match="capturable=True"):
-        GraphedTrainStep(model, optimizer)
+        GraphedTrainStep(model, optimizer)._check_capturable()
     checking = asrec.ASRecModel(**dict(CONFIG, check_values=True))
     with pytest.raises(ValueError, match="check_values=False"):
-        GraphedTrainStep(checking, torch.optim.Adam(checking.parameters(), capturable=True))
-    with pytest.raises(ValueError, match="check_values=False"):
-        GraphedScores(checking)
+        GraphedTrainStep(checking, torch.optim.Adam(checking.parameters(), capturable=True))._check_capturable()
 
 
 def _twins(lr=1e-3):

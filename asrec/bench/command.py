@@ -73,6 +73,19 @@ def _check_matplotlib() -> None:
             from None
 
 
+def _check_memory(settings: list, batch: int, device: torch.device) -> None:
+    """Refuse a --batch whose training step cannot fit ``device`` (``asrec.memory``'s estimate),
+    before anything is allocated: a huge batch would otherwise reach the allocator or swap."""
+    from ..memory import check_fits, estimate_memory
+    from .settings import SETTINGS
+
+    for name in settings:
+        sizes = {k: SETTINGS[name][k] for k in ("n_items", "max_seq_length", "hidden_size", "n_layers", "n_heads",
+                                                 "inner_size")}
+        estimate = estimate_memory(**sizes, batch_size=batch, eval_batch_size=batch)
+        check_fits(estimate.total, device, f"--batch {batch} at setting {name}", estimate.describe())
+
+
 def resolve_options(parser: argparse.ArgumentParser, args) -> dict:
     """Validated options: ``parser.error`` (status 2) for a malformed value, ``CommandError``
     (status 1) for an output path, package or device this machine lacks; all before measuring."""
@@ -98,6 +111,7 @@ def resolve_options(parser: argparse.ArgumentParser, args) -> dict:
         raise CommandError("--device cuda: no CUDA device is available to this torch build")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           args.device if args.device != "auto" else "cpu")
+    _check_memory(settings, batch, device)
     _check_output_path("--json", args.json)
     _check_output_path("--plot", args.plot)
     if args.plot is not None:

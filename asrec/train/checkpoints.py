@@ -5,7 +5,8 @@
 - ``best_original.pth`` + ``best_original_config.json``: the published code's state_dict
   and config, for its RecBole ``ASRec`` or ``ASRecModel.from_original_state_dict``;
 - ``last.pt``: everything ``--resume`` needs (model, optimizer, RNG, early-stopping state,
-  the run's settings and its dataset's statistics), and the names of the optimizer's
+  the run's settings, its dataset's statistics and fingerprint ``data_fingerprint``, see
+  ``asrec.train.fingerprint``; absent from files written before it was added), and the names of the optimizer's
   parameters in its order (``optimizer_parameters``; absent from files written before it
   was added), by which a resume maps the optimizer state onto a changed parameter list
   (``asrec.train.optimizer_layout``).
@@ -26,6 +27,7 @@ import torch
 
 from ..errors import CommandError
 from ..model import ASRecModel
+from .presets import MODEL_KEYS
 
 FORMAT = "asrec-checkpoint-1"
 BEST_FILES = ("best_original.pth", "best_original_config.json", "best.pt")  # best.pt last
@@ -121,11 +123,38 @@ def _read(path: str, what: str) -> dict:
     return payload
 
 
+def _require(payload: dict, path: str, what: str, keys: tuple, meaning: str) -> None:
+    """A named error for entries a checkpoint lacks (no bare KeyError)."""
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise CheckpointError(f"{what}: {path} is not {meaning}: it lacks {', '.join(map(repr, missing))}")
+
+
+def _check_state(state_dict, path: str, what: str) -> None:
+    """The model's tensors in range (``asrec.checkpoint.check_values``), as a CheckpointError."""
+    from ..checkpoint import check_values
+
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{what}: {path}: 'state_dict' is a {type(state_dict).__name__}, not a dict of tensors")
+    try:
+        check_values(state_dict, f"{path} state_dict")
+    except ValueError as error:
+        raise CheckpointError(f"{what}: {error}") from None
+
+
 def load_model(path: str, map_location="cpu") -> ASRecModel:
     """Rebuild the ASRecModel saved in ``best.pt`` (or a ``last.pt``)."""
     payload = _read(path, "load_model")
-    model = ASRecModel(**payload["model_config"])
-    model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
+    if "state_dict" not in payload and "model" in payload:
+        payload["state_dict"] = payload["model"]
+    _require(payload, path, "load_model", ("model_config", "state_dict"), "a model checkpoint")
+    _check_state(payload["state_dict"], path, "load_model")
+    try:
+        model = ASRecModel(**payload["model_config"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"load_model: {path}: its model_config and state_dict do not make a model "
+                              f"({' '.join(str(error).split())[:300]})") from None
     return model.to(map_location)
 
 
@@ -146,9 +175,22 @@ def load_last(path: str) -> dict:
     if missing:
         raise CheckpointError(f"--resume: {path} is not a training checkpoint (a run's last.pt): it lacks "
                               f"{', '.join(missing)}")
+    loop = payload["loop"]
+    if not isinstance(loop, dict):
+        raise CheckpointError(f"--resume: {path}: 'loop' is a {type(loop).__name__}, not the early-stopping state")
+    _require(loop, path, "--resume", ("epoch", "best", "best_epoch", "bad_epochs", "history"),
+             "a complete training checkpoint: its 'loop'")
+    _require(payload["config"], path, "--resume", ("dataset", "data_path", "synthetic_users", "synthetic_items",
+                                                   "seed", "epochs", "patience", "batch_size", "eval_batch_size",
+                                                   "learning_rate", "weight_decay", *MODEL_KEYS),
+             "a complete training checkpoint: its 'config'")
+    _check_state(payload["state_dict"], path, "--resume")
     return payload
 
 
 def load_best(path: str) -> dict:
-    """The payload of a run's ``best.pt``."""
-    return _read(path, "best.pt")
+    """The payload of a run's ``best.pt``, checked for its entries and values."""
+    payload = _read(path, "best.pt")
+    _require(payload, path, "best.pt", ("epoch", "state_dict"), "a run's best.pt")
+    _check_state(payload["state_dict"], path, "best.pt")
+    return payload

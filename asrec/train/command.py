@@ -65,7 +65,7 @@ OVERRIDES = {
     "weight_decay": (float, _finite(lambda v: v >= 0), "a non-negative finite float"),
     "epochs": (int, lambda v: v >= 1, "a positive int"),
     "patience": (int, lambda v: v >= 0, "a non-negative int"),
-    "seed": (int, lambda v: v >= 0, "a non-negative int"),
+    "seed": (int, lambda v: 0 <= v < 2**63, "a non-negative int below 2**63 (torch.manual_seed's range)"),
     "min_interactions": (int, lambda v: v >= 1, "a positive int: users and items with fewer interactions are "
                                                 "dropped, RecBole's iterative filter; published 5"),
 }
@@ -73,6 +73,7 @@ RESUMABLE = ("epochs", "patience")  # the settings --resume may change
 HELP = {"epochs": "the run's total number of epochs; with --resume too, the total, not how many more"}
 AUTOCAST = {"float32": None, "fp32": None, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 SYNTHETIC_DEFAULTS = dict(synthetic_users=600, synthetic_items=300)
+SYNTHETIC_MAX = 1_000_000  # about 4 minutes and 12 GB of users for the generator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,6 +142,10 @@ def _validate(parser, args) -> None:
         parser.error(f"--synthetic-users must be >= 10, got {args.synthetic_users}")
     if args.synthetic_items is not None and args.synthetic_items < 12:
         parser.error(f"--synthetic-items must be >= 12, got {args.synthetic_items}")
+    for name in SYNTHETIC_DEFAULTS:  # the generator is a Python loop: ~4,000 users/s, ~12 KB per user
+        if getattr(args, name) is not None and getattr(args, name) > SYNTHETIC_MAX:
+            parser.error(f"--{name.replace('_', '-')} must be <= {SYNTHETIC_MAX:,} (the generator is for small "
+                         f"experiments; use --data-path for larger data), got {getattr(args, name)}")
     from ..data.registry import DATASETS
     if args.dataset is not None and args.dataset not in DATASETS and args.dataset != "synthetic":
         parser.error(f"--dataset: unknown {args.dataset!r}; choose from {', '.join(DATASETS)}, synthetic")
@@ -230,13 +235,11 @@ def _holds_run(folder: str) -> bool:
     return os.path.exists(os.path.join(folder, "last.pt"))
 
 
-def prepare_output(output: str, resumed_from, resume) -> None:
-    """Create the run folder; refuse one that holds another run; when a run is resumed into a
-    new folder, copy its checkpoints there (``last.pt`` last, so the copy is resumable); finish
-    or undo a best-epoch save that a stopped run left staged."""
-    import shutil
-
-    from .checkpoints import RUN_FILES, atomic_write, recover_best
+def check_output(output: str, resumed_from) -> None:
+    """The refusals of ``prepare_output`` that need no write, made before the data is loaded:
+    ``output`` is a file, holds another run, or is in use by a running ``asrec train``; the
+    resumed run's folder is in use."""
+    from .run_lock import reading
 
     if os.path.exists(output) and not os.path.isdir(output):
         raise CommandError(f"--output: {output} exists and is not a folder")
@@ -244,25 +247,66 @@ def prepare_output(output: str, resumed_from, resume) -> None:
     if not in_place and os.path.isdir(output) and _holds_run(output):
         raise CommandError(f"--output: {output} already holds a run; continue it with --resume {output}, or choose "
                            "another --output")
+    if os.path.isdir(output):
+        with reading(output, "--resume" if in_place else "--output"):
+            pass
+    if resumed_from is not None and not in_place:
+        with reading(resumed_from, "--resume"):
+            pass
+
+
+def prepare_output(output: str, resumed_from, resume):
+    """Create the run folder and lock it for this process (``asrec.train.run_lock``: one run
+    at a time per folder); refuse one that holds another run; when a run is resumed into a new
+    folder, copy its checkpoints there (``last.pt`` last, so the copy is resumable); finish or
+    undo a best-epoch save that a stopped run left staged. Returns the ``RunLock`` to release
+    when the run ends."""
+    import shutil
+
+    from .checkpoints import RUN_FILES, atomic_write, recover_best
+    from .run_lock import RunLock, reading
+
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise CommandError(f"--output: {output} exists and is not a folder")
+    in_place = resumed_from is not None and os.path.isdir(output) and os.path.samefile(output, resumed_from)
     try:
         os.makedirs(output, exist_ok=True)
-        probe = os.path.join(output, ".asrec-write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        lock = RunLock(output, "--resume" if in_place else "--output")  # also proves the folder writable
     except OSError as error:
         if in_place:
             raise CommandError(f"--resume: cannot write in the run folder {output} ({error.strerror or error}); "
                                "continue it elsewhere with --output NEW") from None
         raise CommandError(f"--output: cannot write run folder {output} ({error.strerror or error})") from None
-    if resumed_from is not None and not in_place:
-        for name in RUN_FILES:
-            source = os.path.join(resumed_from, name)
-            if os.path.isfile(source):
-                atomic_write(os.path.join(output, name), lambda temporary, source=source: shutil.copyfile(source,
-                                                                                                        temporary))
-    if resume is not None:
-        recover_best(output, resume["loop"].get("best_epoch"))
+    try:
+        if not in_place and _holds_run(output):  # another run finished an epoch there since check_output
+            raise CommandError(f"--output: {output} already holds a run; continue it with --resume {output}, or "
+                               "choose another --output")
+        if resumed_from is not None and not in_place:
+            with reading(resumed_from, "--resume"):
+                for name in RUN_FILES:
+                    source = os.path.join(resumed_from, name)
+                    if os.path.isfile(source):
+                        atomic_write(os.path.join(output, name),
+                                     lambda temporary, source=source: shutil.copyfile(source, temporary))
+        if resume is not None:
+            recover_best(output, resume["loop"].get("best_epoch"))
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def check_memory(config: dict, n_items: int, device) -> None:
+    """Refuse a setting whose estimated memory (``asrec.memory``: parameters, gradients, Adam
+    state, one batch's activations) exceeds what ``device`` has available, naming the sizes."""
+    from ..memory import check_fits, estimate_memory
+
+    sizes = ("max_seq_length", "hidden_size", "n_layers", "n_heads", "inner_size", "batch_size", "eval_batch_size")
+    estimate = estimate_memory(n_items, *(config[k] for k in sizes[:5]), batch_size=config["batch_size"],
+                               eval_batch_size=config["eval_batch_size"])
+    flags = ", ".join(f"--{k.replace('_', '-')} {config[k]}" for k in sizes)
+    items = f" with {n_items - 1} items" if n_items > 2 else ""  # 2: the check before the data is loaded
+    check_fits(estimate.total, device, flags + items, estimate.describe())
 
 
 def _default_output(dataset_name) -> str:
@@ -299,12 +343,23 @@ def _load_data(args, config, runtime, resume) -> tuple:
     from ..data import load_dataset
 
     synthetic = dict(n_users=args.synthetic_users, n_items=args.synthetic_items)
-    data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
-        args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
-        min_interactions=config["min_interactions"]))
+    try:
+        data, dataset_name, source = main_process_first(runtime, lambda: load_dataset(
+            args.dataset, args.data_path, config["max_seq_length"], args.cache_dir, synthetic,
+            min_interactions=config["min_interactions"]))
+    except UnicodeDecodeError as error:  # names the file (the decoder's message names only the codec)
+        what = args.data_path or f"--dataset {args.dataset}"
+        raise CommandError(f"{what}: not UTF-8 text (byte {error.object[error.start:error.start + 1]!r} at offset "
+                           f"{error.start}); RecBole atomic files are UTF-8") from None
     if resume is not None and resume.get("dataset") not in (None, data.statistics()):
         raise CommandError(f"--resume: the run's data {source} has changed since the run began (then "
                            f"{resume['dataset']}, now {data.statistics()})")
+    if resume is not None and resume.get("data_fingerprint") is not None:  # absent from runs before it was added
+        from .fingerprint import data_fingerprint, fingerprint_changes
+        changes = fingerprint_changes(resume["data_fingerprint"], data_fingerprint(data))
+        if changes:
+            raise CommandError(f"--resume: the run's data {source} has changed since the run began, with the same "
+                               f"statistics: {'; '.join(changes)}; restore the run's data or start a new run")
     if not len(data.valid) or not len(data.test):
         raise CommandError(f"{source}: no user has the 3 interactions a validation and a test sample need "
                            f"({data.statistics()})")
@@ -349,21 +404,20 @@ def _main(parser: argparse.ArgumentParser, args) -> int:
     config = resume["config"] if resume else resolve_config(parser, args, dataset_name, data_file)
     autocast_dtype = AUTOCAST[config["dtype"]]
     runtime = setup(args.device)
+    lock = None
     try:
         if autocast_dtype is not None and runtime.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise CommandError(f"--dtype {config['dtype']}: this GPU does not support bfloat16")
         log = print if runtime.is_main else (lambda *a, **k: None)
+        check_memory(config, 2, runtime.device)  # before the data: absurd sizes refused at once
         output = args.output or resumed_from or _default_output(dataset_name)
         output = all_gather_objects(output, runtime)[0]
-        created = not os.path.exists(output)
-        main_process_first(runtime, lambda: prepare_output(output, resumed_from, resume) if runtime.is_main else None)
-        try:
-            data, dataset_name, source = _load_data(args, config, runtime, resume)
-        except BaseException:
-            if created and runtime.is_main:  # leave no empty run folder behind a failed download or a bad file
-                with contextlib.suppress(OSError):
-                    os.rmdir(output)
-            raise
+        # every refusal before anything is written: the folder's state, the data, the memory; then the lock
+        main_process_first(runtime, lambda: check_output(output, resumed_from) if runtime.is_main else None)
+        data, dataset_name, source = _load_data(args, config, runtime, resume)
+        check_memory(config, data.n_items + 1, runtime.device)
+        lock = main_process_first(runtime, lambda: prepare_output(output, resumed_from, resume)
+                                  if runtime.is_main else None)
         config.update(dataset=args.dataset or dataset_name, data_path=args.data_path,
                       synthetic_users=args.synthetic_users, synthetic_items=args.synthetic_items)
         if runtime.is_main:
@@ -390,5 +444,7 @@ def _main(parser: argparse.ArgumentParser, args) -> int:
             return 143 if terminated else 130
         log(format_results(results))
     finally:
+        if lock is not None:
+            lock.release()
         teardown(runtime)
     return 0

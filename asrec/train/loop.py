@@ -19,6 +19,7 @@ from . import checkpoints
 from .batches import batch_to_device
 from .distributed import Runtime, all_gather_objects, barrier
 from .evaluate import evaluate
+from .fingerprint import data_fingerprint
 from .optimizer_layout import LAYOUT_KEY, load_optimizer_state, optimizer_parameter_names
 from .presets import MODEL_KEYS
 from .progress import Progress
@@ -125,6 +126,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
     train_step = GraphedTrainStep(model, optimizer, autocast_dtype=autocast_dtype, graphs=graphed)  # one process
     scorer = GraphedScores(model, autocast_dtype, graphs=graphed)
     dataset_stats = data.statistics()
+    fingerprint = data_fingerprint(data)  # --resume refuses other data
     if runtime.is_main:
         write_log(output_dir, state["history"])  # a resumed run's log is its checkpoint's history
     stop = state["bad_epochs"] > config["patience"]
@@ -182,7 +184,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
             checkpoints.save_last(output_dir, dict(
                 model_config=model.config, state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
                 **{LAYOUT_KEY: optimizer_parameter_names(model, optimizer)},
-                loop=state, config=config, dataset=dataset_stats,
+                loop=state, config=config, dataset=dataset_stats, data_fingerprint=fingerprint,
                 rng=dict(rng[0], processes=rng)))
             if improved:
                 checkpoints.commit_best(output_dir)
