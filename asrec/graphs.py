@@ -1,8 +1,9 @@
 """CUDA-graphed training steps and evaluation for ``ASRecModel``.
 
-A training step on the Triton backend is 98 kernel launches (56 Triton + 42 aten at both
+A training step on the Triton backend is 96 kernel launches (58 Triton + 38 aten at both
 published settings; ``benchmarks/count_launches.py``), an eval forward 32; at the published
-batch sizes the host takes longer to launch them than the GPU takes to run them. A CUDA graph replays the whole step with one launch. That is possible
+batch sizes the host takes longer to launch them than the GPU takes to run them. A CUDA
+graph replays the whole step with one launch. That is possible
 because a step does no host work (DESIGN.md: no syncs, no per-call host-to-device copies,
 dropout seeds read by the kernels from device tensors drawn from torch's graph-safe
 generator, so every replay draws fresh masks).
