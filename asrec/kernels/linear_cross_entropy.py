@@ -54,7 +54,7 @@ def _lce_partial_kernel(hidden_ptr, weight_ptr, targets_ptr, max_ptr, sum_ptr, p
     for start in range(first, first + items_per_split, BLOCK_V):
         items = start + tl.arange(0, BLOCK_V)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None] * hidden_size + cols[None, :],
+        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
                     mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
         scores = tl.dot(h, tl.trans(w), input_precision="ieee")
         scores = tl.where(item_ok[None, :], scores, float("-inf"))
@@ -123,7 +123,7 @@ def _lce_grad_hidden_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
     for start in range(0, n_items, BLOCK_V):
         items = start + tl.arange(0, BLOCK_V)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None] * hidden_size + cols[None, :],
+        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
                     mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
         d_scores = _softmax_gradient(h, w, lse, target, items, item_ok, scale_rows[:, None])
         d_hidden += tl.dot(d_scores, w, input_precision="ieee")
@@ -139,8 +139,8 @@ def _lce_grad_weight_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
     item_ok = items < n_items
     cols = tl.arange(0, BLOCK_H)
     col_ok = cols < hidden_size
-    w = tl.load(weight_ptr + items[:, None] * hidden_size + cols[None, :], mask=item_ok[:, None] & col_ok[None, :],
-                other=0.0).to(tl.float32)
+    item_offsets = items[:, None].to(tl.int64) * hidden_size + cols[None, :]
+    w = tl.load(weight_ptr + item_offsets, mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
     scale = tl.load(grad_ptr).to(tl.float32) / batch
     d_weight = tl.zeros((BLOCK_V, BLOCK_H), tl.float32)
     for first in range(0, batch, BLOCK_B):
@@ -150,14 +150,29 @@ def _lce_grad_weight_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
                     mask=row_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
         target = tl.load(targets_ptr + rows, mask=row_ok, other=-1).to(tl.int64)
         lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
-        d_scores = _softmax_gradient(h, w, lse, target, items, item_ok, tl.where(row_ok, scale, 0.0)[:, None])
-        d_weight += tl.dot(tl.trans(d_scores), h, input_precision="ieee")
-    tl.store(out_ptr + items[:, None] * hidden_size + cols[None, :], d_weight.to(out_ptr.dtype.element_ty),
-             mask=item_ok[:, None] & col_ok[None, :])
+        # the tile's gradient scores come transposed, (items, rows), straight from the product
+        # w @ h.T: no transpose of a computed tile (a layout change through shared memory)
+        scores_t = tl.dot(w, tl.trans(h), input_precision="ieee")
+        soft_t = tl.where(item_ok[:, None], tl.exp(scores_t - lse[None, :]), 0.0)
+        onehot_t = tl.where(items[:, None] == target[None, :], 1.0, 0.0)
+        d_scores_t = (soft_t - onehot_t) * tl.where(row_ok, scale, 0.0)[None, :]
+        d_weight += tl.dot(d_scores_t, h, input_precision="ieee")
+    tl.store(out_ptr + item_offsets, d_weight.to(out_ptr.dtype.element_ty), mask=item_ok[:, None] & col_ok[None, :])
 
 
 def _block_h(hidden_size: int) -> int:
     return max(16, triton.next_power_of_2(hidden_size))
+
+
+def _backward_tiles(block_h: int) -> dict:
+    """Per backward kernel, (BLOCK_B, BLOCK_V, num_warps) for a hidden width: each program holds
+    a (rows, H) and an (items, H) tile and a full-width accumulator in registers, and the IEEE
+    float32 products run on FMA units (no tensor cores), so wide rows take small tiles and 8
+    warps. Chosen by the ahead-of-time compile (tests/triton_aot): at BLOCK_B=32, BLOCK_V=64
+    and 4 warps the weight gradient spilled 34 KB per thread at H=256 (8.8 KB at H=64, sm_80)."""
+    if block_h >= 128:
+        return dict(hidden=(16, 32, 8), weight=(32, 16, 8))
+    return dict(hidden=(32, 32, 4), weight=(32, 16, 4))
 
 
 def _splits(batch: int, n_items: int) -> tuple:
@@ -180,7 +195,8 @@ def linear_cross_entropy_fwd(hidden, item_weight, targets):
     partial = torch.empty((3, batch, n_splits), device=hidden.device, dtype=torch.float32)
     _lce_partial_kernel[(triton.cdiv(batch, BLOCK_B), n_splits)](
         hidden, item_weight, targets, partial[0], partial[1], partial[2], batch, n_items, hidden_size, per_split,
-        n_splits, BLOCK_B=BLOCK_B, BLOCK_V=BLOCK_V, BLOCK_H=_block_h(hidden_size))
+        n_splits, BLOCK_B=BLOCK_B, BLOCK_V=BLOCK_V, BLOCK_H=_block_h(hidden_size),
+        num_warps=8 if hidden_size > 64 else 4)
     _lce_combine_kernel[(1,)](partial[0], partial[1], partial[2], targets, lse, loss, batch, n_items, n_splits,
                               BLOCK_R=32, BLOCK_S=max(2, triton.next_power_of_2(n_splits)))
     return loss, lse
@@ -193,13 +209,16 @@ def linear_cross_entropy_bwd(hidden, item_weight, targets, lse, grad):
     d_hidden = torch.empty_like(hidden)
     d_weight = torch.empty_like(item_weight)
     block_h = _block_h(hidden_size)
+    tiles = _backward_tiles(block_h)
     if batch > 0:
-        _lce_grad_hidden_kernel[(triton.cdiv(batch, BLOCK_B),)](
+        rows, items, warps = tiles["hidden"]
+        _lce_grad_hidden_kernel[(triton.cdiv(batch, rows),)](
             hidden, item_weight, targets, lse, grad, d_hidden, batch, n_items, hidden_size,
-            BLOCK_B=BLOCK_B, BLOCK_V=BLOCK_V, BLOCK_H=block_h)
-    _lce_grad_weight_kernel[(triton.cdiv(n_items, BLOCK_V),)](
+            BLOCK_B=rows, BLOCK_V=items, BLOCK_H=block_h, num_warps=warps)
+    rows, items, warps = tiles["weight"]
+    _lce_grad_weight_kernel[(triton.cdiv(n_items, items),)](
         hidden, item_weight, targets, lse, grad, d_weight, batch, n_items, hidden_size,
-        BLOCK_B=BLOCK_B, BLOCK_V=BLOCK_V, BLOCK_H=block_h)
+        BLOCK_B=rows, BLOCK_V=items, BLOCK_H=block_h, num_warps=warps)
     return d_hidden, d_weight
 
 
