@@ -61,7 +61,11 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
                     hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                     filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
-    output_rows: see ``seasonal_tail``. -> x's shape, or (batch, 1, hidden) with output_rows."""
+    output_rows: see ``seasonal_tail``. -> x's shape, or (batch, 1, hidden) with output_rows.
+
+    The standalone entry (``SeasonalAttention.forward``); the model's layers run the branch inside
+    ``hybrid_layer`` instead (``hybrid_attention``, then ``seasonal_tail``, its norm joined with the
+    dynamic branch's)."""
     if x.dim() != 3 or x.shape[-1] % n_heads:
         raise ValueError(f"seasonal_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
                          f"n_heads={n_heads}, got {tuple(x.shape)}")
