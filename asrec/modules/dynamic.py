@@ -42,7 +42,9 @@ class DynamicAttention(nn.Module):
                               stacked_projections=stack.stacked())
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len)."""
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len) -> x's shape. The standalone
+        entry (``ops.dynamic_branch``): ``HybridLayer`` reads this module's ``weights()`` and never
+        calls it."""
         return dynamic_branch(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                               self.attn_dropout_prob, self.training)
 

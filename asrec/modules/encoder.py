@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ..checks import check_encoder_config, check_encoder_input
-from ..ops import input_stage, padding_bias, shared_dropout_draw
+from ..ops import padding_bias, shared_dropout_draw
+from ..ops.input_stage import _input_stage
 from .fourier_smoothing import FourierSmoothing
 from .init import init_linear_embedding_norm
 from .layer import HybridLayer
@@ -25,6 +26,10 @@ class ASRec(nn.Module):
     weight is drawn from N(0, initializer_range), biases 0, LayerNorms 1/0.
     ``filter_scope="sequence"`` opts into a per-sequence frequency threshold; the default
     ``"batch"`` is the published behaviour.
+
+    Three entries: ``forward`` (checked), ``encode`` (unchecked, optional read-out rows) and
+    ``encode_items`` (from item ids through the fused input stage: ``ASRecModel``'s path). All
+    end in the private ``_layers``, which carries the layers' second handle of the hidden state.
     """
 
     def __init__(self, hidden_size: int, max_seq_length: int, n_layers: int = 2, n_heads: int = 2,
@@ -44,27 +49,23 @@ class ASRec(nn.Module):
         init_linear_embedding_norm(self, initializer_range)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The checked entry. x: (batch, max_seq_length, hidden_size) input embeddings; valid:
+        (batch, max_seq_length) bool marking real items -> x's shape."""
         check_encoder_input(x, valid, self.hidden_size, self.max_seq_length, self.fsm.init_level.dtype)
         return self.encode(x, valid)
 
     def encode(self, x: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
-        """forward without the argument checks (for callers that checked already).
-
-        output_rows: optional (batch,) positions; then the result is (batch, hidden), each
-        sequence's final hidden state at its position, and the last layer computes only those.
+        """``forward`` without the argument checks (for callers that checked already), with an
+        optional read-out: output_rows (batch,) positions, then the result is (batch, hidden),
+        each sequence's final hidden state at its position, and the last layer computes only those.
         """
-        return self.encode_smoothed(self.fsm(x), valid, output_rows)
-
-    def encode_smoothed(self, hidden: torch.Tensor, valid: torch.Tensor, output_rows=None) -> torch.Tensor:
-        """The hybrid layers over an already smoothed input. hidden: (batch, seq_len, hidden);
-        valid: (batch, seq_len) bool marking real items; output_rows as ``encode``."""
         key_bias, _ = padding_bias(valid.to(torch.int32))  # 0 at real items, -10000 at padding
-        return self.encode_biased(hidden, key_bias, output_rows)
+        return self._layers(self.fsm(x), key_bias, output_rows)
 
     def encode_items(self, item_seq: torch.Tensor, item_embedding: nn.Embedding, position_embedding: nn.Embedding,
                      input_norm: nn.LayerNorm, dropout_p: float, item_seq_len=None) -> torch.Tensor:
-        """``ASRecModel``'s path from item ids: the embeddings, LayerNorm, dropout and this
-        encoder's smoothing as one op (``ops.input_stage``), the attention bias and read-out
+        """The entry from item ids (``ASRecModel``'s path): the embeddings, LayerNorm, dropout and
+        this encoder's smoothing as one op (``ops.input_stage``), the attention bias and read-out
         positions as another (``ops.padding_bias``), then the layers. item_seq: (batch, seq_len)
         ids, 0 = padding; item_seq_len: optional (batch,) lengths -> (batch, seq_len, hidden), or
         with item_seq_len (batch, hidden) at each sequence's last item. Ids are not checked here."""
@@ -73,18 +74,17 @@ class ASRec(nn.Module):
         with shared_dropout_draw():  # one RNG kernel for every dropping call of the forward
             # two handles of the smoothed input: the first layer's projections read one, its residual
             # path the other, and the input stage's backward adds their gradients (in its kernel on "triton")
-            smoothed, residual = input_stage(item_seq, item_embedding.weight, position_embedding.weight, norm.weight,
-                                             norm.bias, norm.eps, dropout_p, self.training, fsm.smoothing_logit,
-                                             fsm.init_level, fsm.smoothed_scale, fsm.mix, with_residual=True)
-            return self.encode_biased(smoothed, key_bias, last_rows, residual)
+            smoothed, residual = _input_stage(item_seq, item_embedding.weight, position_embedding.weight, norm.weight,
+                                              norm.bias, norm.eps, dropout_p, self.training, fsm.smoothing_logit,
+                                              fsm.init_level, fsm.smoothed_scale, fsm.mix, with_residual=True)
+            return self._layers(smoothed, key_bias, last_rows, residual)
 
-    def encode_biased(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None,
-                      residual=None) -> torch.Tensor:
-        """The hybrid layers over an already smoothed input and its attention bias (``encode_items``
-        fuses the smoothing into its input stage and builds the bias with ``ops.padding_bias``).
+    def _layers(self, hidden: torch.Tensor, key_bias: torch.Tensor, output_rows=None,
+                residual=None) -> torch.Tensor:
+        """The hybrid layers over a smoothed input and its attention bias (both entries end here).
         hidden: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len), 0 at real items and
         -10000 at padding; output_rows as ``encode``; residual: optional second handle of
-        hidden (``input_stage(with_residual=True)``) for the first layer's residual path.
+        hidden (``ops.input_stage._input_stage(with_residual=True)``) for the first layer's residual path.
 
         The smoothing computes in float32; its result enters the layers in their parameters'
         dtype (under autocast as it is: autocast casts at each product), the bias too. An empty
@@ -106,7 +106,7 @@ class ASRec(nn.Module):
             # hands over two handles, and its backward kernel adds their gradients
             for index, layer in enumerate(self.layers):
                 if index == last:
-                    hidden = layer(hidden, key_bias, output_rows, residual)
+                    hidden = layer._forward(hidden, key_bias, output_rows, residual, False)
                 else:
-                    hidden, residual = layer(hidden, key_bias, None, residual, with_residual=True)
+                    hidden, residual = layer._forward(hidden, key_bias, None, residual, True)
         return hidden if output_rows is None else hidden.squeeze(1)

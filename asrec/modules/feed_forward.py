@@ -29,5 +29,6 @@ class FeedForward(nn.Module):
                                   NormWeights(self.norm.weight, self.norm.bias, self.norm.eps), self.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq_len, hidden) -> same shape."""
+        """x: (batch, seq_len, hidden) -> same shape. The standalone entry (``ops.feed_forward``):
+        ``HybridLayer`` passes this module's ``weights()`` to ``ops.hybrid_layer`` and never calls it."""
         return feed_forward(x, self.weights(), self.hidden_dropout_prob, self.training)

@@ -38,6 +38,8 @@ class AdaptiveFrequencyFilter(nn.Module):
         return FrequencyFilterWeights(self.threshold, NormWeights(self.norm.weight, self.norm.bias, self.norm.eps))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """y: (batch, seq_len, hidden), or (batch, groups, seq_len, hidden) with a quantile per group."""
+        """y: (batch, seq_len, hidden), or (batch, groups, seq_len, hidden) with a quantile per group
+        -> y's shape. The standalone entry (``ops.frequency_filter``): the seasonal branch reads
+        this module's parameters and filters its three groups with ``ops.frequency_filter_groups``."""
         return frequency_filter(y, self.threshold, self.norm.weight, self.norm.bias, self.norm.eps,
                                 FILTER_DROPOUT, self.training, self.scope)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ..ops import HybridLayerWeights
-from ..ops.hybrid_layer import hybrid_layer
+from ..ops.hybrid_layer import _hybrid_layer
 from .dynamic import DynamicAttention
 from .feed_forward import FeedForward
 from .seasonal import SeasonalAttention
@@ -50,15 +50,19 @@ class HybridLayer(nn.Module):
         return HybridLayerWeights(self.seasonal.weights(projections[:3]), self.dynamic.weights(projections[3:]),
                                   self.feed_forward.weights(), self.branch_mix)
 
-    def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None, residual=None,
-                with_residual: bool = False):
-        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len); output_rows: optional
-        (batch,) positions, then the result is (batch, 1, hidden) at those positions only;
+    def forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows=None) -> torch.Tensor:
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len), 0 at real items and
+        -10000 at padding; output_rows: optional (batch,) positions, then the result is
+        (batch, 1, hidden) at those positions only (``ops.hybrid_layer``)."""
+        return self._forward(x, key_bias, output_rows, None, False)
+
+    def _forward(self, x: torch.Tensor, key_bias: torch.Tensor, output_rows, residual, with_residual: bool):
+        """``forward`` for ``ASRec``'s layer loop, with the second handles (``ops.hybrid_layer._hybrid_layer``):
         residual: optional second handle of x for the residual path; with_residual: return
-        (out, a second handle of out) for the next layer (``ops.hybrid_layer``)."""
-        return hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
-                            self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope,
-                            output_rows, residual, with_residual)
+        (out, a second handle of out) for the next layer."""
+        return _hybrid_layer(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
+                             self.attn_dropout_prob, self.training, self.seasonal.frequency_filter.scope,
+                             output_rows, residual, with_residual)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):

@@ -120,7 +120,9 @@ class SeasonalAttention(nn.Module):
             stacked_projections=stack.stacked())
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
-        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len) from ``key_padding_bias``."""
+        """x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len) from ``key_padding_bias``
+        -> x's shape. The standalone entry (``ops.seasonal_branch``): ``HybridLayer`` reads this
+        module's ``weights()`` and never calls it."""
         return seasonal_branch(x, key_bias, self.weights(), self.n_heads, self.hidden_dropout_prob,
                                self.attn_dropout_prob, self.training, self.frequency_filter.scope)
 

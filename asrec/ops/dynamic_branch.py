@@ -34,6 +34,10 @@ def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeig
 
     output_rows: optional (batch,) positions; then only those query rows are computed and
     the result is (batch, 1, hidden) (attention rows are independent of each other).
+
+    The standalone entry (``DynamicAttention.forward``); the model's layers run the branch inside
+    ``hybrid_layer`` instead (``hybrid_attention``, then ``dynamic_tail``, its norm joined with the
+    seasonal branch's).
     """
     if x.dim() != 3 or x.shape[-1] % n_heads:
         raise ValueError(f"dynamic_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "

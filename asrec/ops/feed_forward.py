@@ -207,14 +207,19 @@ backends.register("feed_forward", feed_forward_composition,
 
 
 def feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float = 0.0,
-                 training: bool = False, with_residual: bool = False):
+                 training: bool = False) -> torch.Tensor:
     """``LN(drop(p)(dense_out(act(dense_in(x)))) + x)``. x: (..., hidden) -> x's shape;
     weights.dense_in: (inner, hidden) and (inner,), dense_out: (hidden, inner) and (hidden,),
-    norm: (hidden,) twice; ``weights.activation`` one of ``asrec.reference.ACTIVATIONS``.
+    norm: (hidden,) twice; ``weights.activation`` one of ``asrec.reference.ACTIVATIONS``."""
+    return _feed_forward(x, weights, dropout_p, training, with_residual=False)
 
-    ``with_residual=True`` returns (out, residual), the same values twice for a consumer that
-    feeds them to two ops (the next layer's projections and its residual path): on "triton" the
-    second is a view output of the op, and backward adds both gradients in its norm kernel."""
+
+def _feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float, training: bool,
+                  with_residual: bool):
+    """``feed_forward`` for the hybrid layer (the model's path). ``with_residual=True`` returns
+    (out, residual), the same values twice for a consumer that feeds them to two ops (the next
+    layer's projections and its residual path): on "triton" the second is a view output of the
+    op, and backward adds both gradients in its norm kernel."""
     if weights.activation not in ACTIVATIONS:
         raise ValueError(f"feed_forward: activation must be one of {sorted(ACTIVATIONS)}, "
                          f"got {weights.activation!r}")

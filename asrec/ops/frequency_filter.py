@@ -224,7 +224,11 @@ def check_filter_arguments(op: str, y, threshold, norm_weight, norm_bias, dropou
 def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
                      norm_bias: torch.Tensor, eps: float, dropout_p: float = 0.5, training: bool = False,
                      scope: str = "batch") -> torch.Tensor:
-    """See ``asrec.reference.frequency_filter_ref``. y: (batch, [groups,] seq_len, hidden)."""
+    """See ``asrec.reference.frequency_filter_ref``. y: (batch, [groups,] seq_len, hidden) -> y's
+    shape; threshold: () quantile level; norm_weight, norm_bias: (hidden,).
+
+    The standalone entry (``AdaptiveFrequencyFilter.forward``); the model's seasonal branch runs
+    its three filters through ``frequency_filter_groups`` instead, on the convolutions' stacked output."""
     check_filter_arguments("frequency_filter", y, threshold, norm_weight, norm_bias, dropout_p, scope)
     args = (y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter", y.device, *args)(*args)

@@ -61,12 +61,18 @@ backends.register("frequency_filter_groups", _reference, triton=backends.FusedKe
 
 
 def frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
-                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch",
-                            with_input: bool = False):
+                            eps: float, dropout_p: float = 0.5, training: bool = False, scope: str = "batch"):
     """The filters of a seasonal branch, a quantile each: a list of G (batch, seq_len, hidden)
     inputs -> a list of G outputs, or one (G, batch, seq_len, hidden) tensor (the convolutions'
     output as it is) -> one tensor of that shape. See
-    ``asrec.reference.frequency_filter.frequency_filter_groups_ref``.
+    ``asrec.reference.frequency_filter.frequency_filter_groups_ref``."""
+    return _frequency_filter_groups(groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope,
+                                    with_input=False)
+
+
+def _frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                             eps: float, dropout_p: float, training: bool, scope: str, with_input: bool):
+    """``frequency_filter_groups`` for the seasonal branch (the model's path).
 
     ``with_input``: -> ``(filtered, groups)``, for a caller that uses the input again (the
     seasonal branch's contrast reads the convolutions' outputs too) and so sums two gradients

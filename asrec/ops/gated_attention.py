@@ -131,7 +131,11 @@ def _check(q, k, v, key_bias):
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor, dropout_p: float = 0.0,
               training: bool = False) -> torch.Tensor:
-    """See ``asrec.reference.attention_context_ref``. q: (batch, heads, q_len, d); k, v: (batch, heads, N, d)."""
+    """See ``asrec.reference.attention_context_ref``. q: (batch, heads, q_len, d); k, v: (batch, heads, N, d);
+    key_bias: (batch, 1, 1, N) -> q's shape.
+
+    The standalone entry (``dynamic_branch`` uses it); the model's layers use ``hybrid_attention``
+    instead, both branches' attention in one op."""
     _check(q, k, v, key_bias)
     args = (q, k, v, key_bias, dropout_p, training)
     return backends.dispatch("attention", q.device, *args)(*args)
@@ -140,7 +144,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch
 def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor,
                     gate_weight: torch.Tensor, gate_bias: torch.Tensor, dropout_p: float = 0.0,
                     training: bool = False) -> torch.Tensor:
-    """See ``asrec.reference.gated_attention_ref``. q, k, v: (batch, heads, N, d)."""
+    """See ``asrec.reference.gated_attention_ref``. q, k, v: (batch, heads, N, d); key_bias:
+    (batch, 1, 1, N); gate_weight: (2d, 2d), gate_bias: (2d,) -> q's shape.
+
+    The standalone entry (``seasonal_branch`` uses it); the model's layers use ``hybrid_attention``
+    instead, both branches' attention in one op."""
     _check(q, k, v, key_bias)
     if q.shape != k.shape:
         raise ValueError(f"gated_attention: the gate reads v at every query, so q {tuple(q.shape)} must match "

@@ -231,16 +231,19 @@ def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropo
 def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                 norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, dropout_p: float, training: bool,
                 smoothing_logit: torch.Tensor, init_level: torch.Tensor, smoothed_scale: torch.Tensor,
-                mix: float, with_residual: bool = False):
-    """Embeddings, LayerNorm, dropout and Fourier smoothing; see ``asrec.reference.input_stage_ref``.
+                mix: float) -> torch.Tensor:
+    """Embeddings, LayerNorm, dropout and Fourier smoothing (``asrec.reference.input_stage_ref``).
+    item_seq: (batch, seq_len) ids -> (batch, seq_len, hidden); ids are not range-checked here
+    (``ASRecModel`` checks them at its boundary)."""
+    return _input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                        smoothing_logit, init_level, smoothed_scale, mix, with_residual=False)
 
-    item_seq: (batch, seq_len) ids -> (batch, seq_len, hidden). Ids are not range-checked
-    here (``ASRecModel`` checks them at its boundary).
 
-    ``with_residual=True`` returns (hidden, residual): the same values twice, for the first
-    layer's projections and its residual path; on the fused backends a second output of the op,
-    whose gradient the backward adds (Triton: in its kernel; CUDA: before it).
-    """
+def _input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                 smoothing_logit, init_level, smoothed_scale, mix, with_residual: bool):
+    """``input_stage`` for ``asrec.modules``; ``with_residual=True`` -> (hidden, residual), the same
+    values twice (the first layer's projections and its residual path): on the fused backends a
+    second output of the op, whose gradient the backward adds (Triton: in its kernel; CUDA: before it)."""
     _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p)
     args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
             smoothing_logit, init_level, smoothed_scale, mix, bool(with_residual))

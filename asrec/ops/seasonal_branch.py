@@ -14,7 +14,7 @@ from ..reference._heads import merge_heads, split_heads
 from ..reference.frequency_filter import FILTER_DROPOUT
 from ..reference.weights import SeasonalWeights
 from .contrast_gelu import contrast_gelu
-from .frequency_filter_groups import frequency_filter_groups
+from .frequency_filter_groups import _frequency_filter_groups
 from .gated_attention import gated_attention
 from .multiscale_conv import multiscale_conv
 from .residual_norm import project_without_bias, residual_norm
@@ -42,9 +42,9 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     # the contrast reads the convolutions' outputs too: it takes them back from the filter
     # (with_input), so that on the Triton backend the filter's backward kernel adds the
     # contrast's gradient of them into its own (no autograd add of two (3, B, N, H) gradients)
-    filtered, conv_outputs = frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias,
-                                                     ff.norm.eps, FILTER_DROPOUT, training, filter_scope,
-                                                     with_input=True)
+    filtered, conv_outputs = _frequency_filter_groups(conv_outputs, ff.threshold, ff.norm.weight, ff.norm.bias,
+                                                      ff.norm.eps, FILTER_DROPOUT, training, filter_scope,
+                                                      with_input=True)
     activated = contrast_gelu(filtered, conv_outputs, weights.position_scales, weights.origin_scale,
                               weights.contrast_scale, output_rows)
     # the dense bias goes to the norm, which adds it before the dropout and sums its gradient
@@ -61,7 +61,11 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
                     hidden_dropout_p: float = 0.0, attn_dropout_p: float = 0.0, training: bool = False,
                     filter_scope: str = "batch", output_rows=None) -> torch.Tensor:
     """SPEC section 4 end to end. x: (batch, seq_len, hidden); key_bias: (batch, 1, 1, seq_len);
-    output_rows: see ``seasonal_tail``. -> x's shape, or (batch, 1, hidden) with output_rows."""
+    output_rows: see ``seasonal_tail``. -> x's shape, or (batch, 1, hidden) with output_rows.
+
+    The standalone entry (``SeasonalAttention.forward``); the model's layers run the branch inside
+    ``hybrid_layer`` instead (``hybrid_attention``, then ``seasonal_tail``, its norm joined with the
+    dynamic branch's)."""
     if x.dim() != 3 or x.shape[-1] % n_heads:
         raise ValueError(f"seasonal_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
                          f"n_heads={n_heads}, got {tuple(x.shape)}")

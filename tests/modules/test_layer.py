@@ -28,6 +28,38 @@ def test_branches_and_layer_match_the_published_blocks(heads):
     torch.testing.assert_close(layer(x, bias), published_layer(x, bias))
 
 
+@pytest.mark.parametrize("part", ["seasonal", "dynamic", "feed_forward", "filter", "layer"])
+def test_standalone_entries_agree_on_the_triton_and_reference_backends(part):
+    """The standalone path (the branch modules' forward, ops.seasonal_branch / dynamic_branch /
+    feed_forward / frequency_filter, HybridLayer.forward without the second handles): values and
+    every gradient on "triton" as on "reference"."""
+    import asrec
+
+    from ..triton_support import DEVICE
+
+    torch.manual_seed(0)
+    layer = HybridLayer(hidden_size=16, n_heads=2, max_seq_length=7, inner_size=12).eval()
+    perturb(layer)
+    layer = layer.to(DEVICE)
+    x = torch.randn(4, 7, 16, device=DEVICE, requires_grad=True)
+    bias = key_padding_bias(_valid(4, 7).to(DEVICE), torch.float32)
+    run = {"seasonal": lambda: layer.seasonal(x, bias), "dynamic": lambda: layer.dynamic(x, bias),
+           "feed_forward": lambda: layer.feed_forward(x), "layer": lambda: layer(x, bias),
+           "filter": lambda: layer.seasonal.frequency_filter(x)}[part]
+    leaves = [x, *(p for p in layer.parameters())]
+    grad = torch.randn(4, 7, 16, device=DEVICE)
+    results = []
+    for backend in ("triton", "reference"):
+        with asrec.use_backend(backend):
+            out = run()
+        results.append((out, *torch.autograd.grad(out, leaves, grad, allow_unused=True)))
+    for index, (a, b) in enumerate(zip(*results)):
+        if b is None:
+            assert a is None or not a.any(), index
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"output {index}")
+
+
 def test_hybrid_layer_gradcheck():
     layer = HybridLayer(hidden_size=4, n_heads=2, max_seq_length=5, inner_size=6).double().eval()
     perturb(layer)

@@ -162,10 +162,10 @@ def test_a_stacked_tensor_of_the_wrong_shape_is_named():
 @pytest.mark.parametrize("with_rows", [False, True])
 def test_filter_passthrough_feeds_the_contrast(with_rows):
     """The seasonal branch's pair: the convolutions' (3, B, N, H) output goes through
-    frequency_filter_groups(..., with_input=True), and the contrast reads the filtered tensor
+    the private _frequency_filter_groups(..., with_input=True), and the contrast reads the filtered tensor
     and the filter's passthrough; on Triton the filter's backward kernel adds the contrast's
     gradient of the convolutions' output. Values and every gradient as the reference's."""
-    from asrec.ops import frequency_filter_groups
+    from asrec.ops.frequency_filter_groups import _frequency_filter_groups
 
     from ..triton_support import kernel_keep
 
@@ -188,8 +188,8 @@ def test_filter_passthrough_feeds_the_contrast(with_rows):
     results = {}
     for backend in ("triton", "reference"):
         with asrec.use_backend(backend):
-            filtered, passthrough = frequency_filter_groups(convs, threshold, norm_weight, norm_bias, 1e-12, 0.5,
-                                                            False, "batch", with_input=True)
+            filtered, passthrough = _frequency_filter_groups(convs, threshold, norm_weight, norm_bias, 1e-12, 0.5,
+                                                             False, "batch", with_input=True)
             out = contrast_gelu(filtered, passthrough, scales, origin, contrast, rows)
         results[backend] = (out, *torch.autograd.grad(out, leaves, grad))
     for a, b in zip(results["triton"], results["reference"]):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import asrec
 from asrec.ops import feed_forward
-from asrec.ops.feed_forward import feed_forward_composition
+from asrec.ops.feed_forward import _feed_forward, feed_forward_composition
 from asrec.reference.activations import ACTIVATIONS
 from asrec.reference.weights import FeedForwardWeights, LinearWeights, NormWeights
 
@@ -196,7 +196,7 @@ def test_under_autocast():
 @pytest.mark.parametrize("which", ["both", "first", "residual"])
 @pytest.mark.parametrize("dropout_p,training", [(0.0, False), (0.3, True)])
 def test_residual_handle_gradients_are_added_in_the_norm_kernel(which, dropout_p, training, monkeypatch):
-    """with_residual: two handles of the same values; every gradient is the one of the sum of the
+    """The private _feed_forward(with_residual=True) (the hybrid layer's path): two handles of the same values; every gradient is the one of the sum of the
     handles' gradients (the norm's backward kernel adds them as it reads them; either may be
     missing), and the reference backend agrees."""
     from ..triton_support import fix_dropout_rng
@@ -210,7 +210,7 @@ def test_residual_handle_gradients_are_added_in_the_norm_kernel(which, dropout_p
 
     def run(backend, grads):
         with asrec.use_backend(backend):
-            handles = feed_forward(x, weights, dropout_p, training, with_residual=True)
+            handles = _feed_forward(x, weights, dropout_p, training, with_residual=True)
         total = sum((h * g).sum() for h, g in zip(handles, grads) if g is not None)
         return (*handles, *torch.autograd.grad(total, _leaves(x, weights)))
 

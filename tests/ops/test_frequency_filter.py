@@ -178,16 +178,18 @@ def test_quantile_by_selection_equals_the_sorted_quantile_and_torch(dtype, q):
 
 @pytest.mark.parametrize("stacked", [True, False])
 def test_with_input_returns_the_input_itself_on_the_reference(stacked):
-    """frequency_filter_groups(..., with_input=True) on the reference: (filtered, the input as it
+    """The private _frequency_filter_groups(..., with_input=True) on the reference: (filtered, the input as it
     came, the same object), the filtered part as without the option."""
     from asrec.ops import frequency_filter_groups
+    from asrec.ops.frequency_filter_groups import _frequency_filter_groups
 
     y = torch.randn(3, 4, 12, 8, dtype=torch.float64, requires_grad=True)
     groups = y if stacked else list(y.unbind(0))
     weight, bias = _norm(8)
     threshold = torch.tensor(0.7, dtype=torch.float64)
     with asrec.use_backend("reference"):
-        filtered, passthrough = frequency_filter_groups(groups, threshold, weight, bias, 1e-12, with_input=True)
+        filtered, passthrough = _frequency_filter_groups(groups, threshold, weight, bias, 1e-12, 0.5, False, "batch",
+                                                         with_input=True)
         plain = frequency_filter_groups(groups, threshold, weight, bias, 1e-12)
     assert passthrough is groups
     for a, b in zip(filtered, plain):
@@ -412,16 +414,17 @@ def test_a_stacked_groups_tensor_equals_the_list_of_groups(scope):
 
 
 def _with_input(stacked, q, weight, bias, dropout_p=0.5, training=False, with_input=True):
-    from asrec.ops import frequency_filter_groups
+    """The private _frequency_filter_groups (the seasonal branch's path) on "triton"."""
+    from asrec.ops.frequency_filter_groups import _frequency_filter_groups
 
     with asrec.use_backend("triton"):
-        return frequency_filter_groups(stacked, torch.tensor(q, device=DEVICE), weight, bias, EPS, dropout_p,
-                                       training, "batch", with_input=with_input)
+        return _frequency_filter_groups(stacked, torch.tensor(q, device=DEVICE), weight, bias, EPS, dropout_p,
+                                        training, "batch", with_input=with_input)
 
 
 @pytest.mark.parametrize("training", [False, True])
 def test_with_input_adds_the_passthrough_gradient_in_the_kernel(monkeypatch, training):
-    """frequency_filter_groups(..., with_input=True) on a (G, B, N, H) tensor: the passthrough is
+    """_frequency_filter_groups(..., with_input=True) on a (G, B, N, H) tensor: the passthrough is
     the input itself (an alias made by the filter's Function), and y's gradient is the filter's
     plus the passthrough's, as float64 math on the kernels' own keep-mask (and dropout mask)."""
     from ..triton_support import fix_dropout_rng, kernel_dropout_factors

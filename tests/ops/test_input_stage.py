@@ -161,17 +161,17 @@ def test_backward_is_two_triton_launches_and_the_embedding_backward():
 
 
 def _run_with_residual(backend, ids, tables, grads, dropout_p=0.0, training=False):
-    """``input_stage(..., with_residual=True)``: both handles' values, then every table's gradient
+    """The private ``_input_stage(..., with_residual=True)`` (the model's path): both handles' values, then every table's gradient
     for grads = (the first handle's gradient or None, the residual's or None)."""
     import asrec
-    from asrec.ops import input_stage
+    from asrec.ops.input_stage import _input_stage
 
     t = tables
     with asrec.use_backend(backend):
         torch.manual_seed(3)
-        out, residual = input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"],
-                                    EPS, dropout_p, training, t["smoothing_logit"], t["init_level"],
-                                    t["smoothed_scale"], 0.4, with_residual=True)
+        out, residual = _input_stage(ids, t["item_weight"], t["position_weight"], t["norm_weight"], t["norm_bias"],
+                                     EPS, dropout_p, training, t["smoothing_logit"], t["init_level"],
+                                     t["smoothed_scale"], 0.4, with_residual=True)
     used = [(o, g) for o, g in zip((out, residual), grads) if g is not None]
     total = sum((o * g).sum() for o, g in used)
     return (out, residual, *torch.autograd.grad(total, list(tables.values())))
@@ -180,7 +180,7 @@ def _run_with_residual(backend, ids, tables, grads, dropout_p=0.0, training=Fals
 @pytest.mark.parametrize("which", ["both", "first", "residual"])
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_residual_handle_gradients_are_added_in_the_kernel(which, dropout_p):
-    """with_residual: the two handles hold the same values and the tables' gradients are those of
+    """_input_stage(with_residual=True): the two handles hold the same values and the tables' gradients are those of
     the sum of both handles' gradients (the backward kernel adds them as it reads them; one
     handle's gradient may be missing)."""
     ids = _padded_ids(3, 12, 30)
