@@ -5,7 +5,8 @@ Groups (``GROUPS``):
   step two backends can agree on exactly): what the exactness suite checks;
 - ``scores``: the eval forward (full-sort scores under no_grad);
 - ``standalone``: the registered ops the model does not call itself (it runs the fused
-  hybrid attention and the grouped filter), built from the public ops at the shape's sizes;
+  hybrid attention, the grouped filter and the tiled loss), built from the public ops at the
+  shape's sizes;
 - ``dropout``: the training step in train mode (dropout on): graphs, bench, launch counts;
 - ``bench-ops``: the op rows of ``asrec bench`` (``asrec.bench.cases``): device time per op.
 The warm-up replays all of them on "triton"; the later steps make the same calls.
@@ -51,6 +52,9 @@ def _standalone(shape: plan.Shape, dev: torch.device) -> None:
                           randn(1, 1, hidden, scale=0.5), float(config.get("fsm_mix", 1.0)))
     norm_weight, norm_bias = 1 + randn(hidden, scale=0.1), randn(hidden, scale=0.1)
     ops.frequency_filter(randn(batch, n, hidden), torch.tensor(0.8, device=dev), norm_weight, norm_bias, 1e-12)
+    # the materialised loss over full-sort scores (the model's loss is the tiled linear_cross_entropy)
+    n_items = config["n_items"]
+    ops.cross_entropy(randn(batch, n_items), torch.randint(0, n_items, (batch,), generator=generator).to(dev))
 
 
 def _bench_ops(shape: plan.Shape, dev: torch.device) -> None:
