@@ -21,8 +21,8 @@ STATUSES = {"passed", "failed", "skipped", "timed out"}
 pytestmark = pytest.mark.slow
 
 
-def _check(out, *options):
-    env = dict(os.environ, PYTHON=sys.executable)
+def _check(out, *options, **extra_env):
+    env = dict(os.environ, PYTHON=sys.executable, **extra_env)
     env.pop("TRITON_INTERPRET", None)  # the dry run sets it for its own steps
     done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "gpu_check.sh"), "--dry-run", str(out), *options],
                           capture_output=True, text=True, timeout=900, env=env, cwd=ROOT)
@@ -98,7 +98,9 @@ def test_results_stay_within_eight_files(dry_run):
 
 
 def test_a_step_out_of_its_slice_is_timed_out_and_keeps_its_partial_results(tmp_path):
-    done, summary = _check(tmp_path, "--only", "exactness", "--step-seconds", "exactness=20")
+    # the step is held after its plan line (ASREC_GPU_CHECK_HOLD) until its 20 s slice runs out
+    done, summary = _check(tmp_path, "--only", "exactness", "--step-seconds", "exactness=20",
+                           ASREC_GPU_CHECK_HOLD="exactness")
     assert done.returncode == 1
     steps = {s["name"]: s for s in summary["steps"]}
     exactness = steps["exactness"]
