@@ -93,7 +93,8 @@ def _model_launches(setting: str, config: dict, batch: int):
 
 
 def _standalone_launches(config: dict, batch: int):
-    """The ops the model does not launch on its own: plain and gated attention, the smoothing, take_rows."""
+    """The ops the model does not launch on its own: plain and gated attention, the smoothing,
+    take_rows, the materialised cross-entropy."""
     import asrec
     from asrec import ops
 
@@ -112,6 +113,9 @@ def _standalone_launches(config: dict, batch: int):
         # the last layer's rows of x and of the dynamic context (two tensors: one launch each way)
         rows = torch.full((batch,), seq_len - 1)
         sum(t.sum() for t in ops.take_rows(rows, x, x * 2)).backward()
+        # the materialised loss over full-sort scores (the model's loss is the tiled linear_cross_entropy)
+        n_items = config["n_items"]
+        ops.cross_entropy(torch.randn(batch, n_items, requires_grad=True), torch.ones(batch, dtype=torch.int64)).backward()
 
 
 def main():
