@@ -6,6 +6,7 @@ a warning, ``asrec.reference._constant_cache``.)"""
 import contextlib
 import warnings
 
+
 @contextlib.contextmanager
 def collected():
     """Within the block, warnings are recorded instead of printed; yields the list that

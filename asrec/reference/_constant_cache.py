@@ -5,8 +5,8 @@ every call site of an lru_cache-wrapped function (Dynamo traces through the wrap
 when ``torch.export`` (or any tracing under a fake or proxy mode) made the first call, the
 cache kept the trace's placeholder tensors, so every later eager call computed with
 FakeTensors. This cache is read and written only outside tracing (no fake, proxy or
-functional mode) and keeps only plain tensors; under tracing the constants are built afresh (Dynamo and export see ordinary
-tensor code, which they trace or fold).
+functional mode) and keeps only plain tensors; under tracing the constants are built afresh
+(Dynamo and export see ordinary tensor code, which they trace or fold).
 """
 
 import collections
