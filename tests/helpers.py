@@ -1,5 +1,8 @@
 """Shared builders for the module and model tests."""
 
+import importlib.util
+import os
+
 import torch
 
 from asrec import ASRecModel
@@ -33,3 +36,13 @@ def twin_models(dtype=torch.float64, **kwargs):
     published = PublishedASRec(kwargs["n_items"], published_config(model))
     published.load_state_dict(model.to_original_state_dict())
     return model.to(dtype).eval(), published.to(dtype).eval()
+
+
+def load_count_launches():
+    """benchmarks/count_launches.py as a module (benchmarks/ is no package)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("count_launches", os.path.join(root, "benchmarks",
+                                                                                 "count_launches.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,31 +2,23 @@
 cloned into a folder named ``asrec`` with its venv inside (the README's quickstart) holds
 torch's files under ``asrec/.venv/``, and those are not asrec's lines."""
 
-import importlib.util
 import os
 
 import asrec
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from .helpers import load_count_launches
+
 PACKAGE = os.path.dirname(os.path.abspath(asrec.__file__))
 
 
-def _count_launches():
-    spec = importlib.util.spec_from_file_location("count_launches", os.path.join(ROOT, "benchmarks",
-                                                                                 "count_launches.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_files_of_the_imported_package_are_named_from_it():
-    counter = _count_launches()
+    counter = load_count_launches()
     assert counter.package_file(os.path.join(PACKAGE, "model.py")) == "asrec/model.py"
     assert counter.package_file(os.path.join(PACKAGE, "ops", "attention.py")) == "asrec/ops/attention.py"
 
 
 def test_a_folder_named_asrec_elsewhere_is_not_the_package():
-    counter = _count_launches()
+    counter = load_count_launches()
     checkout = os.path.dirname(PACKAGE)
     # the venv inside a clone named asrec: torch's files there are not asrec's lines
     torch_file = os.path.join(checkout, ".venv", "lib", "python3.12", "site-packages", "torch", "nn", "modules",

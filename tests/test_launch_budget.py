@@ -3,30 +3,19 @@ counted on the CPU as benchmarks/count_launches.py does) stay under their ceilin
 published settings. The ceiling is today's count (96 / 32), within the issue's budget (100 /
 36). A change that adds kernels fails here."""
 
-import importlib.util
-import os
-
 import pytest
 import torch
 
 pytest.importorskip("triton")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _count_launches():
-    spec = importlib.util.spec_from_file_location("count_launches", os.path.join(ROOT, "benchmarks",
-                                                                                 "count_launches.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .helpers import load_count_launches  # noqa: E402 (after the skip)
 
 
 @pytest.mark.parametrize("setting", ["ml-100k", "ml-1m"])
 def test_kernels_per_call_stay_under_the_ceiling(setting):
     from asrec.bench.settings import SETTINGS
 
-    counter = _count_launches()
+    counter = load_count_launches()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, items, lengths, targets = counter.model_and_batch(SETTINGS[setting], 2, device)
     for mode, step in counter.MODES.items():
@@ -41,7 +30,7 @@ def test_kernels_per_call_stay_under_the_ceiling(setting):
 def test_addmm_with_a_matrix_to_add_counts_its_copy():
     # ATen's CUDA addmm fuses a 1-d bias into the GEMM; a 2-d addend is copied into the result
     # first: folding an addition into addmm is two kernels on a GPU, and the count says so
-    counter = _count_launches()
+    counter = load_count_launches()
     audit = counter.HostAudit()
     a, b = torch.randn(4, 3), torch.randn(3, 5)
     with audit:
@@ -63,7 +52,7 @@ def test_sites_account_for_every_aten_kernel():
     # (or to autograd's own ops), the attributions adding up to the count
     from asrec.bench.settings import SETTINGS
 
-    counter = _count_launches()
+    counter = load_count_launches()
     model, items, lengths, targets = counter.model_and_batch(SETTINGS["ml-100k"], 2, torch.device("cpu"))
     _, audit = counter.count(counter.training_step, model, items, lengths, targets, "triton", execute=False,
                              sites=True)
