@@ -1,6 +1,5 @@
 """``run``: RecBole's quick start (``run_recbole``) for ``asrec.recbole.ASRec``."""
 
-import datetime
 import os
 import warnings
 from logging import getLogger
@@ -12,6 +11,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.trainer import Trainer
 from recbole.utils import init_logger, init_seed
 
+from ..run_folder import fresh_run_folder
 from .config import published_config
 from .model import ASRec
 
@@ -68,13 +68,7 @@ def run(dataset: str, data_path: Optional[str] = None, config_dict: Optional[dic
 
 def default_output(dataset: str) -> str:
     """``runs/recbole-<dataset>-<time>``, numbered on when it exists."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    output = base = os.path.join("runs", f"recbole-{dataset}-{stamp}")
-    suffix = 1
-    while os.path.exists(output):
-        suffix += 1
-        output = f"{base}-{suffix}"
-    return output
+    return fresh_run_folder(f"recbole-{dataset}")
 
 
 def _run(config: Config, saved: bool, show_progress: bool) -> dict:

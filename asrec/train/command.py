@@ -2,7 +2,6 @@
 
 import argparse
 import contextlib
-import datetime
 import json
 import math
 import os
@@ -11,6 +10,7 @@ import sys
 import torch
 
 from ..errors import CommandError
+from ..run_folder import fresh_run_folder
 from .presets import PRESETS
 
 EPILOG = """\
@@ -310,13 +310,7 @@ def check_memory(config: dict, n_items: int, device) -> None:
 
 
 def _default_output(dataset_name) -> str:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    output = base = os.path.join("runs", f"{dataset_name or 'data'}-{stamp}")
-    suffix = 1
-    while os.path.exists(output):
-        suffix += 1
-        output = f"{base}-{suffix}"
-    return output
+    return fresh_run_folder(dataset_name or "data")
 
 
 def main_process_first(runtime, fn):
