@@ -1,6 +1,7 @@
 """Full-ranking evaluation without the (batch, n_items) score matrix: the public op
-``target_ranks`` (reference: ``asrec.reference.target_ranks``, the path of every backend;
-no Triton kernel is built for it yet, so "triton" runs the reference, as ``describe()`` says)."""
+``target_ranks`` and its backends: the reference (``asrec.reference.target_ranks``: torch
+GEMMs over item tiles, the CPU's path) and Triton (``asrec.kernels.target_ranks``); the cuda
+backend has no kernel for it and runs the reference, as ``describe()`` says."""
 
 import torch
 
@@ -8,7 +9,20 @@ from .. import backends
 from ..reference.target_ranks import target_ranks_ref
 from .linear_cross_entropy import check_scoring_arguments
 
-backends.register("target_ranks", target_ranks_ref)
+
+def _triton(hidden, item_weight, targets):
+    from ..kernels.target_ranks import target_ranks_triton
+
+    return target_ranks_triton(hidden, item_weight, targets)
+
+
+def _triton_unsupported(hidden, item_weight, targets):
+    from ..kernels.target_ranks import unsupported
+
+    return unsupported(hidden, item_weight, targets)
+
+
+backends.register("target_ranks", target_ranks_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
 
 def target_ranks(hidden: torch.Tensor, item_weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

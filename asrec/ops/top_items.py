@@ -1,7 +1,8 @@
 """Top-k recommendation without the (batch, n_items) score matrix: the public op
-``top_items`` behind ``ASRecModel.recommend`` (reference: ``asrec.reference.top_items``,
-the path of every backend; no Triton kernel is built for it yet, so "triton" runs the
-reference, as ``describe()`` says)."""
+``top_items`` behind ``ASRecModel.recommend`` and its backends: the reference
+(``asrec.reference.top_items``: torch GEMMs and topk over item tiles, the CPU's path) and
+Triton (``asrec.kernels.top_items``: per-split candidates, then one topk); the cuda backend
+has no kernel for it and runs the reference, as ``describe()`` says."""
 
 import numbers
 
@@ -11,7 +12,20 @@ from .. import backends
 from ..reference.top_items import top_items_ref
 from .linear_cross_entropy import check_scoring_arguments
 
-backends.register("top_items", top_items_ref)
+
+def _triton(hidden, item_weight, k, exclude):
+    from ..kernels.top_items import top_items_triton
+
+    return top_items_triton(hidden, item_weight, k, exclude)
+
+
+def _triton_unsupported(hidden, item_weight, k, exclude):
+    from ..kernels.top_items import unsupported
+
+    return unsupported(hidden, item_weight, k, exclude)
+
+
+backends.register("top_items", top_items_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
 
 
 def top_items(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclude=None) -> tuple:

@@ -10,14 +10,18 @@ from .linear_cross_entropy import ITEM_TILE, accumulation_dtype
 # of the id in the low half. topk over keys is then exact and its ties are settled by id.
 _LOW = 0xFFFFFFFF
 LEFT_OUT = torch.iinfo(torch.int64).min   # the key of the padding item and excluded items
+NAN_ORDER = 0x7FFFFFFF                    # the ordered bits of a NaN score (a NaN's bit pattern)
 
 
 def _ordered_bits(scores: torch.Tensor) -> torch.Tensor:
-    """float32 (B, T) -> int64 (B, T) ordered as the floats (-0.0 as 0.0; NaN above +inf, as topk
-    puts it). One int64 buffer, the rest in place: a negative float's bits count down, so they
-    are flipped below the sign (x ^ 0x7FFFFFFF), which the arithmetic shift selects."""
+    """float32 (B, T) -> int64 (B, T) ordered as the floats (-0.0 as 0.0; every NaN, whatever its
+    sign bit, as the largest value 0x7FFFFFFF, above +inf, as topk puts it). One int64 buffer,
+    the rest in place: a negative float's bits count down, so they are flipped below the sign
+    (x ^ 0x7FFFFFFF), which the arithmetic shift selects. ``asrec.kernels.top_items`` maps the
+    same way."""
     bits = (scores + 0.0).view(torch.int32).to(torch.int64)
-    return bits.bitwise_xor_(bits.bitwise_right_shift(31).bitwise_and_(0x7FFFFFFF))
+    bits = bits.bitwise_xor_(bits.bitwise_right_shift(31).bitwise_and_(0x7FFFFFFF))
+    return bits.masked_fill_(scores.isnan(), NAN_ORDER)
 
 
 def _scores_of(ordered: torch.Tensor) -> torch.Tensor:
@@ -51,7 +55,8 @@ def _tile_best(scores: torch.Tensor, left_out: torch.Tensor, start: int, k: int)
     comparison pass, so the exact path costs little on real scores (and one host read per tile)."""
     values, columns = scores.topk(k, dim=1, sorted=False)
     kth = values.min(dim=1, keepdim=True).values
-    if bool(((scores >= kth).sum(dim=1) > k).any()):
+    # a NaN k-th score compares false with everything: NaNs tie among themselves, so exact too
+    if bool(((scores >= kth).sum(dim=1) > k).any() or kth.isnan().any()):
         ids = torch.arange(start, start + scores.shape[1], device=scores.device, dtype=torch.int64)
         return _keys(scores, ids, left_out).topk(k, dim=1, sorted=False).values
     return _keys(values, columns + start, left_out.gather(1, columns))
@@ -83,8 +88,19 @@ def top_items_ref(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclu
             tile_best = _tile_best(scores, left_out, start, min(k, stop - start))
             merged = torch.cat([best, tile_best], dim=1)
             best = merged.topk(min(k, merged.shape[1]), dim=1, sorted=True).values
+    return result_from_keys(best, dtype)
+
+
+def result_from_keys(best: torch.Tensor, dtype: torch.dtype) -> tuple:
+    """(B, k) int64 keys, best first -> (scores (B, k) float32 (float64 for a float64 ``dtype``),
+    item ids (B, k) int64), -inf and -1 where a key is LEFT_OUT."""
     scores = _scores_of(best >> 32)
     ids = _LOW - (best & _LOW)
     kept = best != LEFT_OUT
     scores = torch.where(kept, scores, torch.full_like(scores, float("-inf")))
     return scores.to(dtype if dtype == torch.float64 else torch.float32), torch.where(kept, ids, -1)
+
+
+def item_ids(keys: torch.Tensor) -> torch.Tensor:
+    """The item id of each int64 key (meaningless where the key is LEFT_OUT)."""
+    return _LOW - (keys & _LOW)

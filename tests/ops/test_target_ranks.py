@@ -14,6 +14,8 @@ from asrec.ops import target_ranks
 from asrec.reference.target_ranks import target_ranks_ref
 from asrec.train.metrics import target_ranks as materialised_ranks
 
+from ..triton_support import DEVICE
+
 
 def _integer_case(batch=12, n_items=70, hidden=6):
     h = torch.randint(-2, 3, (batch, hidden)).float()
@@ -38,8 +40,6 @@ def test_padding_item_never_counts_and_random_scores_agree():
     w[0] = 100.0 * h.mean(0)       # a padding row that would outscore everything
     targets = torch.randint(1, 500, (20,))
     assert torch.equal(target_ranks(h, w, targets), materialised_ranks(h @ w.t(), targets))
-    with asrec.use_backend("triton"):   # no kernel yet: the reference runs
-        assert torch.equal(target_ranks(h, w, targets), materialised_ranks(h @ w.t(), targets))
 
 
 def test_nan_scores_are_reported_as_minus_one():
@@ -60,3 +60,44 @@ def test_low_precision_inputs_rank_by_float32_scores(dtype):
 def test_bad_arguments_name_themselves():
     with pytest.raises(ValueError, match=r"target_ranks: targets must be a \(2,\) integer tensor"):
         target_ranks(torch.randn(2, 4), torch.randn(5, 4), torch.tensor([1, 2, 3]))
+
+
+# Triton (interpreter): BLOCK 32 rows and items, so 40 rows are two row blocks and 150 items
+# five tiles in five splits; integer-valued inputs make every score exact in both products
+
+
+def test_triton_ranks_ties_as_the_materialised_matrix():
+    h, w, targets = _integer_case(batch=40, n_items=150)
+    expected = materialised_ranks(h @ w.t(), targets)
+    with asrec.use_backend("triton"):
+        ranks = target_ranks(h.to(DEVICE), w.to(DEVICE), targets.to(DEVICE))
+    assert torch.equal(ranks.cpu(), expected)
+    assert ranks.dtype == torch.int64
+
+
+def test_triton_random_scores_padding_and_nan():
+    torch.manual_seed(3)
+    h, w = torch.randn(5, 16, device=DEVICE), torch.randn(70, 16, device=DEVICE)
+    w[0] = 100.0 * h.mean(0)       # the padding row would outscore everything
+    targets = torch.randint(1, 70, (5,), device=DEVICE)
+    with asrec.use_backend("triton"):
+        assert torch.equal(target_ranks(h, w, targets), materialised_ranks(h @ w.t(), targets))
+        h[1, 0] = float("nan")
+        ranks = target_ranks(h, w, targets)
+        assert ranks[1] == -1 and torch.equal(ranks, target_ranks_ref(h, w, targets))
+        w[0, :] = float("nan")      # the padding item's NaN is reported too, as the evaluation does
+        assert (target_ranks(h, w, targets) == -1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_triton_low_precision_inputs_rank_by_float32_scores(dtype):
+    h, w, targets = _integer_case(batch=6, n_items=64)
+    with asrec.use_backend("triton"):
+        ranks = target_ranks(h.to(DEVICE, dtype), w.to(DEVICE, dtype), targets.to(DEVICE))
+    assert torch.equal(ranks.cpu(), materialised_ranks(h @ w.t(), targets))
+
+
+def test_triton_refuses_float64_by_name():
+    h, w, targets = _integer_case(batch=2)
+    with asrec.use_backend("triton"), pytest.raises(ValueError, match="target_ranks on the 'triton' backend: hidden"):
+        target_ranks(h.double(), w.double(), targets)
