@@ -60,7 +60,7 @@ def test_the_recording_covers_every_kernel_family_with_the_jit_specialisation(re
     # exercised would silently drop out of this check)
     for family in ("_input_stage_", "_fourier_smoothing_", "_frequency_filter_", "_frequency_energy_",
                    "_frequency_keep_mask_", "_attention_fwd_", "_attention_bwd_", "_multiscale_conv_",
-                   "_contrast_gelu_", "_residual_norm_", "_cross_entropy_", "_lce_", "_take_rows_"):
+                   "_contrast_gelu_", "_residual_norm_", "_cross_entropy_", "_lce_", "_ranks_", "_top_candidates_", "_take_rows_"):
         assert any(family in name for name in kernels), family
     # the JIT's specialisation is recorded: divisible integers and aligned pointers carry "D",
     # others "", and an integer argument equal to 1 (ml-1m's one head) is a constant

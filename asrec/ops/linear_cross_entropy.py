@@ -9,6 +9,7 @@ import torch
 
 from .. import backends
 from ..reference.linear_cross_entropy import linear_cross_entropy_ref
+from ._custom_op import custom_op
 
 FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
@@ -39,17 +40,46 @@ def check_scoring_arguments(op: str, hidden, item_weight, **integer) -> None:
                              f"{value.dtype}")
 
 
-# ---- backends: the op -> its Triton autograd Function -> the launchers, written out ----
+# ---- Triton custom ops (torch.compile and export see them through their fakes) ----
+
+@custom_op("asrec::linear_cross_entropy_fwd")
+def linear_cross_entropy_fwd(hidden: torch.Tensor, item_weight: torch.Tensor,
+                             targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden (B, H), item_weight (V, H), targets (B,), contiguous -> (mean loss () float32, the
+    rows' log-sum-exp (B,) float32)."""
+    from ..kernels.linear_cross_entropy import linear_cross_entropy_fwd as launch
+
+    return launch(hidden, item_weight, targets)
+
+
+@linear_cross_entropy_fwd.register_fake
+def linear_cross_entropy_fwd_fake(hidden, item_weight, targets):
+    return hidden.new_empty((), dtype=torch.float32), hidden.new_empty(hidden.shape[0], dtype=torch.float32)
+
+
+@custom_op("asrec::linear_cross_entropy_bwd")
+def linear_cross_entropy_bwd(hidden: torch.Tensor, item_weight: torch.Tensor, targets: torch.Tensor,
+                             lse: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """grad: the mean loss's gradient (one element) -> (d hidden (B, H), d item_weight (V, H)) in their dtypes."""
+    from ..kernels.linear_cross_entropy import linear_cross_entropy_bwd as launch
+
+    return launch(hidden, item_weight, targets, lse, grad)
+
+
+@linear_cross_entropy_bwd.register_fake
+def linear_cross_entropy_bwd_fake(hidden, item_weight, targets, lse, grad):
+    return hidden.new_empty(hidden.shape), item_weight.new_empty(item_weight.shape)
+
+
+# ---- backends: the op -> its Triton autograd Function -> the custom ops ----
 
 class LinearCrossEntropyFn(torch.autograd.Function):
-    """``linear_cross_entropy`` on Triton: forward ``kernels.linear_cross_entropy.linear_cross_entropy_fwd``
+    """``linear_cross_entropy`` on Triton: forward the custom op ``linear_cross_entropy_fwd``
     (two launches: per-split partial log-sum-exps, their combination and the mean), backward
     ``linear_cross_entropy_bwd`` (two launches: d hidden, d item_weight, the tiles recomputed)."""
 
     @staticmethod
     def forward(ctx, hidden, item_weight, targets):
-        from ..kernels.linear_cross_entropy import linear_cross_entropy_fwd
-
         hidden, item_weight, targets = hidden.contiguous(), item_weight.contiguous(), targets.contiguous()
         loss, lse = linear_cross_entropy_fwd(hidden, item_weight, targets)
         ctx.save_for_backward(hidden, item_weight, targets, lse)
@@ -57,8 +87,6 @@ class LinearCrossEntropyFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from ..kernels.linear_cross_entropy import linear_cross_entropy_bwd
-
         hidden, item_weight, targets, lse = ctx.saved_tensors
         d_hidden, d_weight = linear_cross_entropy_bwd(hidden, item_weight, targets, lse, grad.contiguous())
         return d_hidden, d_weight, None

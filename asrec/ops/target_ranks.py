@@ -7,13 +7,25 @@ import torch
 
 from .. import backends
 from ..reference.target_ranks import target_ranks_ref
+from ._custom_op import custom_op
 from .linear_cross_entropy import check_scoring_arguments
 
 
-def _triton(hidden, item_weight, targets):
+@custom_op("asrec::target_ranks")
+def target_ranks_launch(hidden: torch.Tensor, item_weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The Triton path (``asrec.kernels.target_ranks``): (B,) int64 ranks, -1 for a row with a NaN score."""
     from ..kernels.target_ranks import target_ranks_triton
 
     return target_ranks_triton(hidden, item_weight, targets)
+
+
+@target_ranks_launch.register_fake
+def target_ranks_fake(hidden, item_weight, targets):
+    return hidden.new_empty(hidden.shape[0], dtype=torch.int64)
+
+
+def _triton(hidden, item_weight, targets):
+    return target_ranks_launch(hidden, item_weight, targets)
 
 
 def _triton_unsupported(hidden, item_weight, targets):

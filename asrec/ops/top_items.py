@@ -5,18 +5,33 @@ Triton (``asrec.kernels.top_items``: per-split candidates, then one topk); the c
 has no kernel for it and runs the reference, as ``describe()`` says."""
 
 import numbers
+from typing import Optional
 
 import torch
 
 from .. import backends
 from ..reference.top_items import top_items_ref
+from ._custom_op import custom_op
 from .linear_cross_entropy import check_scoring_arguments
 
 
-def _triton(hidden, item_weight, k, exclude):
+@custom_op("asrec::top_items")
+def top_items_launch(hidden: torch.Tensor, item_weight: torch.Tensor, k: int,
+                     exclude: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Triton path (``asrec.kernels.top_items``): (scores (B, k) float32, item ids (B, k) int64)."""
     from ..kernels.top_items import top_items_triton
 
     return top_items_triton(hidden, item_weight, k, exclude)
+
+
+@top_items_launch.register_fake
+def top_items_fake(hidden, item_weight, k, exclude):
+    batch = hidden.shape[0]
+    return hidden.new_empty((batch, k), dtype=torch.float32), hidden.new_empty((batch, k), dtype=torch.int64)
+
+
+def _triton(hidden, item_weight, k, exclude):
+    return top_items_launch(hidden, item_weight, k, exclude)
 
 
 def _triton_unsupported(hidden, item_weight, k, exclude):

@@ -55,6 +55,13 @@ def _standalone(shape: plan.Shape, dev: torch.device) -> None:
     # the materialised loss over full-sort scores (the model's loss is the tiled linear_cross_entropy)
     n_items = config["n_items"]
     ops.cross_entropy(randn(batch, n_items), torch.randint(0, n_items, (batch,), generator=generator).to(dev))
+    # the evaluation's ranks and recommend's top-k over the catalog, the shape's history excluded;
+    # small integer values: every score exact in any precision (TF32 too), so the ids and ranks
+    # must equal the float64 reference's, ties included
+    scored, catalog = (torch.randint(-2, 3, size, generator=generator).float().to(dev)
+                       for size in ((batch, hidden), (n_items, hidden)))
+    ops.target_ranks(scored, catalog, torch.randint(1, n_items, (batch,), generator=generator).to(dev))
+    ops.top_items(scored, catalog, 10, torch.randint(0, n_items, (batch, n), generator=generator).to(dev))
 
 
 def _bench_ops(shape: plan.Shape, dev: torch.device) -> None:

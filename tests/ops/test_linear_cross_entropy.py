@@ -104,3 +104,43 @@ def test_bad_arguments_name_themselves():
         linear_cross_entropy(h, w, t.float())
     with pytest.raises(ValueError, match="hidden must be a"):
         linear_cross_entropy(h[0], w, t)
+
+
+def test_opcheck_linear_cross_entropy():
+    h, w = torch.randn(5, 8, device=DEVICE), torch.randn(70, 8, device=DEVICE)
+    targets = torch.randint(0, 70, (5,), device=DEVICE)
+    torch.library.opcheck(torch.ops.asrec.linear_cross_entropy_fwd.default, (h, w, targets))
+    _, lse = torch.ops.asrec.linear_cross_entropy_fwd(h, w, targets)
+    torch.library.opcheck(torch.ops.asrec.linear_cross_entropy_bwd.default,
+                          (h, w, targets, lse, torch.tensor(0.5, device=DEVICE)))
+
+
+def test_fake_tensors_give_the_shapes_and_dtypes_without_running_a_kernel():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        h, w = torch.empty(300, 24, dtype=torch.bfloat16), torch.empty(1_000_000, 24, dtype=torch.bfloat16)
+        loss, lse = torch.ops.asrec.linear_cross_entropy_fwd(h, w, torch.empty(300, dtype=torch.int64))
+        d_hidden, d_weight = torch.ops.asrec.linear_cross_entropy_bwd(h, w, torch.empty(300, dtype=torch.int64), lse,
+                                                                      torch.empty((), dtype=torch.float32))
+    assert (loss.shape, loss.dtype, lse.shape, lse.dtype) == ((), torch.float32, (300,), torch.float32)
+    assert (d_hidden.shape, d_hidden.dtype, d_weight.shape, d_weight.dtype) == (
+        (300, 24), torch.bfloat16, (1_000_000, 24), torch.bfloat16)
+
+
+def test_compile_captures_the_loss_and_its_gradients_in_one_graph():
+    h = torch.randn(6, 8, device=DEVICE, requires_grad=True)
+    w = torch.randn(90, 8, device=DEVICE, requires_grad=True)
+    targets = torch.randint(0, 90, (6,), device=DEVICE)
+
+    def loss(hidden, weight, targets):
+        return linear_cross_entropy(hidden * 2, weight, targets)
+
+    with asrec.use_backend("triton"):
+        eager = loss(h, w, targets)
+        eager_grads = torch.autograd.grad(eager, (h, w))
+        out = torch.compile(loss, backend="aot_eager", fullgraph=True)(h, w, targets)
+        grads = torch.autograd.grad(out, (h, w))
+    torch.testing.assert_close(out, eager)
+    for ours, expected in zip(grads, eager_grads):
+        torch.testing.assert_close(ours, expected)

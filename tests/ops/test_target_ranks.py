@@ -101,3 +101,11 @@ def test_triton_refuses_float64_by_name():
     h, w, targets = _integer_case(batch=2)
     with asrec.use_backend("triton"), pytest.raises(ValueError, match="target_ranks on the 'triton' backend: hidden"):
         target_ranks(h.double(), w.double(), targets)
+
+
+def test_opcheck_and_compile_of_the_triton_ranks():
+    h, w, targets = (t.to(DEVICE) for t in _integer_case(batch=5))
+    torch.library.opcheck(torch.ops.asrec.target_ranks.default, (h, w, targets))
+    with asrec.use_backend("triton"):
+        compiled = torch.compile(lambda a, b, t: target_ranks(a * 1.0, b, t), backend="aot_eager", fullgraph=True)
+        assert torch.equal(compiled(h, w, targets), target_ranks(h, w, targets))

@@ -128,3 +128,14 @@ def test_triton_refuses_too_many_candidates_by_name():
     with asrec.use_backend("triton"), pytest.raises(ValueError, match=r"top_items on the 'triton' backend: k \+ "
                                                                        r"exclude's columns = 250 \+ 10 = 260 is over"):
         top_items(h, w, 250, torch.zeros(2, 10, dtype=torch.int64, device=DEVICE))
+
+
+def test_opcheck_and_compile_of_the_triton_top_k():
+    torch.manual_seed(5)
+    h, w = torch.randn(3, 8, device=DEVICE), torch.randn(40, 8, device=DEVICE)
+    exclude = torch.randint(0, 40, (3, 2), device=DEVICE)
+    torch.library.opcheck(torch.ops.asrec.top_items.default, (h, w, 5, exclude))
+    with asrec.use_backend("triton"):
+        eager = top_items(h, w, 5, exclude)
+        compiled = torch.compile(lambda a, b, e: top_items(a * 1.0, b, 5, e), backend="aot_eager", fullgraph=True)
+        assert all(torch.equal(x, y) for x, y in zip(compiled(h, w, exclude), eager))

@@ -94,7 +94,7 @@ def _model_launches(setting: str, config: dict, batch: int):
 
 def _standalone_launches(config: dict, batch: int):
     """The ops the model does not launch on its own: plain and gated attention, the smoothing,
-    take_rows, the materialised cross-entropy."""
+    take_rows, the materialised cross-entropy, the evaluation's ranks, recommend's top-k."""
     import asrec
     from asrec import ops
 
@@ -116,6 +116,10 @@ def _standalone_launches(config: dict, batch: int):
         # the materialised loss over full-sort scores (the model's loss is the tiled linear_cross_entropy)
         n_items = config["n_items"]
         ops.cross_entropy(torch.randn(batch, n_items, requires_grad=True), torch.ones(batch, dtype=torch.int64)).backward()
+        # the evaluation's ranks and recommend's top-k (k + the history's columns candidates per row)
+        scored, catalog = torch.randn(batch, hidden), torch.randn(n_items, hidden)
+        ops.target_ranks(scored, catalog, torch.ones(batch, dtype=torch.int64))
+        ops.top_items(scored, catalog, 10, torch.ones((batch, seq_len), dtype=torch.int64))
 
 
 def main():
