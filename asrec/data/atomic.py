@@ -91,8 +91,8 @@ def read_interactions(path: str, user_field: str, item_field: str, time_field: s
                       chunk_rows: int = 1 << 20) -> dict:
     """The user tokens, item tokens and timestamps of an atomic ``.inter`` file.
 
-    Returns ``{"user": (n,) object array of str, "item": (n,) object array of str, "time":
-    (n,) float64}`` in file order. Rows whose user or item is missing (empty, or a string
+    Returns ``{"user": (n,) TokenColumn, "item": (n,) TokenColumn (codes into the distinct
+    tokens, str), "time": (n,) float64}`` in file order. Rows whose user or item is missing (empty, or a string
     pandas reads as NaN such as ``NA``) are dropped, as RecBole drops NaN ids; a missing time
     is NaN (RecBole fills it with the mean time after filtering, ``build_sequences`` does the
     same). Blank lines are skipped. A row with another number of columns than the header, a
@@ -137,7 +137,7 @@ def read_interactions(path: str, user_field: str, item_field: str, time_field: s
     times = np.concatenate(times) if times else np.zeros(0)
     _check_column_counts(path, len(fields), len(times))
     users, items = _merge_codes(user_parts), _merge_codes(item_parts)
-    present = ~(pd.isna(users) | pd.isna(items))
+    present = (users.codes >= 0) & (items.codes >= 0)
     if present.all():
         return {"user": users, "item": items, "time": times}
     return {"user": users[present], "item": items[present], "time": times[present]}
@@ -150,19 +150,42 @@ def _chunk_codes(column) -> tuple:
     return pd.factorize(column.to_numpy(dtype=object))
 
 
-def _merge_codes(parts: list) -> np.ndarray:
-    """One (n,) object array of tokens from per-chunk ``pandas.factorize`` results, each distinct
-    token one shared str object (8 bytes a row), NaN where missing."""
+class TokenColumn:
+    """A token column as integer codes into its distinct tokens: ``codes`` (n,) int64, -1 where
+    missing, ``uniques`` (u,) object array of str. The file's tokens are hashed once, while
+    reading; ``asrec.data.preprocess.first_appearance_codes`` then remaps the codes (integers)
+    instead of hashing 10^7 strings again. Array-like where the callers need it: ``len``,
+    indexing by a mask or indices, ``tolist``, ``numpy.asarray`` (the tokens, NaN where missing)."""
+
+    def __init__(self, codes: np.ndarray, uniques: np.ndarray):
+        self.codes, self.uniques = codes, uniques
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index) -> "TokenColumn":
+        return TokenColumn(self.codes[index], self.uniques)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        tokens = np.r_[self.uniques, np.array([np.nan], dtype=object)][self.codes]   # code -1 -> the NaN
+        return tokens if dtype is None else tokens.astype(dtype)
+
+    def tolist(self) -> list:
+        return np.asarray(self).tolist()
+
+
+def _merge_codes(parts: list) -> TokenColumn:
+    """One column of codes from per-chunk ``pandas.factorize`` results, in first-appearance
+    order over the file (-1 where missing)."""
     import pandas as pd
 
     if not parts:
-        return np.zeros(0, dtype=object)
+        return TokenColumn(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object))
     # the chunks' uniques in chunk order: their first appearances are the file's
     chunk_to_global, uniques = pd.factorize(np.concatenate([chunk_uniques for _, chunk_uniques in parts]))
-    tokens = np.r_[np.asarray(uniques, dtype=object), np.array([np.nan], dtype=object)]
     offset, merged = 0, []
     for codes, chunk_uniques in parts:
-        lookup = np.r_[chunk_to_global[offset:offset + len(chunk_uniques)], -1]  # code -1 (missing) -> the NaN
-        merged.append(tokens[lookup[codes]])
+        lookup = np.r_[chunk_to_global[offset:offset + len(chunk_uniques)], -1].astype(np.int64)  # -1: missing
+        merged.append(lookup[codes])
         offset += len(chunk_uniques)
-    return np.concatenate(merged)
+    return TokenColumn(np.concatenate(merged), np.asarray(uniques, dtype=object))

@@ -22,9 +22,15 @@ import numpy as np
 
 def first_appearance_codes(tokens: np.ndarray) -> tuple:
     """Codes 0..n-1 in order of first appearance, and the uniques: ``pandas.factorize`` itself
-    (a hash table, linear time; RecBole remaps tokens with it)."""
+    (a hash table, linear time; RecBole remaps tokens with it). A ``TokenColumn`` (the file
+    reader's) is remapped by its integer codes, its tokens hashed once already."""
     import pandas as pd
 
+    from .atomic import TokenColumn
+
+    if isinstance(tokens, TokenColumn):
+        codes, seen = pd.factorize(tokens.codes)
+        return codes.astype(np.int64, copy=False), tokens.uniques[seen]
     codes, uniques = pd.factorize(np.asarray(tokens))
     return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
