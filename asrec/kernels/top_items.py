@@ -91,7 +91,10 @@ def top_items_triton(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, ex
         _top_candidates_kernel[(triton.cdiv(batch, BLOCK_B), n_splits)](
             hidden, item_weight, candidates, batch, n_items, hidden_size, per_split, n_splits,
             BLOCK_B=BLOCK_B, WIDTH=width, BLOCK_H=_block_h(hidden_size),
-            num_warps=4 if width * _block_h(hidden_size) <= 4096 else 8)
+            num_warps=4 if width * _block_h(hidden_size) <= 4096 else 8,
+            # the widest tiles: no software pipelining of the item loads (two stages of a 256 x 64
+            # float32 tile and the sort's scratch were 167,936 B of shared memory on sm_80, Triton 3.6)
+            num_stages=1 if width * _block_h(hidden_size) > 8192 else 2)
     if exclude is not None and exclude.shape[1] > 0:
         # the k + M best, then the excluded ones out (0 entries of exclude ignored)
         wanted = min(k + exclude.shape[1], candidates.shape[1])
