@@ -100,12 +100,12 @@ def _device(choice: str):
     return torch.device(choice)
 
 
-def _chosen_users(run_data, users) -> list:
+def _chosen_users(run_data, users, source) -> list:
     """The ids of ``--users`` tokens, in the run's user order."""
     index = {token: u for u, token in enumerate(run_data.user_tokens) if u}
     unknown = [u for u in users if u not in index]
     if unknown:
-        raise CommandError(f"--users: {len(unknown)} token(s) are not users of the run's data (e.g. "
+        raise CommandError(f"--users: {len(unknown)} token(s) are not users of {source} (e.g. "
                            f"{', '.join(map(repr, unknown[:5]))}); --histories FILE recommends for new users")
     return sorted(index[u] for u in users)
 
@@ -129,8 +129,8 @@ def main(parser: argparse.ArgumentParser, args) -> int:
     if args.histories is not None:
         histories = read_histories(args.histories, run_data.item_tokens)
     else:
-        histories = latest_histories(run_data, None if args.users is None else _chosen_users(run_data, args.users))
-        histories = [(user, items) for user, items in histories if len(items)]  # --data-path: none are empty
+        users = None if args.users is None else _chosen_users(run_data, args.users, args.data_path or "the run's data")
+        histories = latest_histories(run_data, users)
     batch_size = args.batch_size or int(config.get("eval_batch_size", 256))
     n_batches = (len(histories) + batch_size - 1) // batch_size
     progress = Progress(n_batches, "recommend", stream=sys.stderr, enabled=not args.quiet)
