@@ -27,9 +27,11 @@ taken over the whole batch (the published model, --filter-scope batch), so one u
 recommendations depend on which users share the batch. The batches are fixed, as the
 evaluation's: consecutive runs of --batch-size users (default the run's eval batch size)
 in the order above, so a user's result is the same whenever the flags are (the same
---users / --histories, --batch-size, --exclude-seen, --data-path). --filter-scope sequence
-takes one threshold per history: each result depends on its own history only, at some cost
-to the metrics of a model trained with the batch scope (see the README, Recommendations).
+--users / --histories, --batch-size, --data-path; on one device and build, as floating
+point goes). --filter-scope sequence takes one threshold per history: each result depends
+on its own history only (up to the last bits of the scores, which the batch's GEMM shapes
+round), with what it changes in a model trained with the batch scope measured in the
+README (Recommendations).
 
 run folder: best.pt, config.json, and id_maps.json + histories.npz (the item and user
 tokens, the users' histories), which asrec train writes. A run trained before those were
