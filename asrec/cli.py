@@ -1,4 +1,5 @@
-"""The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate).
+"""The ``asrec`` command: ``asrec bench`` (throughput), ``asrec train`` (train and evaluate) and
+``asrec recommend`` (top-k items from a trained run).
 
 Exit statuses: 0 done; 2 a malformed command line (an unknown flag, a value of the wrong
 kind or out of range, flags that contradict each other), with argparse's usage line; 1 a
@@ -21,6 +22,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import command as bench_command
+    from .serve import recommend_command
     from .train import command as train_command
 
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
@@ -37,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=train_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.main)
+    recommend = commands.add_parser("recommend", help="top-k items for each user from a trained run",
+                                    description=recommend_command.DESCRIPTION, epilog=recommend_command.EPILOG,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    recommend_command.add_arguments(recommend)
+    recommend.set_defaults(handler=recommend_command.main)
     return parser
 
 

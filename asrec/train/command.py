@@ -19,10 +19,11 @@ file, run folder or device (one line on stderr; ASREC_DEBUG=1 shows the tracebac
 interrupted (Ctrl-C) and 143 terminated (SIGTERM), each printing the --resume command.
 
 run folder (--output): log.jsonl, config.json, best.pt, best_original.pth,
-best_original_config.json, last.pt, results.json. Every file is written whole (to a
-temporary name, then renamed), so an interrupted run can always be continued with
---resume RUN. --output refuses a folder that already holds a run. --resume continues a
-run with its own settings (only --epochs and --patience may change; --epochs is the run's
+best_original_config.json, last.pt, results.json, id_maps.json and histories.npz (the
+item and user tokens and the users' histories, for asrec recommend). Every file is
+written whole (to a temporary name, then renamed), so an interrupted run can always be
+continued with --resume RUN. --output refuses a folder that already holds a run.
+--resume continues a run with its own settings (only --epochs and --patience may change; --epochs is the run's
 total, not how many more: a finished 1-epoch run trains a second epoch with --epochs 2);
 with --output NEW it copies the run's checkpoints into NEW and continues there, leaving
 RUN as it was.
@@ -417,6 +418,9 @@ def _main(parser: argparse.ArgumentParser, args) -> int:
         if runtime.is_main:
             from .checkpoints import atomic_write_json
             atomic_write_json(os.path.join(output, "config.json"), config)
+            from ..serve.run_data import write_run_data
+            from .fingerprint import data_fingerprint
+            write_run_data(output, data, data_fingerprint(data))  # id maps and histories, for asrec recommend
         log(f"data: {source}\nstatistics: {json.dumps(data.statistics())}\nrun folder: {output}  "
             f"device: {runtime.device} x {runtime.world_size}  preset: {config['preset']}")
         note = resume_note(resume, config) if resume is not None else None
