@@ -1,4 +1,5 @@
-"""The ``asrec`` command: ``asrec bench`` (throughput) and ``asrec train`` (train and evaluate).
+"""The ``asrec`` command: ``asrec bench`` (throughput), ``asrec train`` (train and evaluate) and
+``asrec export`` (a trained run as a standalone AOTInductor package).
 
 Exit statuses: 0 done; 2 a malformed command line (an unknown flag, a value of the wrong
 kind or out of range, flags that contradict each other), with argparse's usage line; 1 a
@@ -21,6 +22,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import command as bench_command
+    from .serve import export_command
     from .train import command as train_command
 
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
@@ -37,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=train_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     train_command.add_arguments(train)
     train.set_defaults(handler=train_command.main)
+    export = commands.add_parser("export", help="a trained run's top-k recommender as a standalone package",
+                                 description="Compile a run's eval forward and top-k with torch.export and "
+                                             "AOTInductor into one .pt2 file that torch alone can load.",
+                                 epilog=export_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export_command.add_arguments(export)
+    export.set_defaults(handler=export_command.main)
     return parser
 
 
