@@ -22,7 +22,7 @@ from asrec.serve.export import exported_program
 
 K = 5
 TINY_RUN = ["--dataset", "synthetic", "--synthetic-users", "40", "--synthetic-items", "30", "--preset", "ml-100k",
-            "--hidden-size", "16", "--inner-size", "32", "--n-layers", "1", "--max-seq-length", "8",
+            "--hidden-size", "16", "--inner-size", "32", "--n-layers", "1", "--max-seq-length", "100",
             "--epochs", "1", "--device", "cpu", "--quiet"]
 
 
