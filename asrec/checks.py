@@ -84,13 +84,16 @@ def require_in_range(name: str, t: torch.Tensor, low: int, high: int) -> None:
     if t.numel() == 0:
         return
     low_seen, high_seen = torch.aminmax(t)
-    low_seen, high_seen = int(low_seen), int(high_seen)
     if torch.compiler.is_compiling():
-        # a traced graph cannot branch on values: the same check as a runtime assertion of the
-        # compiled graph (it raises there with torch's own message, as the data is only seen then)
-        torch._check(low_seen >= low, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
-        torch._check(high_seen < high, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
+        # a traced graph (torch.compile, torch.export) cannot branch on values, and int() of a
+        # traced value is a guard it cannot make: the same check as runtime assertions on the
+        # unbacked scalars, kept in the compiled graph and in an exported package (it raises
+        # there with torch's own message, as the data is only seen then)
+        low_value, high_value = low_seen.item(), high_seen.item()
+        torch._check(low_value >= low, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
+        torch._check(high_value < high, lambda: f"{name}: values must lie in [{low}, {high - 1}]")
         return
+    low_seen, high_seen = int(low_seen), int(high_seen)
     if low_seen < low or high_seen >= high:
         raise ValueError(f"{name}: values must lie in [{low}, {high - 1}], got min {low_seen}, max {high_seen}")
 

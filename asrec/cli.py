@@ -1,5 +1,6 @@
-"""The ``asrec`` command: ``asrec bench`` (throughput), ``asrec train`` (train and evaluate) and
-``asrec recommend`` (top-k items from a trained run).
+"""The ``asrec`` command: ``asrec bench`` (throughput), ``asrec train`` (train and evaluate),
+``asrec recommend`` (top-k items from a trained run) and ``asrec export`` (a trained run as a
+standalone AOTInductor package).
 
 Exit statuses: 0 done; 2 a malformed command line (an unknown flag, a value of the wrong
 kind or out of range, flags that contradict each other), with argparse's usage line; 1 a
@@ -22,7 +23,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .bench import command as bench_command
-    from .serve import recommend_command
+    from .serve import export_command, recommend_command
     from .train import command as train_command
 
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     recommend_command.add_arguments(recommend)
     recommend.set_defaults(handler=recommend_command.main)
+    export = commands.add_parser("export", help="a trained run's top-k recommender as a standalone package",
+                                 description="Compile a run's eval forward and top-k with torch.export and "
+                                             "AOTInductor into one .pt2 file that torch alone can load.",
+                                 epilog=export_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export_command.add_arguments(export)
+    export.set_defaults(handler=export_command.main)
     return parser
 
 

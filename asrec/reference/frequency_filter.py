@@ -225,7 +225,9 @@ def frequency_filter_groups_ref(
     seq_len, hidden = groups[0].shape[-2:]
     dtype = compute_dtype(*groups)
     inputs = [g.to(dtype) for g in groups]
-    by_fft = seq_len >= FFT_FROM_SEQ_LEN
+    # torch.export takes the DFT GEMMs at every length: AOTInductor's C++ wrapper cannot build the
+    # complex tensors of the FFT path (torch 2.13: no c-shim for a complex aten.full)
+    by_fft = seq_len >= FFT_FROM_SEQ_LEN and not torch.compiler.is_exporting()
     spectra = [torch.fft.rfft(g, dim=-2) if by_fft else half_spectrum(g) for g in inputs]  # G x (B, K, H) / (B, 2K, H)
     with torch.no_grad():  # the mask is a hard threshold: no gradient flows through the energies
         energy_of = fft_spectrum_energy if by_fft else spectrum_energy

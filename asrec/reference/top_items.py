@@ -52,11 +52,15 @@ def _tile_best(scores: torch.Tensor, left_out: torch.Tensor, start: int, k: int)
     A float topk picks them; where a row's k-th score is shared by an item left outside the
     k (a tie at the boundary, which float topk settles arbitrarily), the whole tile is ranked
     by its keys instead, so the lower id always wins. Scores tie rarely, and that check is one
-    comparison pass, so the exact path costs little on real scores (and one host read per tile)."""
-    values, columns = scores.topk(k, dim=1, sorted=False)
-    kth = values.min(dim=1, keepdim=True).values
+    comparison pass, so the exact path costs little on real scores (and one host read per tile).
+    A traced graph (torch.compile, torch.export) cannot branch on that read: it always takes
+    the exact path, which gives the same result."""
+    tracing = torch.compiler.is_compiling()
+    if not tracing:
+        values, columns = scores.topk(k, dim=1, sorted=False)
+        kth = values.min(dim=1, keepdim=True).values
     # a NaN k-th score compares false with everything: NaNs tie among themselves, so exact too
-    if bool(((scores >= kth).sum(dim=1) > k).any() or kth.isnan().any()):
+    if tracing or bool(((scores >= kth).sum(dim=1) > k).any() or kth.isnan().any()):
         ids = torch.arange(start, start + scores.shape[1], device=scores.device, dtype=torch.int64)
         return _keys(scores, ids, left_out).topk(k, dim=1, sorted=False).values
     return _keys(values, columns + start, left_out.gather(1, columns))

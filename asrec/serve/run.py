@@ -41,9 +41,11 @@ def read_config(folder: str) -> dict:
     return config
 
 
-def load_run_model(folder: str, device, filter_scope=None) -> ASRecModel:
-    """The run's best model (``best.pt``) in eval mode on ``device``; ``filter_scope``
-    'batch' or 'sequence' replaces the scope it was trained with (None keeps it)."""
+def load_run(folder: str, filter_scope=None, device="cpu") -> tuple:
+    """The run's best model (``best.pt``) in eval mode on ``device``, and the checkpoint's
+    entries besides the weights (``model_config``, ``epoch``, ``valid`` metrics, ``dataset``
+    statistics). ``filter_scope`` 'batch' or 'sequence' replaces the scope it was trained
+    with (None keeps it). Raises ``CommandError`` for a path that is not a run folder."""
     from ..train.checkpoints import CheckpointError, load_best
 
     _is_run_folder(folder)
@@ -60,7 +62,14 @@ def load_run_model(folder: str, device, filter_scope=None) -> ASRecModel:
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: its model_config and state_dict do not make a model "
                               f"({' '.join(str(error).split())[:300]})") from None
-    return model.to(device).eval()
+    info = {key: value for key, value in payload.items() if key not in ("state_dict", "format")}
+    info["model_config"] = model_config
+    return model.to(device).eval(), info
+
+
+def load_run_model(folder: str, device, filter_scope=None) -> ASRecModel:
+    """``load_run``'s model alone."""
+    return load_run(folder, filter_scope, device)[0]
 
 
 def _recorded_fingerprint(folder: str):
