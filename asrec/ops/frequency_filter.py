@@ -145,7 +145,8 @@ class FrequencyFilterFn(torch.autograd.Function):
     group_major=False, with_input=False)``.
 
     Forward: energy -> keep-mask on the device (median, per-group batch quantile, strict
-    ``>``) -> fused inverse + dropout + residual + LayerNorm. Saves the input, the mask and the
+    ``>``; under ``asrec.distributed_filter`` the quantile of the whole batch of several
+    processes, one all-gather) -> fused inverse + dropout + residual + LayerNorm. Saves the input, the mask and the
     dropout RNG state; backward recomputes the rest. ``threshold`` gets no gradient.
     ``group_major``: y is (groups, batch, seq_len, hidden), as the convolution op writes its
     three outputs. ``with_input``: returns ``(out, y)``, y as it came in (an alias whose
