@@ -12,10 +12,12 @@ from typing import Optional
 import torch
 
 from .. import _cuda_extension, backends
+from ..distributed_filter import active_gather, keep_over_whole_batch
 from ..reference.frequency_filter import check_scope, frequency_filter_ref, frequency_keep_mask
 from ._checks import check_dropout, check_norm, check_tensors, unsupported_cuda_shared_memory, unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
+from ._filter_keep_gathered import triton_whole_batch_keep
 
 # ---- Triton: custom ops over the launchers of asrec.kernels.frequency_filter ----
 
@@ -31,7 +33,9 @@ def frequency_filter_fwd(y: torch.Tensor, threshold: torch.Tensor, norm_weight: 
     seq_len, hidden = y.shape[2:]
     groups, batch = y.shape[:2] if group_major else y.shape[1::-1]
     flat = y.view(batch * groups, seq_len, hidden)
-    keep = _frequency_keep(flat, batch, groups, threshold, scope, group_major)
+    plan = active_gather(scope)  # under asrec.distributed_filter: the whole batch's quantile, one all-gather
+    keep = (_frequency_keep(flat, batch, groups, threshold, scope, group_major) if plan is None
+            else triton_whole_batch_keep(flat, batch, groups, threshold, group_major, plan))
     out = _frequency_filter_fwd(flat, keep, norm_weight, norm_bias, eps, rng, dropout_p, dropping)
     return out.view(y.shape), keep.view(*y.shape[:2], -1)
 
@@ -92,7 +96,9 @@ def cuda_frequency_filter_fwd(y, threshold, norm_weight, norm_bias, rng, eps, dr
     flat = y.reshape(-1, seq_len, y.shape[3])
     energy = kernel_ops.frequency_energy(flat).view(*leading, -1)
     energy = energy.transpose(0, 1) if group_major else energy  # the mask code takes (B, G, K)
-    keep = frequency_keep_mask(energy, seq_len, threshold, scope, host_ranks=False).to(torch.float32)
+    # under asrec.distributed_filter: the whole batch's quantile, one all-gather (as the Triton path; unrun on a GPU)
+    keep = keep_over_whole_batch(energy, lambda e: frequency_keep_mask(e, seq_len, threshold, scope, host_ranks=False),
+                                 active_gather(scope)).to(torch.float32)
     keep = keep.transpose(0, 1).contiguous() if group_major else keep
     out = kernel_ops.frequency_filter_fwd(flat, keep.view(flat.shape[0], -1), norm_weight, norm_bias, rng, eps,
                                           dropout_p, dropping)
@@ -139,7 +145,8 @@ class FrequencyFilterFn(torch.autograd.Function):
     group_major=False, with_input=False)``.
 
     Forward: energy -> keep-mask on the device (median, per-group batch quantile, strict
-    ``>``) -> fused inverse + dropout + residual + LayerNorm. Saves the input, the mask and the
+    ``>``; under ``asrec.distributed_filter`` the quantile of the whole batch of several
+    processes, one all-gather) -> fused inverse + dropout + residual + LayerNorm. Saves the input, the mask and the
     dropout RNG state; backward recomputes the rest. ``threshold`` gets no gradient.
     ``group_major``: y is (groups, batch, seq_len, hidden), as the convolution op writes its
     three outputs. ``with_input``: returns ``(out, y)``, y as it came in (an alias whose

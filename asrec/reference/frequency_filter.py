@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..distributed_filter import active_gather, keep_over_whole_batch
 from ._constant_cache import ConstantCache
 from ._dtypes import compute_dtype
 
@@ -231,7 +232,10 @@ def frequency_filter_groups_ref(
     spectra = [torch.fft.rfft(g, dim=-2) if by_fft else half_spectrum(g) for g in inputs]  # G x (B, K, H) / (B, 2K, H)
     with torch.no_grad():  # the mask is a hard threshold: no gradient flows through the energies
         energy_of = fft_spectrum_energy if by_fft else spectrum_energy
-        keep = frequency_keep_mask(torch.stack([energy_of(s) for s in spectra], dim=1), seq_len, threshold, scope)
+        energy = torch.stack([energy_of(s) for s in spectra], dim=1)  # (B, G, K)
+        # under asrec.distributed_filter (a training step of several processes) the quantile is the whole batch's
+        keep = keep_over_whole_batch(energy, lambda e: frequency_keep_mask(e, seq_len, threshold, scope),
+                                     active_gather(scope))
     dropping = training and dropout_p > 0
     outputs = []
     for index, (original, computed, spectrum) in enumerate(zip(groups, inputs, spectra)):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..data.preprocess import SequentialData, padded_batch
+from ..distributed_filter import distributed_filter
 from ..errors import CommandError
 from ..graphs import GraphedScores, GraphedTrainStep
 from ..model import ASRecModel
@@ -59,6 +60,14 @@ def _rank_batches(n_samples: int, batch_size: int, epoch_seed: int, runtime: Run
         else:
             shares.append((batch[:1], 0.0))
     return shares
+
+
+def batch_shares(n_samples: int, batch_size: int, world_size: int) -> list:
+    """Per batch of an epoch, the number of its samples each rank holds (``_rank_batches``'s
+    deal, rank order, 0 for an empty share): host integers known before the epoch, which the
+    filter's whole-batch threshold (``asrec.distributed_filter``) needs without a device read."""
+    return [tuple(len(range(r, min(batch_size, n_samples - start), world_size)) for r in range(world_size))
+            for start in range(0, n_samples, batch_size)]
 
 
 def process_seed(seed: int, rank: int) -> int:
@@ -134,6 +143,7 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         batches = _rank_batches(len(data.train), config["batch_size"], config["seed"] + epoch, runtime)
+        deals = batch_shares(len(data.train), config["batch_size"], runtime.world_size)
         bar = Progress(len(batches), f"epoch {epoch}", enabled=runtime.is_main and progress_stream is not None,
                        stream=progress_stream)
         model.train()
@@ -144,7 +154,10 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
             if ddp is None:
                 loss = train_step(seq, length, target)  # a graph's static buffer: read before the next step
             else:
-                with torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                # the filter's threshold over the whole batch: one all-gather per filter call
+                # (asrec.distributed_filter), in training steps only (evaluation deals whole batches)
+                with (torch.autocast(runtime.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
+                      distributed_filter(deals[step - 1])):
                     loss = ddp(seq, length, target)
                 optimizer.zero_grad(set_to_none=True)
                 (loss * weight).backward()
