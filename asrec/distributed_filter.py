@@ -21,7 +21,6 @@ gather (a quantile does not depend on the order of its values).
 """
 
 import contextlib
-import contextvars
 from collections.abc import Sequence
 from typing import Callable, NamedTuple, Optional
 
@@ -38,7 +37,10 @@ class FilterGather(NamedTuple):
     group: Optional[object] = None
 
 
-_active: contextvars.ContextVar = contextvars.ContextVar("asrec_distributed_filter", default=None)
+# The deal of the enclosing ``distributed_filter`` context, or None. A module global rather
+# than a ContextVar: torch.compile traces a global's read (and guards on it), but cannot trace
+# ``ContextVar.get``. The context is per process, as the process group is: not thread-local.
+_active_plan: Optional[FilterGather] = None
 
 
 @contextlib.contextmanager
@@ -57,17 +59,18 @@ def distributed_filter(shares: Sequence[int], group=None):
                          f"got {len(shares)}")
     if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in shares) or not any(shares):
         raise ValueError(f"distributed_filter: shares must be non-negative ints with a positive total, got {shares}")
-    token = _active.set(FilterGather(shares, group))
+    global _active_plan
+    outer, _active_plan = _active_plan, FilterGather(shares, group)
     try:
         yield
     finally:
-        _active.reset(token)
+        _active_plan = outer
 
 
 def active_gather(scope: str) -> Optional[FilterGather]:
     """The deal a filter call must gather over, or None (no context, or ``scope="sequence"``,
     whose threshold is per sequence)."""
-    plan = _active.get()
+    plan = _active_plan
     return plan if plan is not None and scope == "batch" else None
 
 
