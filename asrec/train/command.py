@@ -66,6 +66,9 @@ OVERRIDES = {
     "weight_decay": (float, _finite(lambda v: v >= 0), "a non-negative finite float"),
     "epochs": (int, lambda v: v >= 1, "a positive int"),
     "patience": (int, lambda v: v >= 0, "a non-negative int"),
+    "steps_per_epoch": (int, lambda v: v >= 1, "a positive int: each epoch trains on the first N batches of its "
+                                               "shuffle only, a sampled epoch for data too large for whole ones; "
+                                               "default every batch"),
     "seed": (int, lambda v: 0 <= v < 2**63, "a non-negative int below 2**63 (torch.manual_seed's range)"),
     "min_interactions": (int, lambda v: v >= 1, "a positive int: users and items with fewer interactions are "
                                                 "dropped, RecBole's iterative filter; published 5"),

@@ -144,6 +144,8 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         started = time.perf_counter()
         batches = _rank_batches(len(data.train), config["batch_size"], config["seed"] + epoch, runtime)
         deals = batch_shares(len(data.train), config["batch_size"], runtime.world_size)
+        if config.get("steps_per_epoch") is not None:  # a sampled epoch: the first batches of this epoch's shuffle
+            batches = batches[:config["steps_per_epoch"]]
         bar = Progress(len(batches), f"epoch {epoch}", enabled=runtime.is_main and progress_stream is not None,
                        stream=progress_stream)
         model.train()
@@ -172,7 +174,8 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         bar.close()
         train_seconds = time.perf_counter() - started
         totals = all_gather_objects((loss_sum.item(), seen), runtime)
-        train_loss = sum(t[0] for t in totals) / max(1, sum(t[1] for t in totals))
+        trained = sum(t[1] for t in totals)  # sequences, every rank's (fewer than the epoch's with --steps-per-epoch)
+        train_loss = sum(t[0] for t in totals) / max(1, trained)
         if not math.isfinite(train_loss):
             kept = f"{output_dir} keeps epoch {epoch - 1}" if epoch > 1 else f"no epoch was saved in {output_dir}"
             raise TrainingDiverged(f"epoch {epoch}: the training loss is {train_loss} (training diverged); {kept}; "
@@ -184,9 +187,9 @@ def train(config: dict, data: SequentialData, runtime: Runtime, output_dir: str,
         else:
             state["bad_epochs"] += 1
         stop = state["bad_epochs"] > config["patience"]
-        record = dict(epoch=epoch, train_loss=train_loss, train_seconds=train_seconds,
+        record = dict(epoch=epoch, train_loss=train_loss, train_steps=len(batches), train_seconds=train_seconds,
                       epoch_seconds=time.perf_counter() - started,
-                      train_sequences_per_s=len(data.train) / train_seconds,
+                      train_sequences_per_s=trained / train_seconds,
                       valid={k: valid[k] for k in sorted(valid)}, best_epoch=state["best_epoch"])
         state["epoch"] = epoch
         state["history"].append(record)

@@ -241,3 +241,17 @@ def test_a_named_dataset_needs_its_own_file_in_a_data_folder(tmp_path, capsys):
     (tmp_path / "other.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t1\t1\n")
     err = _fails(["--dataset", "ml-100k", "--data-path", str(tmp_path)], capsys, 1)
     assert "has no ml-100k.inter for --dataset ml-100k (found other.inter)" in err
+
+
+def test_steps_per_epoch_trains_a_sampled_epoch(run, tmp_path):
+    """--steps-per-epoch N: each epoch trains the first N batches of its shuffle, then evaluates
+    as a whole epoch does; the run's own (unlimited) epochs are the control."""
+    whole = _log(run)[0]["train_steps"]
+    assert whole > 1
+    folder = str(tmp_path / "sampled")
+    assert main(["train", *TINY, "--epochs", "2", "--min-interactions", "30", "--steps-per-epoch", "1",
+                 "--output", folder]) == 0
+    log = _log(folder)
+    assert [record["train_steps"] for record in log] == [1, 1]
+    assert json.load(open(os.path.join(folder, "config.json")))["steps_per_epoch"] == 1
+    assert all("hit@20" in record["valid"] for record in log)
