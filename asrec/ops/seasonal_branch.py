@@ -36,8 +36,13 @@ def seasonal_tail(context: torch.Tensor, residual, weights: SeasonalWeights, dro
     LN (the hybrid layer applies those and adds the bias with the dynamic branch's, in one
     ``residual_norm`` call: ``other_bias``).
     """
-    # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies
-    conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=True)
+    # (3, B, N, H) stacked, as the Triton convolution writes them and the filter reads them: no copies.
+    # A reference forward without autograd keeps three tensors, as its convolutions make them:
+    # stacking them, and the filter's outputs after them, were two copies of (3, B, N, H) that
+    # nothing reads stacked. (With autograd the stack stays: it fixes the order in which the
+    # gradients of each convolution output are summed, so training's values stay as they were.)
+    stacked = torch.is_grad_enabled() or backends.plan("multiscale_conv", context.device.type).backend != "reference"
+    conv_outputs = multiscale_conv(context, weights.conv_weights, weights.conv_biases, stacked=stacked)
     ff = weights.frequency_filter
     # the contrast reads the convolutions' outputs too: it takes them back from the filter
     # (with_input), so that on the Triton backend the filter's backward kernel adds the
