@@ -3,13 +3,11 @@
 the path of every backend; no Triton kernel is built for it yet, so "triton" runs the
 reference, as ``describe()`` says)."""
 
-import numbers
-
 import torch
 
 from .. import backends
 from ..reference.top_items import top_items_ref
-from .linear_cross_entropy import check_scoring_arguments
+from . import _contract
 
 backends.register("top_items", top_items_ref)
 
@@ -20,10 +18,6 @@ def top_items(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclude=N
     out per row (0 entries ignored) -> (scores (batch, k) float32, item ids (batch, k)
     int64), best first, equal scores in increasing id order, never the padding item 0; where
     fewer than k items are left, the last slots hold score -inf and id -1."""
-    extra = {} if exclude is None else {"exclude": exclude}
-    check_scoring_arguments("top_items", hidden, item_weight, **extra)
-    n_items = item_weight.shape[0]
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_items - 1:
-        raise ValueError(f"top_items: k must be an int in [1, {n_items - 1}] (the real items), got {k!r}")
+    _contract.check_top_items(hidden, item_weight, k, exclude)
     args = (hidden, item_weight, int(k), exclude)
     return backends.dispatch("top_items", hidden.device, *args)(*args)
