@@ -23,7 +23,7 @@ a contract checks, in this order (the first failure raises):
 Shape, dtype and device checks read metadata only. An index-range check reads the values,
 which on a GPU is a host synchronisation per call (DESIGN.md: a training step makes none).
 So the ranges are checked where reading costs nothing: on CPU tensors, in eager mode,
-through NumPy over the tensor's memory (no aten op, no device kernel). On CUDA tensors and
+through NumPy over the tensor's memory (no aten kernel, no synchronisation). On CUDA tensors and
 under ``torch.compile`` the op does not read them: there the caller holds the range (the
 model checks its inputs at its own boundary, ``ASRecModel(check_values=True)``, with
 ``torch._check`` under compile), and an out-of-range value is not defined behaviour (a NaN
@@ -106,10 +106,18 @@ def check_integer(op: str, what: str, **tensors: torch.Tensor) -> None:
                              f"{tensor.dtype}{hint}")
 
 
+def autocasting(device: torch.device) -> bool:
+    """Whether autocast is on for ``device`` (False for a device type autocast does not know, e.g. meta)."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        return False
+
+
 def check_one_dtype(op: str, **tensors: torch.Tensor) -> None:
     """Outside autocast the named tensors share one dtype (autocast casts them at each product)."""
     first_name, first = next(iter(tensors.items()))
-    if torch.is_autocast_enabled(first.device.type):
+    if autocasting(first.device):
         return
     for name, tensor in tensors.items():
         if tensor.dtype != first.dtype:
@@ -141,12 +149,12 @@ def values_readable(tensor: torch.Tensor) -> bool:
 def check_index_range(op: str, name: str, tensor: torch.Tensor, low: int, high: int, note: str = "") -> None:
     """Every value of the integer ``tensor`` in [low, high), where ``values_readable``.
 
-    Read through NumPy: on the CPU this is a pass over host memory, no aten op (so no
-    device kernel and no synchronisation in the step's audit, benchmarks/count_launches.py,
-    whose CPU run stands for the GPU's: on a GPU this check does not run)."""
+    Read through NumPy: on the CPU a pass over host memory, no aten kernel and no
+    synchronisation in the step's audit (benchmarks/count_launches.py, whose CPU run stands for
+    the GPU's: on a GPU this check does not run)."""
     if not values_readable(tensor):
         return
-    values = tensor.detach().numpy()
+    values = tensor.numpy()  # an integer tensor: never requires grad
     seen_low, seen_high = int(values.min()), int(values.max())
     if seen_low < low or seen_high >= high:
         raise ValueError(f"{op}: {name} must lie in [{low}, {high - 1}], got min {seen_low}, max {seen_high}{note}")
@@ -470,7 +478,7 @@ def check_residual_norm(x, residual, norm_weight, norm_bias, dropout_p, mix, x_b
             check_norm(op, hidden, **{name: bias})
             named[name] = bias
     check_floating(op, **named)
-    if not torch.is_autocast_enabled(x.device.type):
+    if not autocasting(x.device):
         # the norms normalise the promoted sum: their parameters in its dtype
         summed = x.dtype
         for tensor in (residual, x_bias, other_bias, None if mix is None else mix[0]):
@@ -578,9 +586,7 @@ def check_scoring(op: str, hidden, item_weight, **integer) -> None:
             wanted = f"({hidden.shape[0]},)" if name == "targets" else f"({hidden.shape[0]}, M)"
             raise ValueError(f"{op}: {name} must be a {wanted} integer tensor, got shape {tuple(value.shape)} of "
                              f"{value.dtype}")
-    for name, value in dict(item_weight=item_weight, **integer).items():
-        if value.device != hidden.device:
-            raise ValueError(f"{op}: {name} is on {value.device}, hidden on {hidden.device}: one device")
+    check_one_device(op, hidden=hidden, item_weight=item_weight, **integer)
     if "targets" in integer:
         check_index_range(op, "targets", integer["targets"], 0, item_weight.shape[0], _NO_IGNORE_INDEX)
 
