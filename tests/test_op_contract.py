@@ -36,6 +36,19 @@ DROPOUTS = {
 }
 BAD_PROBABILITIES = [-0.1, 1.0, 1.5, math.nan, math.inf]
 
+# the other scalar arguments of each op (position in args or keyword name) and wrong values of each
+SCALARS = {
+    "input_stage": {5: "eps", 7: "training", 11: "mix"}, "fourier_smoothing": {4: "mix"},
+    "frequency_filter": {4: "eps", "training": "training"}, "frequency_filter_groups": {4: "eps", "training": "training"},
+    "attention": {"training": "training"}, "gated_attention": {"training": "training"},
+    "hybrid_attention": {"training": "training"}, "residual_norm": {4: "eps", "training": "training"},
+    "feed_forward": {"training": "training"}, "multiscale_conv": {"stacked": "training"},
+    "seasonal_branch": {"training": "training"}, "dynamic_branch": {"training": "training"},
+    "hybrid_layer": {"training": "training"},
+}
+BAD_SCALARS = {"eps": [-1.0, math.nan, "1e-5", None, torch.tensor(1e-5)], "training": ["no", None, 1, 0.0],
+               "mix": [math.inf, math.nan, "1", None]}
+
 # the index arguments of each op: (path into args, values out of range)
 INDICES = {
     "input_stage": ((0,), [N_ITEMS, -1]),
@@ -124,7 +137,15 @@ def wrong_calls(draw, op):
     """(description, args, kwargs) of a wrong call of ``op``."""
     args, kwargs = valid_call(op)
     kinds = ["tensor"] + (["dropout"] if op in DROPOUTS else []) + (["index"] if op in INDICES else [])
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(st.sampled_from(kinds + (["scalar"] if op in SCALARS else [])))
+    if kind == "scalar":
+        where, what = draw(st.sampled_from(sorted(SCALARS[op].items(), key=str)))
+        value = draw(st.sampled_from(BAD_SCALARS[what]))
+        if isinstance(where, int):
+            args = _replace(args, (where,), value)
+        else:
+            kwargs = {**kwargs, where: value}
+        return f"{where}={value!r}", args, kwargs
     if kind == "dropout":
         where = draw(st.sampled_from(DROPOUTS[op]))
         value = draw(st.sampled_from(BAD_PROBABILITIES))
@@ -226,6 +247,20 @@ def test_a_target_of_minus_100_is_out_of_range_not_ignored(op):
                 ValueError, match=rf"{op}: targets must lie in \[0, {N_ITEMS - 1}\], got min -100, max 5 "
                                   r"\(there is no ignore_index"):
             run(op, (*args[:-1], targets), {})
+
+
+@pytest.mark.parametrize("training", ["no", None, 1])
+def test_training_must_be_a_bool(training):
+    args, _ = valid_call("residual_norm")
+    with pytest.raises(TypeError, match=rf"residual_norm: training must be True or False, got {training!r}"):
+        ops.residual_norm(*args, dropout_p=0.1, training=training)
+
+
+@pytest.mark.parametrize("eps", [-1e-5, math.nan, "1e-5", torch.tensor(1e-5)])
+def test_eps_must_be_a_finite_number_at_least_0(eps):
+    args, _ = valid_call("frequency_filter")
+    with pytest.raises(ValueError, match=r"frequency_filter: eps must be a finite number >= 0, got"):
+        ops.frequency_filter(*args[:4], eps)
 
 
 def test_mixed_bfloat16_and_float32_is_refused_where_the_math_needs_one_dtype():

@@ -33,6 +33,7 @@ Value checks that remain per backend are capability checks (``backends.plan``: f
 shape a fused kernel does not take), which name the backend, and the kernels' own guards.
 """
 
+import math
 import numbers
 
 import torch
@@ -140,6 +141,43 @@ def check_dropout(op: str, dropout_p, name: str = "dropout_p") -> None:
         raise ValueError(f"{op}: {name} must be a number in [0, 1), got {dropout_p!r}")
 
 
+def check_number(op: str, name: str, value, low: float = -math.inf) -> None:
+    """A finite real number >= ``low`` (a Python number: a tensor or a string is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low:
+        wanted = "a finite number" + (f" >= {low:g}" if low > -math.inf else "")
+        raise ValueError(f"{op}: {name} must be {wanted}, got {value!r}")
+
+
+def check_flag(op: str, name: str, value) -> None:
+    """True or False (a string such as "no" is truthy: refused, not read as True)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+
+
+def check_scalars(op: str, **scalars) -> None:
+    """The scalar arguments an op has, by name: eps a finite number >= 0, training a bool, mix
+    (the smoothing's A) a finite number."""
+    for name, value in scalars.items():
+        if name == "training":
+            check_flag(op, name, value)
+        else:
+            check_number(op, name, value, 0.0 if name == "eps" else -math.inf)
+
+
+def check_output_rows(op: str, output_rows, batch: int, seq_len: int, device) -> None:
+    """None, or (batch,) int64 positions in [0, seq_len) on ``device``."""
+    if output_rows is None:
+        return
+    if not torch.is_tensor(output_rows) or output_rows.shape != (batch,) or output_rows.dtype != torch.int64:
+        got = (f"{tuple(output_rows.shape)} {output_rows.dtype}" if torch.is_tensor(output_rows)
+               else type(output_rows).__name__)
+        raise ValueError(f"{op}: output_rows must be a ({batch},) int64 tensor of positions, got {got}")
+    if output_rows.device != device:
+        raise ValueError(f"{op}: output_rows is on {output_rows.device}, x on {device}: every tensor of a call "
+                         "must be on one device")
+    check_index_range(op, "output_rows", output_rows, 0, seq_len)
+
+
 def values_readable(tensor: torch.Tensor) -> bool:
     """Whether this op may read ``tensor``'s values at no cost: a plain CPU tensor in eager mode."""
     return (type(tensor) is torch.Tensor and tensor.device.type == "cpu" and tensor.numel() > 0
@@ -165,8 +203,8 @@ _NO_IGNORE_INDEX = " (there is no ignore_index: every row is a target)"
 
 # ---- one contract per public op ----
 
-def check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p, smoothing_logit,
-                      init_level, smoothed_scale) -> None:
+def check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
+                      smoothing_logit, init_level, smoothed_scale, mix) -> None:
     """item_seq (batch, seq_len) integer ids in [0, n_items); item_weight (n_items, hidden);
     position_weight (>= seq_len, hidden); norm_* (hidden,); smoothing as ``check_fourier_smoothing``
     (any float dtype: the smoothing computes in float32); the tables and norm share one dtype."""
@@ -191,6 +229,7 @@ def check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_
                      norm_weight=norm_weight, norm_bias=norm_bias, smoothing_logit=smoothing_logit,
                      init_level=init_level, smoothed_scale=smoothed_scale)
     check_dropout(op, dropout_p)
+    check_scalars(op, eps=eps, training=training, mix=mix)
     check_index_range(op, "item_seq", item_seq, 0, item_weight.shape[0], " (the rows of item_weight)")
 
 
@@ -218,7 +257,7 @@ def _check_smoothing_shapes(op, hidden, smoothing_logit, init_level, smoothed_sc
             raise ValueError(f"{op}: {name} must be (1, 1, {hidden}), got {tuple(tensor.shape)}")
 
 
-def check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale) -> None:
+def check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale, mix) -> None:
     """x (batch, seq_len, hidden); smoothing_logit () or (1,); init_level, smoothed_scale (1, 1,
     hidden); any float dtypes (the smoothing computes in float32, float64 for float64 x)."""
     op = "fourier_smoothing"
@@ -229,9 +268,10 @@ def check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale) -> N
     named = dict(x=x, smoothing_logit=smoothing_logit, init_level=init_level, smoothed_scale=smoothed_scale)
     check_floating(op, **named)
     check_one_device(op, **named)
+    check_scalars(op, mix=mix)
 
 
-def check_frequency_filter(op: str, y, threshold, norm_weight, norm_bias, dropout_p, scope) -> None:
+def check_frequency_filter(op: str, y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope) -> None:
     """y (batch, [groups,] seq_len, hidden); threshold () or (1,) quantile level (any float
     dtype); norm_* (hidden,) in y's dtype. Also each group of ``frequency_filter_groups``."""
     from ..reference.frequency_filter import check_scope
@@ -246,10 +286,11 @@ def check_frequency_filter(op: str, y, threshold, norm_weight, norm_bias, dropou
     check_one_dtype(op, y=y, norm_weight=norm_weight, norm_bias=norm_bias)
     check_one_device(op, y=y, threshold=threshold, norm_weight=norm_weight, norm_bias=norm_bias)
     check_dropout(op, dropout_p)
+    check_scalars(op, eps=eps, training=training)
     check_scope(scope, f"{op}: scope")
 
 
-def check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, dropout_p, scope) -> None:
+def check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope) -> None:
     """groups: a non-empty list of same-shaped (batch, seq_len, hidden) tensors of one dtype and
     device, or one (groups, batch, seq_len, hidden) tensor; the rest as ``check_frequency_filter``."""
     op = "frequency_filter_groups"
@@ -267,10 +308,10 @@ def check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, dro
         check_floating(op, **named)
         check_one_dtype(op, **named)
         check_one_device(op, **named)
-    check_frequency_filter(op, groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
+    check_frequency_filter(op, groups[0], threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
 
 
-def _check_attention(op, q, k, v, key_bias, dropout_p) -> None:
+def _check_attention(op, q, k, v, key_bias, dropout_p, training) -> None:
     check_tensors(op, q=q, k=k, v=v, key_bias=key_bias)
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"{op}: q, k, v must be (batch, heads, seq_len, head_dim), got {tuple(q.shape)}, "
@@ -280,20 +321,21 @@ def _check_attention(op, q, k, v, key_bias, dropout_p) -> None:
     check_shape(op, "key_bias", key_bias, (k.shape[0], 1, 1, k.shape[2]), "(batch, 1, 1, seq_len)")
     check_floating(op, key_bias=key_bias, q=q, k=k, v=v)
     check_dropout(op, dropout_p)
+    check_scalars(op, training=training)
 
 
-def check_attention(q, k, v, key_bias, dropout_p) -> None:
+def check_attention(q, k, v, key_bias, dropout_p, training) -> None:
     """q (batch, heads, q_len, d); k, v (batch, heads, N, d), one dtype; key_bias (batch, 1, 1, N)
     additive float (any float dtype); dropout_p in [0, 1)."""
-    _check_attention("attention", q, k, v, key_bias, dropout_p)
+    _check_attention("attention", q, k, v, key_bias, dropout_p, training)
     check_one_dtype("attention", q=q, k=k, v=v)
     check_one_device("attention", q=q, k=k, v=v, key_bias=key_bias)
 
 
-def check_gated_attention(q, k, v, key_bias, gate_weight, gate_bias, dropout_p) -> None:
+def check_gated_attention(q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training) -> None:
     """As ``check_attention`` with q's shape k's; gate_weight (2d, 2d), gate_bias (2d,) in q's dtype."""
     op = "gated_attention"
-    _check_attention(op, q, k, v, key_bias, dropout_p)
+    _check_attention(op, q, k, v, key_bias, dropout_p, training)
     check_tensors(op, gate_weight=gate_weight, gate_bias=gate_bias)
     if q.shape != k.shape:
         raise ValueError(f"{op}: the gate reads v at every query, so q {tuple(q.shape)} must match "
@@ -312,7 +354,8 @@ def check_n_heads(op: str, n_heads) -> None:
         raise ValueError(f"{op}: n_heads must be a positive int, got {n_heads!r}")
 
 
-def check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p, projections, stacked) -> None:
+def check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows, projections,
+                           stacked) -> None:
     """x (batch, seq_len, hidden); key_bias (batch, 1, 1, seq_len) additive float; the six
     projections (hidden, hidden) + (hidden,), the stack (6 hidden, hidden) + (6 hidden,) if any,
     the gate (2d, 2d) + (2d,), all in x's dtype. projections: the named q/k/v LinearWeights;
@@ -350,6 +393,8 @@ def check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p, p
     check_one_dtype(op, x=x, **weights)
     check_one_device(op, x=x, key_bias=key_bias, **weights)
     check_dropout(op, dropout_p)
+    check_scalars(op, training=training)
+    check_output_rows(op, output_rows, batch, seq_len, x.device)
 
 
 def check_take_rows(rows, tensors: tuple, max_tensors: int) -> None:
@@ -378,7 +423,7 @@ def check_take_rows(rows, tensors: tuple, max_tensors: int) -> None:
     check_index_range(op, "rows", rows, 0, first.shape[1])
 
 
-def check_multiscale_conv(context, conv_weights, conv_biases, kernel_sizes) -> None:
+def check_multiscale_conv(context, conv_weights, conv_biases, stacked, kernel_sizes) -> None:
     """context (batch, seq_len, hidden); conv_weights (seq_len, seq_len, k) for k in
     ``kernel_sizes``; conv_biases three (seq_len,); one dtype."""
     op = "multiscale_conv"
@@ -399,6 +444,7 @@ def check_multiscale_conv(context, conv_weights, conv_biases, kernel_sizes) -> N
     check_floating(op, **named)
     check_one_dtype(op, **named)
     check_one_device(op, **named)
+    check_flag(op, "stacked", stacked)
 
 
 def _branches(op: str, name: str, branches) -> dict:
@@ -445,7 +491,8 @@ def check_contrast_gelu(filtered, conv_outputs, position_scales, origin_scale, c
 MIX_NAMES = ("mix_other", "mix_other_norm_weight", "mix_other_norm_bias", "mix_weight")
 
 
-def check_residual_norm(x, residual, norm_weight, norm_bias, dropout_p, mix, x_bias, other_bias) -> None:
+def check_residual_norm(x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix, x_bias,
+                        other_bias) -> None:
     """x, residual, mix's other (..., hidden) of one shape; norm weights and biases, x_bias,
     other_bias (hidden,); mix's weight () or (1,). Float dtypes: x, residual, other and the
     biases may differ (the sum promotes, as under autocast); each norm's weight and bias share
@@ -492,9 +539,10 @@ def check_residual_norm(x, residual, norm_weight, norm_bias, dropout_p, mix, x_b
                                  "a norm's parameters share that dtype (convert them, or run under torch.autocast)")
     check_one_device(op, **named)
     check_dropout(op, dropout_p)
+    check_scalars(op, eps=eps, training=training)
 
 
-def check_feed_forward(x, weights, dropout_p, activations) -> None:
+def check_feed_forward(x, weights, dropout_p, training, activations) -> None:
     """x (..., hidden); dense_in (inner, hidden) + (inner,); dense_out (hidden, inner) +
     (hidden,); norm (hidden,) twice; activation one of ``activations``; x, the two weights
     and the norm share one dtype outside autocast (the biases may differ: they are added)."""
@@ -520,6 +568,7 @@ def check_feed_forward(x, weights, dropout_p, activations) -> None:
                     norm_weight=norm.weight, norm_bias=norm.bias)
     check_one_device(op, **named)
     check_dropout(op, dropout_p)
+    check_scalars(op, eps=norm.eps, training=training)
 
 
 def _named_tensors(bundle, prefix: str) -> dict:
@@ -535,7 +584,8 @@ def _named_tensors(bundle, prefix: str) -> dict:
     return named
 
 
-def check_branch(op: str, x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p) -> None:
+def check_branch(op: str, x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p, training,
+                 output_rows, filter_scope=None) -> None:
     """The compositions' own arguments (their leaf ops check the rest): x (batch, seq_len,
     hidden) with hidden a multiple of n_heads; every tensor of ``weights`` and key_bias on x's
     device (the compositions project with F.linear outside the leaf ops, where torch takes a
@@ -548,6 +598,12 @@ def check_branch(op: str, x, key_bias, weights, n_heads, hidden_dropout_p, attn_
     check_one_device(op, x=x, key_bias=key_bias, **_named_tensors(weights, "weights"))
     check_dropout(op, hidden_dropout_p, "hidden_dropout_p")
     check_dropout(op, attn_dropout_p, "attn_dropout_p")
+    check_scalars(op, training=training)
+    check_output_rows(op, output_rows, x.shape[0], x.shape[1], x.device)
+    if filter_scope is not None:
+        from ..reference.frequency_filter import check_scope
+
+        check_scope(filter_scope, f"{op}: filter_scope")
 
 
 def check_cross_entropy(scores, targets) -> None:

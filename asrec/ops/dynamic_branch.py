@@ -40,7 +40,8 @@ def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeig
     ``hybrid_layer`` instead (``hybrid_attention``, then ``dynamic_tail``, its norm joined with the
     seasonal branch's).
     """
-    _contract.check_branch("dynamic_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p)
+    _contract.check_branch("dynamic_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p,
+                           training, output_rows)
     (rows,) = take_rows(output_rows, x)
     q = split_heads(F.linear(rows, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)

@@ -218,6 +218,6 @@ def _feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float
     (out, residual), the same values twice for a consumer that feeds them to two ops (the next
     layer's projections and its residual path): on "triton" the second is a view output of the
     op, and backward adds both gradients in its norm kernel."""
-    _contract.check_feed_forward(x, weights, dropout_p, ACTIVATIONS)
+    _contract.check_feed_forward(x, weights, dropout_p, training, ACTIVATIONS)
     args = (x, weights, dropout_p, training, bool(with_residual))
     return backends.dispatch("feed_forward", x.device, *args)(*args)

@@ -89,6 +89,6 @@ def fourier_smoothing(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level
     x: (batch, seq_len, hidden); smoothing_logit: () or (1,); init_level, smoothed_scale: (1, 1, hidden).
     -> (batch, seq_len, hidden), float32 (float64 for float64 x).
     """
-    _contract.check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale)
+    _contract.check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale, mix)
     args = (x, smoothing_logit, init_level, smoothed_scale, mix)
     return backends.dispatch("fourier_smoothing", x.device, *args)(*args)

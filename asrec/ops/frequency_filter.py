@@ -217,6 +217,7 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
 
     The standalone entry (``AdaptiveFrequencyFilter.forward``); the model's seasonal branch runs
     its three filters through ``frequency_filter_groups`` instead, on the convolutions' stacked output."""
-    _contract.check_frequency_filter("frequency_filter", y, threshold, norm_weight, norm_bias, dropout_p, scope)
+    _contract.check_frequency_filter("frequency_filter", y, threshold, norm_weight, norm_bias, eps, dropout_p, training,
+                                     scope)
     args = (y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter", y.device, *args)(*args)

@@ -81,7 +81,7 @@ def _frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch
     gradient then reaches the filter's backward kernel, which adds it where it writes the input
     gradient (no autograd add). Elsewhere (reference, CUDA, a list of groups) it is ``groups``
     itself. Same values and gradients either way."""
-    _contract.check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, dropout_p, scope)
+    _contract.check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     run = backends.dispatch("frequency_filter_groups", groups[0].device, *args)
     return run(*args, with_input=True) if with_input else run(*args)

@@ -126,7 +126,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch
 
     The standalone entry (``dynamic_branch`` uses it); the model's layers use ``hybrid_attention``
     instead, both branches' attention in one op."""
-    _contract.check_attention(q, k, v, key_bias, dropout_p)
+    _contract.check_attention(q, k, v, key_bias, dropout_p, training)
     args = (q, k, v, key_bias, dropout_p, training)
     return backends.dispatch("attention", q.device, *args)(*args)
 
@@ -139,6 +139,6 @@ def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias:
 
     The standalone entry (``seasonal_branch`` uses it); the model's layers use ``hybrid_attention``
     instead, both branches' attention in one op."""
-    _contract.check_gated_attention(q, k, v, key_bias, gate_weight, gate_bias, dropout_p)
+    _contract.check_gated_attention(q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
     args = (q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
     return backends.dispatch("gated_attention", q.device, *args)(*args)

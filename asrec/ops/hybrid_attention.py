@@ -170,7 +170,7 @@ def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seasonal
     When both bundles carry the same ``stacked_projections`` (6H, H), (6H,), their query, key
     and value must be its rows [seasonal q, k, v | dynamic q, k, v] (views, as the hybrid
     layer's ``weights()`` builds them): the fused path projects with the stack."""
-    _contract.check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p,
+    _contract.check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows,
                                      _projections(seasonal, dynamic), _stacked_projections(seasonal, dynamic))
     args = (x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows)
     return backends.dispatch("hybrid_attention", x.device, *args)(*args)

@@ -228,8 +228,8 @@ def _input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias,
     """``input_stage`` for ``asrec.modules``; ``with_residual=True`` -> (hidden, residual), the same
     values twice (the first layer's projections and its residual path): on the fused backends a
     second output of the op, whose gradient the backward adds (Triton: in its kernel; CUDA: before it)."""
-    _contract.check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p,
-                                smoothing_logit, init_level, smoothed_scale)
+    _contract.check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p,
+                                training, smoothing_logit, init_level, smoothed_scale, mix)
     if item_seq.dtype not in (torch.int32, torch.int64):
         item_seq = item_seq.long()  # the kernels and F.embedding read int32/int64 ids; narrower ones are widened
     args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,

@@ -98,6 +98,6 @@ def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tup
     (N, N, 3), (N, N, 5), (N, N, 7); conv_biases: three (N,). -> [small, middle, large], each context's
     shape, or with ``stacked`` one (3, batch, seq_len, hidden) tensor (the Triton kernel's own output:
     ``frequency_filter_groups`` takes it as it is)."""
-    _contract.check_multiscale_conv(context, conv_weights, conv_biases, CONV_KERNEL_SIZES)
+    _contract.check_multiscale_conv(context, conv_weights, conv_biases, stacked, CONV_KERNEL_SIZES)
     args = (context, conv_weights, conv_biases, bool(stacked))
     return backends.dispatch("multiscale_conv", context.device, *args)(*args)

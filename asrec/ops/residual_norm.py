@@ -181,7 +181,8 @@ def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Te
     element; x_bias, other_bias: optional (hidden,), the dense projections' biases (pass
     ``F.linear(a, W)`` as x and its bias here: the fused backend then reduces the bias gradient
     with the norm's; other_bias only with mix)."""
-    _contract.check_residual_norm(x, residual, norm_weight, norm_bias, dropout_p, mix, x_bias, other_bias)
+    _contract.check_residual_norm(x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix, x_bias,
+                                  other_bias)
     mix = None if mix is None else tuple(mix)
     args = (x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix, x_bias, other_bias)
     return backends.dispatch("residual_norm", x.device, *args)(*args)

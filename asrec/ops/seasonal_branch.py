@@ -67,7 +67,8 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
     The standalone entry (``SeasonalAttention.forward``); the model's layers run the branch inside
     ``hybrid_layer`` instead (``hybrid_attention``, then ``seasonal_tail``, its norm joined with the
     dynamic branch's)."""
-    _contract.check_branch("seasonal_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p)
+    _contract.check_branch("seasonal_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p,
+                           training, output_rows, filter_scope)
     q, k, v = (split_heads(F.linear(x, *linear), n_heads) for linear in (weights.query, weights.key, weights.value))
     context = merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
     return seasonal_tail(context, take_rows(output_rows, x)[0], weights, hidden_dropout_p, training, filter_scope,
