@@ -16,18 +16,20 @@ a contract checks, in this order (the first failure raises):
   residual and the activations of residual_norm, the smoothing parameters);
 - devices: every tensor of a call on one device (named; on another device than the
   tensors, a ``meta`` tensor included);
-- probabilities: a dropout_p is a real number in [0, 1);
+- scalars: a dropout_p is a real number in [0, 1), an eps a finite number >= 0, training (and
+  other flags) True or False, the smoothing's mix a finite number;
 - index ranges: ids, targets, lengths and positions lie in their range (no ignore_index:
   a target of -100 is out of range like any other).
 
 Shape, dtype and device checks read metadata only. An index-range check reads the values,
 which on a GPU is a host synchronisation per call (DESIGN.md: a training step makes none).
 So the ranges are checked where reading costs nothing: on CPU tensors, in eager mode,
-through NumPy over the tensor's memory (no aten kernel, no synchronisation). On CUDA tensors and
-under ``torch.compile`` the op does not read them: there the caller holds the range (the
+through NumPy over the tensor's memory (no aten kernel, no synchronisation). On CUDA
+tensors and under ``torch.compile`` the op does not read them: there the caller holds the range (the
 model checks its inputs at its own boundary, ``ASRecModel(check_values=True)``, with
-``torch._check`` under compile), and an out-of-range value is not defined behaviour (a NaN
-loss row on "triton", torch's own device assert on "reference").
+``torch._check`` under compile), and an out-of-range value is not defined behaviour: a NaN
+loss row or a NaN row on "triton", torch's own behaviour on "reference" (a device-side
+assert of a gather; ``F.cross_entropy``, under ``cross_entropy``, skips a target of -100).
 
 Value checks that remain per backend are capability checks (``backends.plan``: float64 or a
 shape a fused kernel does not take), which name the backend, and the kernels' own guards.
