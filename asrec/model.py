@@ -45,7 +45,7 @@ class ASRecModel(nn.Module):
         self.n_items = n_items
         self.max_seq_length = max_seq_length
         self.hidden_dropout_prob = hidden_dropout_prob
-        self.check_values = bool(check_values)
+        self.check_values = check_values
         factory = dict(device=device, dtype=dtype)
         self.item_embedding = nn.Embedding(n_items, hidden_size, padding_idx=0, **factory)
         self.position_embedding = nn.Embedding(max_seq_length, hidden_size, **factory)
@@ -54,6 +54,18 @@ class ASRecModel(nn.Module):
                              attn_dropout_prob, hidden_act, layer_norm_eps, fsm_mix, initializer_range,
                              filter_scope, **factory)
         init_linear_embedding_norm(self, initializer_range)
+
+    @property
+    def check_values(self) -> bool:
+        """Whether each call checks the id and length ranges (one host synchronisation)."""
+        return self._check_values
+
+    @check_values.setter
+    def check_values(self, value: bool) -> None:
+        # a bool, not any truthy value: check_values="no" would otherwise turn the checks on
+        if not isinstance(value, bool):
+            raise TypeError(f"check_values: expected True or False, got {value!r}")
+        self._check_values = value
 
     def sequence_output(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Hidden states at every position. item_seq: (batch, N) -> (batch, N, hidden)."""

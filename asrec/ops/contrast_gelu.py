@@ -7,7 +7,8 @@ import torch
 
 from .. import backends
 from ..reference.contrast_gelu import contrast_gelu_ref
-from ._checks import check_tensor_list, check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
@@ -136,45 +137,14 @@ backends.register("contrast_gelu", contrast_gelu_ref, triton=backends.FusedKerne
 
 # ---- public op ----
 
-def _check_branches(name: str, branches) -> None:
-    if torch.is_tensor(branches):
-        if branches.dim() != 4 or branches.shape[0] != 3:
-            raise ValueError(f"contrast_gelu: {name} must be three (batch, seq_len, hidden) tensors or one (3, batch, "
-                             f"seq_len, hidden) tensor, got shape {tuple(branches.shape)}")
-    else:
-        check_tensor_list("contrast_gelu", name, branches, 3)
-
-
 def contrast_gelu(filtered, conv_outputs, position_scales: torch.Tensor, origin_scale: torch.Tensor,
                   contrast_scale: torch.Tensor, output_rows=None) -> torch.Tensor:
     """See ``asrec.reference.contrast_gelu_ref``: the filtered and the convolution outputs
     [small, middle, large], each three (batch, seq_len, hidden) tensors or one (3, batch, seq_len,
     hidden) tensor (the seasonal branch's: no copies forward or backward); position_scales
     (3, seq_len, 1); output_rows: None or (batch,) int64 positions in [0, seq_len) -> (batch,
-    seq_len, hidden), or (batch, 1, hidden): each sequence's row output_rows[b]. (On Triton a
-    position out of range gives a NaN row and no gradient: checking would read the device.)"""
-    _check_branches("filtered", filtered)
-    _check_branches("conv_outputs", conv_outputs)
-    check_tensors("contrast_gelu", position_scales=position_scales, origin_scale=origin_scale,
-                  contrast_scale=contrast_scale)
-    shape = conv_outputs[0].shape
-    named = [(f"filtered[{i}]", t) for i, t in enumerate(filtered)]
-    named += [(f"conv_outputs[{i}]", t) for i, t in enumerate(conv_outputs)]
-    for name, tensor in named:
-        if tensor.shape != shape:
-            raise ValueError(f"contrast_gelu: {name} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
-    if position_scales.numel() != 3 * shape[1]:
-        raise ValueError(f"contrast_gelu: position_scales must be (3, {shape[1]}, 1), "
-                         f"got {tuple(position_scales.shape)}")
-    if output_rows is not None:
-        if (not torch.is_tensor(output_rows) or output_rows.shape != (shape[0],)
-                or output_rows.dtype != torch.int64):
-            got = (f"{tuple(output_rows.shape)} {output_rows.dtype}" if torch.is_tensor(output_rows)
-                   else type(output_rows).__name__)
-            raise ValueError(f"contrast_gelu: output_rows must be a ({shape[0]},) int64 tensor of positions, "
-                             f"got {got}")
-        if output_rows.device != conv_outputs[0].device:
-            raise ValueError(f"contrast_gelu: output_rows is on {output_rows.device}, the inputs on "
-                             f"{conv_outputs[0].device}")
+    seq_len, hidden), or (batch, 1, hidden): each sequence's row output_rows[b]. (The positions
+    are checked on CPU tensors; on a GPU that would read the device: the caller holds them.)"""
+    _contract.check_contrast_gelu(filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows)
     args = (filtered, conv_outputs, position_scales, origin_scale, contrast_scale, output_rows)
     return backends.dispatch("contrast_gelu", conv_outputs[0].device, *args)(*args)

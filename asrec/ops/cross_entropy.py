@@ -5,10 +5,9 @@ import torch
 
 from .. import backends
 from ..reference.cross_entropy import cross_entropy_ref
-from ._checks import check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
-
-INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 # ---- Triton custom ops ----
 
@@ -73,8 +72,6 @@ def _triton(scores, targets):
 
 
 def _triton_unsupported(scores, targets):
-    if targets.device != scores.device:
-        return f"scores on {scores.device} and targets on {targets.device}: one device"
     return unsupported_tensors(scores=scores)
 
 
@@ -87,16 +84,10 @@ def cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """See ``asrec.reference.cross_entropy.cross_entropy_ref`` (``F.cross_entropy`` with default
     arguments): scores (batch, n_items) float, targets (batch,) integer item ids in [0, n_items)
     -> the mean over the batch of ``logsumexp(scores[b]) - scores[b, targets[b]]``, a scalar in
-    scores' dtype. The targets' values are not checked here (that would read the device; the
-    model checks them): on the Triton backend a row whose target is out of range has a NaN
-    loss; there is no ``ignore_index``. Under autocast the loss is float32 (as
+    scores' dtype. There is no ``ignore_index`` (a target of -100 is out of range): the contract
+    checks the targets on CPU tensors; on a GPU that would read the device, and the caller holds
+    them (the model checks its targets). Under autocast the loss is float32 (as
     ``F.cross_entropy``'s there)."""
-    check_tensors("cross_entropy", scores=scores, targets=targets)
-    if scores.dim() != 2 or scores.shape[1] == 0 or not scores.is_floating_point():
-        raise ValueError(f"cross_entropy: scores must be a (batch, n_items) floating tensor with n_items >= 1, got "
-                         f"shape {tuple(scores.shape)} of {scores.dtype}")
-    if targets.shape != (scores.shape[0],) or targets.dtype not in INTEGER_DTYPES:
-        raise ValueError(f"cross_entropy: targets must be a ({scores.shape[0]},) integer tensor, got shape "
-                         f"{tuple(targets.shape)} of {targets.dtype}")
+    _contract.check_cross_entropy(scores, targets)
     args = (scores, targets)
     return backends.dispatch("cross_entropy", scores.device, *args)(*args)

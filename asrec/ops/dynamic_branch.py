@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from .. import backends
 from ..reference._heads import merge_heads, split_heads
 from ..reference.weights import DynamicWeights
+from . import _contract
 from .gated_attention import attention
 from .residual_norm import project_without_bias, residual_norm
 from .take_rows import take_rows
@@ -39,9 +40,8 @@ def dynamic_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: DynamicWeig
     ``hybrid_layer`` instead (``hybrid_attention``, then ``dynamic_tail``, its norm joined with the
     seasonal branch's).
     """
-    if x.dim() != 3 or x.shape[-1] % n_heads:
-        raise ValueError(f"dynamic_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
-                         f"n_heads={n_heads}, got {tuple(x.shape)}")
+    _contract.check_branch("dynamic_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p,
+                           training, output_rows)
     (rows,) = take_rows(output_rows, x)
     q = split_heads(F.linear(rows, *weights.query), n_heads)
     k = split_heads(F.linear(x, *weights.key), n_heads)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from .. import backends
 from ..reference.activations import ACTIVATIONS
 from ..reference.weights import FeedForwardWeights
-from ._checks import check_dropout, check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 from .residual_norm import _out_dtype, project_without_bias, residual_norm
@@ -134,12 +135,9 @@ def feed_forward_bwd_fake(x, residual, w_in, b_in, w_out, b_out, norm_weight, no
 
 def _product_dtype(x, w_in, w_out):
     """The GEMMs' dtype: autocast's where it is on (as F.linear under autocast), else x's and the
-    weights' (one dtype, as F.linear requires)."""
+    weights' (one dtype: the op's contract holds it)."""
     if torch.is_autocast_enabled(x.device.type):
         return torch.get_autocast_dtype(x.device.type)
-    if not x.dtype == w_in.dtype == w_out.dtype:
-        raise ValueError(f"feed_forward: x ({x.dtype}), dense_in ({w_in.dtype}) and dense_out ({w_out.dtype}) "
-                         "weights must share a dtype (or run under autocast)")
     return x.dtype
 
 
@@ -220,22 +218,6 @@ def _feed_forward(x: torch.Tensor, weights: FeedForwardWeights, dropout_p: float
     (out, residual), the same values twice for a consumer that feeds them to two ops (the next
     layer's projections and its residual path): on "triton" the second is a view output of the
     op, and backward adds both gradients in its norm kernel."""
-    if weights.activation not in ACTIVATIONS:
-        raise ValueError(f"feed_forward: activation must be one of {sorted(ACTIVATIONS)}, "
-                         f"got {weights.activation!r}")
-    (w_in, b_in), (w_out, b_out), norm, _ = weights
-    check_tensors("feed_forward", x=x, dense_in_weight=w_in, dense_in_bias=b_in, dense_out_weight=w_out,
-                  dense_out_bias=b_out, norm_weight=norm.weight, norm_bias=norm.bias)
-    if x.dim() == 0 or w_in.dim() == 0:
-        raise ValueError(f"feed_forward: x must be (..., hidden) and dense_in's weight (inner, hidden), got "
-                         f"{tuple(x.shape)} and {tuple(w_in.shape)}")
-    hidden, inner = x.shape[-1], w_in.shape[0]
-    expected = dict(dense_in_weight=(w_in, (inner, hidden)), dense_in_bias=(b_in, (inner,)),
-                    dense_out_weight=(w_out, (hidden, inner)), dense_out_bias=(b_out, (hidden,)),
-                    norm_weight=(norm.weight, (hidden,)), norm_bias=(norm.bias, (hidden,)))
-    for name, (tensor, shape) in expected.items():
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"feed_forward: {name} must be {shape} for x (..., {hidden}), got {tuple(tensor.shape)}")
-    check_dropout("feed_forward", dropout_p)
+    _contract.check_feed_forward(x, weights, dropout_p, training, ACTIVATIONS)
     args = (x, weights, dropout_p, training, bool(with_residual))
     return backends.dispatch("feed_forward", x.device, *args)(*args)

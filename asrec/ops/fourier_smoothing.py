@@ -5,7 +5,8 @@ import torch
 
 from .. import backends
 from ..reference.fourier_smoothing import fourier_smoothing_ref, smoothing_norm
-from ._checks import check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
@@ -81,27 +82,13 @@ backends.register("fourier_smoothing", fourier_smoothing_ref,
 
 # ---- public op ----
 
-def _check(x, smoothing_logit, init_level, smoothed_scale):
-    check_tensors("fourier_smoothing", x=x, smoothing_logit=smoothing_logit, init_level=init_level,
-                  smoothed_scale=smoothed_scale)
-    if x.dim() != 3:
-        raise ValueError(f"fourier_smoothing: x must be (batch, seq_len, hidden), got shape {tuple(x.shape)}")
-    hidden = x.shape[-1]
-    if smoothing_logit.numel() != 1:
-        raise ValueError("fourier_smoothing: smoothing_logit must have one element, "
-                         f"got shape {tuple(smoothing_logit.shape)}")
-    for name, tensor in (("init_level", init_level), ("smoothed_scale", smoothed_scale)):
-        if tensor.shape != (1, 1, hidden):
-            raise ValueError(f"fourier_smoothing: {name} must be (1, 1, {hidden}), got {tuple(tensor.shape)}")
-
-
 def fourier_smoothing(x: torch.Tensor, smoothing_logit: torch.Tensor, init_level: torch.Tensor,
                       smoothed_scale: torch.Tensor, mix: float) -> torch.Tensor:
     """Causal exponential smoothing, see ``asrec.reference.fourier_smoothing_ref``.
 
-    x: (batch, seq_len, hidden); smoothing_logit: (1,); init_level, smoothed_scale: (1, 1, hidden).
+    x: (batch, seq_len, hidden); smoothing_logit: () or (1,); init_level, smoothed_scale: (1, 1, hidden).
     -> (batch, seq_len, hidden), float32 (float64 for float64 x).
     """
-    _check(x, smoothing_logit, init_level, smoothed_scale)
+    _contract.check_fourier_smoothing(x, smoothing_logit, init_level, smoothed_scale, mix)
     args = (x, smoothing_logit, init_level, smoothed_scale, mix)
     return backends.dispatch("fourier_smoothing", x.device, *args)(*args)

@@ -13,8 +13,9 @@ import torch
 
 from .. import _cuda_extension, backends
 from ..distributed_filter import active_gather, keep_over_whole_batch
-from ..reference.frequency_filter import check_scope, frequency_filter_ref, frequency_keep_mask
-from ._checks import check_dropout, check_norm, check_tensors, unsupported_cuda_shared_memory, unsupported_tensors
+from ..reference.frequency_filter import frequency_filter_ref, frequency_keep_mask
+from . import _contract
+from ._checks import unsupported_cuda_shared_memory, unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 from ._filter_keep_gathered import triton_whole_batch_keep
@@ -215,19 +216,6 @@ backends.register("frequency_filter", frequency_filter_ref, triton=backends.Fuse
 
 # ---- public op ----
 
-def check_filter_arguments(op: str, y, threshold, norm_weight, norm_bias, dropout_p, scope) -> None:
-    """The checks of ``frequency_filter`` (and of each group of ``frequency_filter_groups``)."""
-    check_tensors(op, y=y, threshold=threshold, norm_weight=norm_weight, norm_bias=norm_bias)
-    if y.dim() not in (3, 4):
-        raise ValueError(f"{op}: y must be (batch, seq_len, hidden) or (batch, groups, seq_len, hidden), "
-                         f"got shape {tuple(y.shape)}")
-    check_norm(op, y.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
-    if threshold.numel() != 1:
-        raise ValueError(f"{op}: threshold must have one element, got shape {tuple(threshold.shape)}")
-    check_dropout(op, dropout_p)
-    check_scope(scope, f"{op}: scope")
-
-
 def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torch.Tensor,
                      norm_bias: torch.Tensor, eps: float, dropout_p: float = 0.5, training: bool = False,
                      scope: str = "batch") -> torch.Tensor:
@@ -236,6 +224,7 @@ def frequency_filter(y: torch.Tensor, threshold: torch.Tensor, norm_weight: torc
 
     The standalone entry (``AdaptiveFrequencyFilter.forward``); the model's seasonal branch runs
     its three filters through ``frequency_filter_groups`` instead, on the convolutions' stacked output."""
-    check_filter_arguments("frequency_filter", y, threshold, norm_weight, norm_bias, dropout_p, scope)
+    _contract.check_frequency_filter("frequency_filter", y, threshold, norm_weight, norm_bias, eps, dropout_p, training,
+                                     scope)
     args = (y, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     return backends.dispatch("frequency_filter", y.device, *args)(*args)

@@ -8,11 +8,11 @@ import torch
 
 from .. import backends
 from ..reference.frequency_filter import frequency_filter_groups_ref
-from ._checks import check_tensor_list, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from .frequency_filter import (
     FrequencyFilterCudaFn,
     FrequencyFilterFn,
-    check_filter_arguments,
     cuda_shape_unsupported,
     triton_shape_unsupported,
 )
@@ -81,13 +81,7 @@ def _frequency_filter_groups(groups, threshold: torch.Tensor, norm_weight: torch
     gradient then reaches the filter's backward kernel, which adds it where it writes the input
     gradient (no autograd add). Elsewhere (reference, CUDA, a list of groups) it is ``groups``
     itself. Same values and gradients either way."""
-    if torch.is_tensor(groups):
-        if groups.dim() != 4 or groups.shape[0] == 0:
-            raise ValueError("frequency_filter_groups: a groups tensor must be (groups, batch, seq_len, hidden) with "
-                             f"at least one group, got shape {tuple(groups.shape)}")
-    else:
-        check_tensor_list("frequency_filter_groups", "groups", groups)
-    check_filter_arguments("frequency_filter", groups[0], threshold, norm_weight, norm_bias, dropout_p, scope)
+    _contract.check_frequency_filter_groups(groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     args = (groups, threshold, norm_weight, norm_bias, eps, dropout_p, training, scope)
     run = backends.dispatch("frequency_filter_groups", groups[0].device, *args)
     return run(*args, with_input=True) if with_input else run(*args)

@@ -9,7 +9,8 @@ import torch
 
 from .. import backends
 from ..reference.gated_attention import attention_context_ref, gated_attention_ref
-from ._checks import check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 
@@ -118,17 +119,6 @@ backends.register("gated_attention", gated_attention_ref,
 
 # ---- public ops ----
 
-def _check(q, k, v, key_bias):
-    check_tensors("attention", q=q, k=k, v=v, key_bias=key_bias)
-    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError(f"attention: q, k, v must be (batch, heads, seq_len, head_dim), got {tuple(q.shape)}, "
-                         f"{tuple(k.shape)}, {tuple(v.shape)}")
-    if k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
-        raise ValueError(f"attention: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not agree")
-    if key_bias.numel() != k.shape[0] * k.shape[2]:
-        raise ValueError(f"attention: key_bias must be (batch, 1, 1, {k.shape[2]}), got {tuple(key_bias.shape)}")
-
-
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor, dropout_p: float = 0.0,
               training: bool = False) -> torch.Tensor:
     """See ``asrec.reference.attention_context_ref``. q: (batch, heads, q_len, d); k, v: (batch, heads, N, d);
@@ -136,7 +126,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch
 
     The standalone entry (``dynamic_branch`` uses it); the model's layers use ``hybrid_attention``
     instead, both branches' attention in one op."""
-    _check(q, k, v, key_bias)
+    _contract.check_attention(q, k, v, key_bias, dropout_p, training)
     args = (q, k, v, key_bias, dropout_p, training)
     return backends.dispatch("attention", q.device, *args)(*args)
 
@@ -149,13 +139,6 @@ def gated_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias:
 
     The standalone entry (``seasonal_branch`` uses it); the model's layers use ``hybrid_attention``
     instead, both branches' attention in one op."""
-    _check(q, k, v, key_bias)
-    if q.shape != k.shape:
-        raise ValueError(f"gated_attention: the gate reads v at every query, so q {tuple(q.shape)} must match "
-                         f"k {tuple(k.shape)}")
-    d = q.shape[-1]
-    if gate_weight.shape != (2 * d, 2 * d) or gate_bias.shape != (2 * d,):
-        raise ValueError(f"gated_attention: gate_weight must be ({2 * d}, {2 * d}) and gate_bias ({2 * d},), got "
-                         f"{tuple(gate_weight.shape)} and {tuple(gate_bias.shape)}")
+    _contract.check_gated_attention(q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
     args = (q, k, v, key_bias, gate_weight, gate_bias, dropout_p, training)
     return backends.dispatch("gated_attention", q.device, *args)(*args)

@@ -18,7 +18,8 @@ from .. import backends
 from ..reference.hybrid_attention import hybrid_attention_ref
 from ..reference.take_rows import take_rows_ref
 from ..reference.weights import DynamicWeights, SeasonalWeights
-from ._checks import check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 
@@ -160,31 +161,6 @@ backends.register("hybrid_attention", hybrid_attention_ref, triton=backends.Fuse
 
 # ---- public op ----
 
-def _check(x, key_bias, seasonal, dynamic, n_heads):
-    check_tensors("hybrid_attention", x=x, key_bias=key_bias)
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise ValueError(f"hybrid_attention: n_heads must be a positive int, got {n_heads!r}")
-    if x.dim() != 3:
-        raise ValueError(f"hybrid_attention: x must be (batch, seq_len, hidden), got {tuple(x.shape)}")
-    batch, seq_len, hidden = x.shape
-    if hidden % n_heads:
-        raise ValueError(f"hybrid_attention: hidden {hidden} is not a multiple of n_heads {n_heads}")
-    if key_bias.numel() != batch * seq_len:
-        raise ValueError(f"hybrid_attention: key_bias must be ({batch}, 1, 1, {seq_len}), got {tuple(key_bias.shape)}")
-    for name, linear in _projections(seasonal, dynamic).items():
-        if linear.weight.shape != (hidden, hidden) or linear.bias.shape != (hidden,):
-            raise ValueError(f"hybrid_attention: {name} must be a ({hidden}, {hidden}) weight and a ({hidden},) "
-                             f"bias, got {tuple(linear.weight.shape)} and {tuple(linear.bias.shape)}")
-    stacked = _stacked_projections(seasonal, dynamic)
-    if stacked is not None and (stacked.weight.shape != (6 * hidden, hidden) or stacked.bias.shape != (6 * hidden,)):
-        raise ValueError(f"hybrid_attention: stacked_projections must be a ({6 * hidden}, {hidden}) weight and a "
-                         f"({6 * hidden},) bias, got {tuple(stacked.weight.shape)} and {tuple(stacked.bias.shape)}")
-    d = hidden // n_heads
-    if seasonal.gate.weight.shape != (2 * d, 2 * d) or seasonal.gate.bias.shape != (2 * d,):
-        raise ValueError(f"hybrid_attention: the gate must be a ({2 * d}, {2 * d}) weight and a ({2 * d},) bias, "
-                         f"got {tuple(seasonal.gate.weight.shape)} and {tuple(seasonal.gate.bias.shape)}")
-
-
 def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: SeasonalWeights, dynamic: DynamicWeights,
                      n_heads: int, dropout_p: float = 0.0, training: bool = False, output_rows=None) -> tuple:
     """See ``asrec.reference.hybrid_attention_ref``. x: (batch, seq_len, hidden); key_bias:
@@ -194,6 +170,7 @@ def hybrid_attention(x: torch.Tensor, key_bias: torch.Tensor, seasonal: Seasonal
     When both bundles carry the same ``stacked_projections`` (6H, H), (6H,), their query, key
     and value must be its rows [seasonal q, k, v | dynamic q, k, v] (views, as the hybrid
     layer's ``weights()`` builds them): the fused path projects with the stack."""
-    _check(x, key_bias, seasonal, dynamic, n_heads)
+    _contract.check_hybrid_attention(x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows,
+                                     _projections(seasonal, dynamic), _stacked_projections(seasonal, dynamic))
     args = (x, key_bias, seasonal, dynamic, n_heads, dropout_p, training, output_rows)
     return backends.dispatch("hybrid_attention", x.device, *args)(*args)

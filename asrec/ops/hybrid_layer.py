@@ -5,6 +5,7 @@ import torch
 
 from .. import backends
 from ..reference.weights import HybridLayerWeights
+from . import _contract
 from .dynamic_branch import dynamic_tail
 from .feed_forward import _feed_forward
 from .hybrid_attention import hybrid_attention
@@ -22,6 +23,8 @@ def hybrid_layer(x: torch.Tensor, key_bias: torch.Tensor, weights: HybridLayerWe
     only. (Everything after the seasonal contrast and the attention rows is row-wise, so
     the model's last layer skips the rows it never reads: same values, less work.)
     """
+    _contract.check_branch("hybrid_layer", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p,
+                           training, output_rows, filter_scope)
     return _hybrid_layer(x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p, training, filter_scope,
                          output_rows, residual=None, with_residual=False)
 

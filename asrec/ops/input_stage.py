@@ -11,7 +11,8 @@ import torch
 from .. import _cuda_extension, backends
 from ..reference.fourier_smoothing import smoothing_norm
 from ..reference.input_stage import input_stage_ref
-from ._checks import check_dropout, check_norm, check_tensors, unsupported_cuda_shared_memory, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_cuda_shared_memory, unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 
@@ -185,11 +186,9 @@ def _reference(item_seq, item_weight, position_weight, norm_weight, norm_bias, e
 
 def _unsupported_tensors(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
                          smoothing_logit, init_level, smoothed_scale, *flags):
-    return (unsupported_tensors(item_weight=item_weight, position_weight=position_weight, norm_weight=norm_weight,
-                                norm_bias=norm_bias, smoothing_logit=smoothing_logit, init_level=init_level,
-                                smoothed_scale=smoothed_scale)
-            or (None if item_seq.device == item_weight.device else
-                f"item_seq is on {item_seq.device}, the tables on {item_weight.device}"))
+    return unsupported_tensors(item_weight=item_weight, position_weight=position_weight, norm_weight=norm_weight,
+                               norm_bias=norm_bias, smoothing_logit=smoothing_logit, init_level=init_level,
+                               smoothed_scale=smoothed_scale)
 
 
 def _triton_unsupported(item_seq, item_weight, *args):
@@ -212,29 +211,14 @@ backends.register("input_stage", _reference,
 
 # ---- public op ----
 
-def _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p):
-    check_tensors("input_stage", item_seq=item_seq, item_weight=item_weight, position_weight=position_weight,
-                  norm_weight=norm_weight, norm_bias=norm_bias)
-    if item_seq.dim() != 2 or item_seq.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"input_stage: item_seq must be (batch, seq_len) int32/int64 ids, got shape "
-                         f"{tuple(item_seq.shape)} {item_seq.dtype}")
-    if item_weight.dim() != 2:
-        raise ValueError(f"input_stage: item_weight must be (n_items, hidden), got {tuple(item_weight.shape)}")
-    hidden = item_weight.shape[1]
-    if position_weight.dim() != 2 or position_weight.shape[1] != hidden or position_weight.shape[0] < item_seq.shape[1]:
-        raise ValueError(f"input_stage: position_weight must be (>= {item_seq.shape[1]}, {hidden}), got "
-                         f"{tuple(position_weight.shape)}")
-    check_norm("input_stage", hidden, norm_weight=norm_weight, norm_bias=norm_bias)
-    check_dropout("input_stage", dropout_p)
-
-
 def input_stage(item_seq: torch.Tensor, item_weight: torch.Tensor, position_weight: torch.Tensor,
                 norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float, dropout_p: float, training: bool,
                 smoothing_logit: torch.Tensor, init_level: torch.Tensor, smoothed_scale: torch.Tensor,
                 mix: float) -> torch.Tensor:
     """Embeddings, LayerNorm, dropout and Fourier smoothing (``asrec.reference.input_stage_ref``).
-    item_seq: (batch, seq_len) ids -> (batch, seq_len, hidden); ids are not range-checked here
-    (``ASRecModel`` checks them at its boundary)."""
+    item_seq: (batch, seq_len) integer ids in [0, n_items) (any integer dtype) -> (batch, seq_len,
+    hidden). The contract (``asrec.ops._contract.check_input_stage``) checks the id range on CPU
+    tensors; on a GPU the caller holds it (``ASRecModel`` checks ids at its boundary)."""
     return _input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
                         smoothing_logit, init_level, smoothed_scale, mix, with_residual=False)
 
@@ -244,7 +228,10 @@ def _input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias,
     """``input_stage`` for ``asrec.modules``; ``with_residual=True`` -> (hidden, residual), the same
     values twice (the first layer's projections and its residual path): on the fused backends a
     second output of the op, whose gradient the backward adds (Triton: in its kernel; CUDA: before it)."""
-    _check(item_seq, item_weight, position_weight, norm_weight, norm_bias, dropout_p)
+    _contract.check_input_stage(item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p,
+                                training, smoothing_logit, init_level, smoothed_scale, mix)
+    if item_seq.dtype not in (torch.int32, torch.int64):
+        item_seq = item_seq.long()  # the kernels and F.embedding read int32/int64 ids; narrower ones are widened
     args = (item_seq, item_weight, position_weight, norm_weight, norm_bias, eps, dropout_p, training,
             smoothing_logit, init_level, smoothed_scale, mix, bool(with_residual))
     return backends.dispatch("input_stage", item_weight.device, *args)(*args)

@@ -9,36 +9,8 @@ import torch
 
 from .. import backends
 from ..reference.linear_cross_entropy import linear_cross_entropy_ref
+from . import _contract
 from ._custom_op import custom_op
-
-FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
-INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-
-def check_scoring_arguments(op: str, hidden, item_weight, **integer) -> None:
-    """hidden (B, H) and item_weight (n_items, H) float tensors on one device; each named
-    integer tensor (B,) (``targets``) or (B, M) (``exclude``) on that device."""
-    for name, value in dict(hidden=hidden, item_weight=item_weight, **integer).items():
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
-    if hidden.dim() != 2 or not hidden.is_floating_point() or hidden.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{op}: hidden must be a (batch, hidden) float tensor, got shape {tuple(hidden.shape)} of "
-                         f"{hidden.dtype}")
-    if (item_weight.dim() != 2 or item_weight.dtype not in FLOAT_DTYPES or item_weight.shape[0] < 1
-            or item_weight.shape[1] != hidden.shape[1]):
-        raise ValueError(f"{op}: item_weight must be an (n_items, {hidden.shape[1]}) float tensor with n_items >= 1, "
-                         f"got shape {tuple(item_weight.shape)} of {item_weight.dtype}")
-    for name, value in dict(item_weight=item_weight, **integer).items():
-        if value.device != hidden.device:
-            raise ValueError(f"{op}: {name} is on {value.device}, hidden on {hidden.device}: one device")
-    for name, value in integer.items():
-        rows_ok = value.dim() >= 1 and value.shape[0] == hidden.shape[0]
-        shape_ok = value.dim() == 1 if name == "targets" else value.dim() == 2
-        if not (rows_ok and shape_ok) or value.dtype not in INTEGER_DTYPES:
-            wanted = f"({hidden.shape[0]},)" if name == "targets" else f"({hidden.shape[0]}, M)"
-            raise ValueError(f"{op}: {name} must be a {wanted} integer tensor, got shape {tuple(value.shape)} of "
-                             f"{value.dtype}")
-
 
 # ---- Triton custom ops (torch.compile and export see them through their fakes) ----
 
@@ -118,6 +90,6 @@ def linear_cross_entropy(hidden: torch.Tensor, item_weight: torch.Tensor, target
     autocast). hidden (batch, H) float, item_weight (n_items, H) float, targets (batch,)
     integer ids in [0, n_items): not checked here (that would read the device; the model
     checks them), a row whose target is out of range has a NaN loss."""
-    check_scoring_arguments("linear_cross_entropy", hidden, item_weight, targets=targets)
+    _contract.check_scoring("linear_cross_entropy", hidden, item_weight, targets=targets)
     args = (hidden, item_weight, targets)
     return backends.dispatch("linear_cross_entropy", hidden.device, *args)(*args)

@@ -5,7 +5,8 @@ import torch
 
 from .. import backends
 from ..reference.multiscale_conv import CONV_KERNEL_SIZES, multiscale_conv_ref
-from ._checks import check_tensor_list, check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 
 # ---- Triton custom ops ----
@@ -97,20 +98,6 @@ def multiscale_conv(context: torch.Tensor, conv_weights: tuple, conv_biases: tup
     (N, N, 3), (N, N, 5), (N, N, 7); conv_biases: three (N,). -> [small, middle, large], each context's
     shape, or with ``stacked`` one (3, batch, seq_len, hidden) tensor (the Triton kernel's own output:
     ``frequency_filter_groups`` takes it as it is)."""
-    check_tensors("multiscale_conv", context=context)
-    check_tensor_list("multiscale_conv", "conv_weights", conv_weights, 3)
-    check_tensor_list("multiscale_conv", "conv_biases", conv_biases, 3)
-    if context.dim() != 3:
-        raise ValueError(f"multiscale_conv: context must be (batch, seq_len, hidden), got {tuple(context.shape)}")
-    if len(conv_weights) != 3 or len(conv_biases) != 3:
-        raise ValueError(f"multiscale_conv: expected three weights and three biases, got {len(conv_weights)} and "
-                         f"{len(conv_biases)}")
-    seq_len = context.shape[1]
-    for i, (size, weight, bias) in enumerate(zip(CONV_KERNEL_SIZES, conv_weights, conv_biases)):
-        if weight.shape != (seq_len, seq_len, size):
-            raise ValueError(f"multiscale_conv: conv_weights[{i}] must be ({seq_len}, {seq_len}, {size}) (positions "
-                             f"are the channels), got {tuple(weight.shape)}")
-        if bias.shape != (seq_len,):
-            raise ValueError(f"multiscale_conv: conv_biases[{i}] must be ({seq_len},), got {tuple(bias.shape)}")
+    _contract.check_multiscale_conv(context, conv_weights, conv_biases, stacked, CONV_KERNEL_SIZES)
     args = (context, conv_weights, conv_biases, bool(stacked))
     return backends.dispatch("multiscale_conv", context.device, *args)(*args)

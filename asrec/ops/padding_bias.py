@@ -8,10 +8,8 @@ import torch
 
 from .. import backends
 from ..reference.padding_bias import padding_bias_ref
-from ._checks import check_tensors
+from . import _contract
 from ._custom_op import custom_op
-
-INTEGER_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 
 @custom_op("asrec::padding_bias")
@@ -35,9 +33,7 @@ def _triton(item_seq, item_seq_len=None):
 
 
 def _triton_unsupported(item_seq, item_seq_len=None):
-    if item_seq_len is not None and item_seq_len.device != item_seq.device:
-        return f"item_seq on {item_seq.device} and item_seq_len on {item_seq_len.device}: one device"
-    return None
+    return None  # any integer ids and lengths (the contract holds one device)
 
 
 backends.register("padding_bias", padding_bias_ref, triton=backends.FusedKernel(_triton, _triton_unsupported))
@@ -47,14 +43,6 @@ def padding_bias(item_seq: torch.Tensor, item_seq_len: torch.Tensor = None) -> t
     """See ``asrec.reference.padding_bias_ref``. item_seq: (batch, seq_len) integer ids
     (0 = padding); item_seq_len: optional (batch,) integer lengths -> (key bias (batch, 1, 1,
     seq_len) float32, last positions ``item_seq_len - 1`` (batch,) int64, or None without lengths)."""
-    check_tensors("padding_bias", item_seq=item_seq)
-    if item_seq.dim() != 2 or item_seq.dtype not in INTEGER_DTYPES:
-        raise ValueError(f"padding_bias: item_seq must be a (batch, seq_len) integer tensor, got shape "
-                         f"{tuple(item_seq.shape)} of {item_seq.dtype}")
-    if item_seq_len is not None:
-        check_tensors("padding_bias", item_seq_len=item_seq_len)
-        if item_seq_len.shape != (item_seq.shape[0],) or item_seq_len.dtype not in INTEGER_DTYPES:
-            raise ValueError(f"padding_bias: item_seq_len must be a ({item_seq.shape[0]},) integer tensor, got shape "
-                             f"{tuple(item_seq_len.shape)} of {item_seq_len.dtype}")
+    _contract.check_padding_bias(item_seq, item_seq_len)
     args = (item_seq, item_seq_len)
     return backends.dispatch("padding_bias", item_seq.device, *args)(*args)

@@ -11,7 +11,8 @@ import torch
 
 from .. import backends
 from ..reference.residual_norm import residual_norm_ref
-from ._checks import check_dropout, check_norm, check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 from ._dropout import dropout_plan
 
@@ -167,7 +168,7 @@ def project_without_bias(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.mm(a.reshape(-1, a.shape[-1]), weight.t()).view(*a.shape[:-1], weight.shape[0])
 
 
-MIX_NAMES = ("mix_other", "mix_other_norm_weight", "mix_other_norm_bias", "mix_weight")
+MIX_NAMES = _contract.MIX_NAMES
 
 
 def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
@@ -180,28 +181,8 @@ def residual_norm(x: torch.Tensor, residual: torch.Tensor, norm_weight: torch.Te
     element; x_bias, other_bias: optional (hidden,), the dense projections' biases (pass
     ``F.linear(a, W)`` as x and its bias here: the fused backend then reduces the bias gradient
     with the norm's; other_bias only with mix)."""
-    check_tensors("residual_norm", x=x, residual=residual, norm_weight=norm_weight, norm_bias=norm_bias)
-    if x.shape != residual.shape:
-        raise ValueError(f"residual_norm: x {tuple(x.shape)} and residual {tuple(residual.shape)} must match")
-    check_norm("residual_norm", x.shape[-1], norm_weight=norm_weight, norm_bias=norm_bias)
-    check_dropout("residual_norm", dropout_p)
-    if mix is not None:
-        if not isinstance(mix, (tuple, list)) or len(mix) != 4:
-            raise TypeError("residual_norm: mix must be (other, other_norm_weight, other_norm_bias, weight), got "
-                            f"{type(mix).__name__}" + (f" of length {len(mix)}" if isinstance(mix, (tuple, list))
-                                                       else ""))
-        check_tensors("residual_norm", **dict(zip(MIX_NAMES, mix)))
-        if mix[0].shape != x.shape:
-            raise ValueError(f"residual_norm: mix's other {tuple(mix[0].shape)} must match x {tuple(x.shape)}")
-        check_norm("residual_norm", x.shape[-1], mix_other_norm_weight=mix[1], mix_other_norm_bias=mix[2])
-        if mix[3].numel() != 1:
-            raise ValueError(f"residual_norm: mix's weight must have one element, got shape {tuple(mix[3].shape)}")
-        mix = tuple(mix)
-    elif other_bias is not None:
-        raise ValueError("residual_norm: other_bias is the bias of mix's other: it needs mix")
-    for name, bias in (("x_bias", x_bias), ("other_bias", other_bias)):
-        if bias is not None:
-            check_tensors("residual_norm", **{name: bias})
-            check_norm("residual_norm", x.shape[-1], **{name: bias})
+    _contract.check_residual_norm(x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix, x_bias,
+                                  other_bias)
+    mix = None if mix is None else tuple(mix)
     args = (x, residual, norm_weight, norm_bias, eps, dropout_p, training, mix, x_bias, other_bias)
     return backends.dispatch("residual_norm", x.device, *args)(*args)

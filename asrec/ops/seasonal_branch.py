@@ -13,6 +13,7 @@ from .. import backends
 from ..reference._heads import merge_heads, split_heads
 from ..reference.frequency_filter import FILTER_DROPOUT
 from ..reference.weights import SeasonalWeights
+from . import _contract
 from .contrast_gelu import contrast_gelu
 from .frequency_filter_groups import _frequency_filter_groups
 from .gated_attention import gated_attention
@@ -71,9 +72,8 @@ def seasonal_branch(x: torch.Tensor, key_bias: torch.Tensor, weights: SeasonalWe
     The standalone entry (``SeasonalAttention.forward``); the model's layers run the branch inside
     ``hybrid_layer`` instead (``hybrid_attention``, then ``seasonal_tail``, its norm joined with the
     dynamic branch's)."""
-    if x.dim() != 3 or x.shape[-1] % n_heads:
-        raise ValueError(f"seasonal_branch: x must be (batch, seq_len, hidden) with hidden a multiple of "
-                         f"n_heads={n_heads}, got {tuple(x.shape)}")
+    _contract.check_branch("seasonal_branch", x, key_bias, weights, n_heads, hidden_dropout_p, attn_dropout_p,
+                           training, output_rows, filter_scope)
     q, k, v = (split_heads(F.linear(x, *linear), n_heads) for linear in (weights.query, weights.key, weights.value))
     context = merge_heads(gated_attention(q, k, v, key_bias, *weights.gate, attn_dropout_p, training))
     return seasonal_tail(context, take_rows(output_rows, x)[0], weights, hidden_dropout_p, training, filter_scope,

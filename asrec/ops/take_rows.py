@@ -6,7 +6,8 @@ import torch
 
 from .. import backends
 from ..reference.take_rows import take_rows_ref
-from ._checks import check_tensors, unsupported_tensors
+from . import _contract
+from ._checks import unsupported_tensors
 from ._custom_op import custom_op
 
 MAX_TENSORS = 4  # kernels.take_rows takes up to four tensors per launch
@@ -73,8 +74,6 @@ def _triton(rows, *tensors):
 
 
 def _triton_unsupported(rows, *tensors):
-    if rows.device != tensors[0].device:
-        return f"rows on {rows.device} and tensors on {tensors[0].device}: one device"
     return unsupported_tensors(**{f"tensors[{i}]": t for i, t in enumerate(tensors)})
 
 
@@ -89,23 +88,10 @@ def take_rows(rows, *tensors: torch.Tensor) -> tuple:
     to 4 (batch, seq_len, hidden) tensors of one shape and device, each in its own dtype (under
     autocast the layer's attention context is in the low precision and its residual float32)
     -> a tuple of (batch, 1, hidden) tensors, one per tensor, in their dtypes. The positions
-    are not checked here (that would read the device; the model's come from checked lengths):
-    on the Triton backend an out-of-range row gives NaN and no gradient."""
-    if not 1 <= len(tensors) <= MAX_TENSORS:
-        raise TypeError(f"take_rows: takes 1 to {MAX_TENSORS} tensors after rows, got {len(tensors)}")
-    check_tensors("take_rows", **{f"tensors[{i}]": t for i, t in enumerate(tensors)})
-    first = tensors[0]
-    if first.dim() != 3:
-        raise ValueError(f"take_rows: tensors[0] must be (batch, seq_len, hidden), got shape {tuple(first.shape)}")
-    for i, tensor in enumerate(tensors[1:], 1):
-        if tensor.shape != first.shape or tensor.device != first.device:
-            raise ValueError(f"take_rows: tensors[{i}] is {tuple(tensor.shape)} on {tensor.device}, "
-                             f"expected tensors[0]'s {tuple(first.shape)} on {first.device}")
+    lie in [0, seq_len): the contract checks them on CPU tensors; on a GPU that would read the
+    device, and the caller holds them (the model's come from checked lengths)."""
+    _contract.check_take_rows(rows, tensors, MAX_TENSORS)
     if rows is None:
         return tuple(tensors)
-    check_tensors("take_rows", rows=rows)
-    if rows.shape != (first.shape[0],) or rows.dtype != torch.int64:
-        raise ValueError(f"take_rows: rows must be a ({first.shape[0]},) int64 tensor, got shape {tuple(rows.shape)} "
-                         f"of {rows.dtype}")
     args = (rows, *tensors)
-    return backends.dispatch("take_rows", first.device, *args)(*args)
+    return backends.dispatch("take_rows", tensors[0].device, *args)(*args)

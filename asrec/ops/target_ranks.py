@@ -7,8 +7,8 @@ import torch
 
 from .. import backends
 from ..reference.target_ranks import target_ranks_ref
+from . import _contract
 from ._custom_op import custom_op
-from .linear_cross_entropy import check_scoring_arguments
 
 
 @custom_op("asrec::target_ranks")
@@ -43,6 +43,6 @@ def target_ranks(hidden: torch.Tensor, item_weight: torch.Tensor, targets: torch
     number of items 1..n_items-1 scored strictly higher than the target (the padding item
     never counts; ties count for the target), -1 for a row with a NaN score (see
     ``asrec.reference.target_ranks.target_ranks_ref``). Memory O(batch x item tile)."""
-    check_scoring_arguments("target_ranks", hidden, item_weight, targets=targets)
+    _contract.check_scoring("target_ranks", hidden, item_weight, targets=targets)
     args = (hidden, item_weight, targets)
     return backends.dispatch("target_ranks", hidden.device, *args)(*args)

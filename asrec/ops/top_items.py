@@ -4,15 +4,14 @@
 Triton (``asrec.kernels.top_items``: per-split candidates, then one topk); the cuda backend
 has no kernel for it and runs the reference, as ``describe()`` says."""
 
-import numbers
 from typing import Optional
 
 import torch
 
 from .. import backends
 from ..reference.top_items import top_items_ref
+from . import _contract
 from ._custom_op import custom_op
-from .linear_cross_entropy import check_scoring_arguments
 
 
 @custom_op("asrec::top_items")
@@ -49,10 +48,6 @@ def top_items(hidden: torch.Tensor, item_weight: torch.Tensor, k: int, exclude=N
     out per row (0 entries ignored) -> (scores (batch, k) float32, item ids (batch, k)
     int64), best first, equal scores in increasing id order, never the padding item 0; where
     fewer than k items are left, the last slots hold score -inf and id -1."""
-    extra = {} if exclude is None else {"exclude": exclude}
-    check_scoring_arguments("top_items", hidden, item_weight, **extra)
-    n_items = item_weight.shape[0]
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_items - 1:
-        raise ValueError(f"top_items: k must be an int in [1, {n_items - 1}] (the real items), got {k!r}")
+    _contract.check_top_items(hidden, item_weight, k, exclude)
     args = (hidden, item_weight, int(k), exclude)
     return backends.dispatch("top_items", hidden.device, *args)(*args)

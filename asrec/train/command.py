@@ -45,6 +45,8 @@ def _finite(check):
     return lambda v: math.isfinite(v) and check(v)
 
 
+MAX_EPOCHS = 1_000_000  # --epochs and --patience: more is a typo (an ml-100k epoch takes seconds on a GPU)
+
 # option -> (type, check, message); every hyper-parameter of the presets can be overridden
 OVERRIDES = {
     "max_seq_length": (int, lambda v: v >= 1, "a positive int"),
@@ -64,8 +66,9 @@ OVERRIDES = {
     "eval_batch_size": (int, lambda v: v >= 1, "a positive int"),
     "learning_rate": (float, _finite(lambda v: v > 0), "a positive finite float"),
     "weight_decay": (float, _finite(lambda v: v >= 0), "a non-negative finite float"),
-    "epochs": (int, lambda v: v >= 1, "a positive int"),
-    "patience": (int, lambda v: v >= 0, "a non-negative int"),
+    # (an absurd count, 10**23, would start a run that can only be stopped by hand)
+    "epochs": (int, lambda v: 1 <= v <= MAX_EPOCHS, f"a positive int up to {MAX_EPOCHS:,}"),
+    "patience": (int, lambda v: 0 <= v <= MAX_EPOCHS, f"a non-negative int up to {MAX_EPOCHS:,}"),
     "steps_per_epoch": (int, lambda v: v >= 1, "a positive int: each epoch trains on the first N batches of its "
                                                "shuffle only, a sampled epoch for data too large for whole ones; "
                                                "default every batch"),

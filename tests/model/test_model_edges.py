@@ -41,3 +41,26 @@ def test_inputs_on_another_device_than_the_parameters_are_named():
         model(seq, length)
     with pytest.raises(ValueError, match="item_seq: expected device meta"):
         model.sequence_output(seq)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_narrow_integer_ids_give_the_int64_result(dtype, backend):
+    """The model's check and the input stage agree: every integer dtype the model takes is taken
+    by the ops too (uint8 ids passed the model's check, then input_stage refused them)."""
+    pytest.importorskip("triton")
+    torch.manual_seed(0)
+    model = asrec.ASRecModel(**SIZES).eval()
+    seq, length = _batch()
+    with asrec.use_backend(backend), torch.no_grad():
+        torch.testing.assert_close(model(seq.to(dtype), length.to(dtype)), model(seq, length))
+
+
+@pytest.mark.parametrize("value", ["no", 0, 1, None])
+def test_check_values_must_be_a_bool(value):
+    with pytest.raises(TypeError, match=rf"check_values: expected True or False, got {value!r}"):
+        asrec.ASRecModel(**SIZES, check_values=value)
+    model = asrec.ASRecModel(**SIZES)
+    with pytest.raises(TypeError, match="check_values: expected True or False"):
+        model.check_values = value
+    assert model.check_values is True

@@ -9,7 +9,7 @@ from asrec.ops import contrast_gelu
 from asrec.reference import oversmoothing_contrast_ref
 
 from ..oracle import contrast_oracle
-from ..triton_support import DEVICE, assert_low_precision_close
+from ..triton_support import DEVICE, assert_low_precision_close, past_the_contract
 
 
 def test_contrast_matches_formula_including_zero_rows():
@@ -44,10 +44,10 @@ def _inputs(batch, seq_len, hidden, dtype=torch.float32, stacked_filtered=False)
     return filtered, convs, scales, origin, contrast, leaves + convs + [scales, origin, contrast]
 
 
-def _run(backend, inputs, grad, output_rows=None):
+def _run(backend, inputs, grad, output_rows=None, op=contrast_gelu):
     filtered, convs, scales, origin, contrast, leaves = inputs
     with asrec.use_backend(backend):
-        out = contrast_gelu(filtered, convs, scales, origin, contrast, output_rows)
+        out = op(filtered, convs, scales, origin, contrast, output_rows)
     return (out, *torch.autograd.grad(out, leaves, grad))
 
 
@@ -226,10 +226,15 @@ def test_output_rows_forward_equals_the_full_output_at_those_rows():
 def test_output_rows_out_of_range_give_nan_and_no_gradient():
     """A position outside [0, seq_len) (which the reference's gather refuses; the kernels cannot
     check it without reading the device) gives a NaN row and no gradient, never an out-of-bounds
-    access; the other sequences are unaffected."""
+    access; the other sequences are unaffected. (On CPU tensors the op's contract refuses it
+    first; the kernels are called past it here, as a GPU call reaches them.)"""
     inputs = _inputs(3, 12, 24)
     grad = torch.randn(3, 1, 24, device=DEVICE)
-    ours = _run("triton", inputs, grad, torch.tensor([2, 12, -1], device=DEVICE))
+    if DEVICE == "cpu":
+        with pytest.raises(ValueError, match=r"contrast_gelu: output_rows must lie in \[0, 11\], got min -1, max 12"):
+            _run("triton", inputs, grad, torch.tensor([2, 12, -1], device=DEVICE))
+    ours = _run("triton", inputs, grad, torch.tensor([2, 12, -1], device=DEVICE),
+                past_the_contract("contrast_gelu", "triton"))
     assert bool(ours[0][1:].isnan().all()) and not bool(ours[0][0].isnan().any())
     silent = grad.clone()
     silent[1:] = 0

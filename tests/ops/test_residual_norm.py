@@ -211,7 +211,7 @@ def test_opcheck_with_biases(dropping):
     ((torch.zeros(2, 3, 8), torch.ones(7), torch.zeros(8), torch.tensor(0.5)), ValueError,
      r"mix_other_norm_weight must be \(8,\), got \(7,\)"),
     ((torch.zeros(2, 3, 8), torch.ones(8), torch.zeros(8), torch.zeros(2)), ValueError,
-     "mix's weight must have one element"),
+     r"mix's weight must be a scalar of shape \(\) or \(1,\), got \(2,\)"),
 ])
 def test_bad_mix_is_refused(mix, error, match):
     x, residual, weight, bias = (t.detach().cpu() for t in _inputs((2, 3, 8)))
