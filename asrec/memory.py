@@ -7,7 +7,9 @@
 - their gradients and Adam's two moment tensors (training);
 - the activations of one training step (forward kept for backward, the scores over all
   items and their gradient) and of one evaluation batch (no autograd: one layer's
-  temporaries at a time and the scores).
+  temporaries at a time and the scores). The loss and the evaluation's ranks stream the
+  catalog in item tiles (``asrec.ops.linear_cross_entropy``, ``target_ranks``), so the scores
+  counted are one tile's: ``min(n_items, tile)`` per sequence, not the catalog's.
 
 The activation terms are per sequence, fitted to the peak resident memory that one step
 adds on the CPU reference path (float32, ``tests/test_memory_estimate.py`` measures it in a
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+
+from .reference.linear_cross_entropy import ITEM_TILE, loss_tile
 
 CONV_KERNEL_SIZES = (3, 5, 7)  # the seasonal branch's convolutions over positions (asrec.reference.convolutions)
 GIB = 2**30
@@ -108,8 +112,11 @@ def estimate_memory(n_items: int, max_seq_length: int, hidden_size: int, n_layer
     ``eval_batch_size`` 0: no evaluation; ``training`` False: no gradients or optimizer state."""
     args = (n_items, max_seq_length, hidden_size, n_heads, inner_size)
     parameters = parameter_count(n_items, max_seq_length, hidden_size, n_layers, n_heads, inner_size) * element_size
-    per_train = n_layers * _activations(TRAIN_PER_LAYER, *args) + _activations(TRAIN_OUTSIDE_LAYERS, *args)
-    per_eval = _activations(EVAL, *args)
+    train_args = (min(n_items, loss_tile(batch_size)), *args[1:])  # the loss's item tile
+    eval_args = (min(n_items, ITEM_TILE), *args[1:])  # the ranks' item tile
+    per_train = (n_layers * _activations(TRAIN_PER_LAYER, *train_args)
+                 + _activations(TRAIN_OUTSIDE_LAYERS, *train_args))
+    per_eval = _activations(EVAL, *eval_args)
     return MemoryEstimate(parameters=parameters, gradients=parameters if training else 0,
                           optimizer=2 * parameters if training else 0,
                           train_activations=int(per_train * batch_size * element_size) if training else 0,
