@@ -26,31 +26,27 @@ def build_parser() -> argparse.ArgumentParser:
     from .serve import export_command, recommend_command
     from .train import command as train_command
 
+    # name -> (the module with add_arguments, main and EPILOG; the one-line help; the description)
+    commands_table = {
+        "bench": (bench_command, "measure throughput of the model and its ops",
+                  "Throughput of the model and each op at the published settings."),
+        "train": (train_command, "train and evaluate on a dataset with RecBole's protocol",
+                  "Train ASRec with the published protocol: leave-one-out split, full ranking, early stopping on "
+                  "valid Hit@20."),
+        "recommend": (recommend_command, "top-k items for each user from a trained run",
+                      recommend_command.DESCRIPTION),
+        "export": (export_command, "a trained run's top-k recommender as a standalone package",
+                   "Compile a run's eval forward and top-k with torch.export and AOTInductor into one .pt2 file "
+                   "that torch alone can load."),
+    }
     parser = argparse.ArgumentParser(prog="asrec", description="The ASRec sequential recommender, exact and fast.")
     parser.add_argument("--version", action="version", version=f"asrec {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bench = commands.add_parser("bench", help="measure throughput of the model and its ops",
-                                description="Throughput of the model and each op at the published settings.",
-                                epilog=bench_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    bench_command.add_arguments(bench)
-    bench.set_defaults(handler=bench_command.main)
-    train = commands.add_parser("train", help="train and evaluate on a dataset with RecBole's protocol",
-                                description="Train ASRec with the published protocol: leave-one-out split, "
-                                            "full ranking, early stopping on valid Hit@20.",
-                                epilog=train_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train_command.add_arguments(train)
-    train.set_defaults(handler=train_command.main)
-    recommend = commands.add_parser("recommend", help="top-k items for each user from a trained run",
-                                    description=recommend_command.DESCRIPTION, epilog=recommend_command.EPILOG,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    recommend_command.add_arguments(recommend)
-    recommend.set_defaults(handler=recommend_command.main)
-    export = commands.add_parser("export", help="a trained run's top-k recommender as a standalone package",
-                                 description="Compile a run's eval forward and top-k with torch.export and "
-                                             "AOTInductor into one .pt2 file that torch alone can load.",
-                                 epilog=export_command.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    export_command.add_arguments(export)
-    export.set_defaults(handler=export_command.main)
+    for name, (module, help_line, description) in commands_table.items():
+        command = commands.add_parser(name, help=help_line, description=description, epilog=module.EPILOG,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.main)
     return parser
 
 
