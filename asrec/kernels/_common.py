@@ -35,6 +35,15 @@ def _ema_scan(values, alpha, REVERSE: tl.constexpr):
 
 
 @triton.jit
+def _load_rows_f32(ptr, rows, row_ok, cols, col_ok, width):
+    """(R, C) float32: rows ``rows`` (R,) of a row-major (n, width) tensor, columns ``cols``
+    (C,), zero where ``row_ok`` or ``col_ok`` is False. Pass int64 ``rows`` where
+    rows * width may pass 2^31 (item tables); the hidden rows of a batch stay int32."""
+    return tl.load(ptr + rows[:, None] * width + cols[None, :], mask=row_ok[:, None] & col_ok[None, :],
+                   other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _layer_norm_rows(x, col_ok, hidden, eps):
     """LayerNorm statistics over axis 1 of a (rows, BLOCK_H) float32 tile whose columns past
     ``hidden`` are masked by col_ok: (normalised x, zero in masked columns; rstd (rows, 1))."""

@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import _load_rows_f32
+
 BLOCK_B = 32     # rows per program (tl.dot needs >= 16)
 BLOCK_V = 64     # items per tile
 MAX_HIDDEN = 256  # the hidden width one program holds in registers
@@ -44,8 +46,7 @@ def _lce_partial_kernel(hidden_ptr, weight_ptr, targets_ptr, max_ptr, sum_ptr, p
     row_ok = rows < batch
     cols = tl.arange(0, BLOCK_H)
     col_ok = cols < hidden_size
-    h = tl.load(hidden_ptr + rows[:, None] * hidden_size + cols[None, :], mask=row_ok[:, None] & col_ok[None, :],
-                other=0.0).to(tl.float32)
+    h = _load_rows_f32(hidden_ptr, rows, row_ok, cols, col_ok, hidden_size)
     target = tl.load(targets_ptr + rows, mask=row_ok, other=-1).to(tl.int64)
     maximum = tl.full((BLOCK_B,), float("-inf"), tl.float32)
     total = tl.zeros((BLOCK_B,), tl.float32)
@@ -54,8 +55,7 @@ def _lce_partial_kernel(hidden_ptr, weight_ptr, targets_ptr, max_ptr, sum_ptr, p
     for start in range(first, first + items_per_split, BLOCK_V):
         items = start + tl.arange(0, BLOCK_V)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
-                    mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        w = _load_rows_f32(weight_ptr, items.to(tl.int64), item_ok, cols, col_ok, hidden_size)
         scores = tl.dot(h, tl.trans(w), input_precision="ieee")
         scores = tl.where(item_ok[None, :], scores, float("-inf"))
         new_maximum = tl.maximum(maximum, tl.max(scores, axis=1))
@@ -112,8 +112,7 @@ def _lce_grad_hidden_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
     row_ok = rows < batch
     cols = tl.arange(0, BLOCK_H)
     col_ok = cols < hidden_size
-    h = tl.load(hidden_ptr + rows[:, None] * hidden_size + cols[None, :], mask=row_ok[:, None] & col_ok[None, :],
-                other=0.0).to(tl.float32)
+    h = _load_rows_f32(hidden_ptr, rows, row_ok, cols, col_ok, hidden_size)
     target = tl.load(targets_ptr + rows, mask=row_ok, other=-1).to(tl.int64)
     lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
     scale = tl.load(grad_ptr).to(tl.float32) / batch
@@ -123,8 +122,7 @@ def _lce_grad_hidden_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
     for start in range(0, n_items, BLOCK_V):
         items = start + tl.arange(0, BLOCK_V)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
-                    mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        w = _load_rows_f32(weight_ptr, items.to(tl.int64), item_ok, cols, col_ok, hidden_size)
         d_scores = _softmax_gradient(h, w, lse, target, items, item_ok, scale_rows[:, None])
         d_hidden += tl.dot(d_scores, w, input_precision="ieee")
     tl.store(out_ptr + rows[:, None] * hidden_size + cols[None, :], d_hidden.to(out_ptr.dtype.element_ty),
@@ -146,8 +144,7 @@ def _lce_grad_weight_kernel(hidden_ptr, weight_ptr, targets_ptr, lse_ptr, grad_p
     for first in range(0, batch, BLOCK_B):
         rows = first + tl.arange(0, BLOCK_B)
         row_ok = rows < batch
-        h = tl.load(hidden_ptr + rows[:, None] * hidden_size + cols[None, :],
-                    mask=row_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        h = _load_rows_f32(hidden_ptr, rows, row_ok, cols, col_ok, hidden_size)
         target = tl.load(targets_ptr + rows, mask=row_ok, other=-1).to(tl.int64)
         lse = tl.load(lse_ptr + rows, mask=row_ok, other=0.0)
         # the tile's gradient scores come transposed, (items, rows), straight from the product

@@ -22,6 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import _load_rows_f32
+
 BLOCK = 32        # rows per program = items per tile (the target's product has the tiles' shape)
 MAX_HIDDEN = 256  # the hidden width one program holds in registers
 MAX_SPLITS = 128  # item splits (more programs where the batch is small)
@@ -36,12 +38,10 @@ def _ranks_partial_kernel(hidden_ptr, weight_ptr, targets_ptr, higher_ptr, nan_p
     row_ok = rows < batch
     cols = tl.arange(0, BLOCK_H)
     col_ok = cols < hidden_size
-    h = tl.load(hidden_ptr + rows[:, None] * hidden_size + cols[None, :], mask=row_ok[:, None] & col_ok[None, :],
-                other=0.0).to(tl.float32)
+    h = _load_rows_f32(hidden_ptr, rows, row_ok, cols, col_ok, hidden_size)
     target = tl.load(targets_ptr + rows, mask=row_ok, other=0).to(tl.int64)
     target_ok = row_ok & (target >= 0) & (target < n_items)
-    w_target = tl.load(weight_ptr + target[:, None] * hidden_size + cols[None, :],
-                       mask=target_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+    w_target = _load_rows_f32(weight_ptr, target, target_ok, cols, col_ok, hidden_size)
     # the rows' target scores: the diagonal of a product shaped as every tile's
     pairs = tl.dot(h, tl.trans(w_target), input_precision="ieee")
     lanes = tl.arange(0, BLOCK)
@@ -52,8 +52,7 @@ def _ranks_partial_kernel(hidden_ptr, weight_ptr, targets_ptr, higher_ptr, nan_p
     for start in range(first, first + items_per_split, BLOCK):
         items = start + tl.arange(0, BLOCK)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
-                    mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        w = _load_rows_f32(weight_ptr, items.to(tl.int64), item_ok, cols, col_ok, hidden_size)
         scores = tl.dot(h, tl.trans(w), input_precision="ieee")
         nan += tl.sum((item_ok[None, :] & (scores != scores)).to(tl.int32), axis=1)
         # the padding item never counts, nor does the target against itself

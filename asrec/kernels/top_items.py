@@ -22,6 +22,7 @@ import triton
 import triton.language as tl
 
 from ..reference.top_items import LEFT_OUT, item_ids, result_from_keys
+from ._common import _load_rows_f32
 
 BLOCK_B = 16             # rows per program (tl.dot needs >= 16)
 MAX_WIDTH = 256          # candidates per row and program: k + M at most this
@@ -37,8 +38,7 @@ def _top_candidates_kernel(hidden_ptr, weight_ptr, out_ptr, batch, n_items, hidd
     row_ok = rows < batch
     cols = tl.arange(0, BLOCK_H)
     col_ok = cols < hidden_size
-    h = tl.load(hidden_ptr + rows[:, None] * hidden_size + cols[None, :], mask=row_ok[:, None] & col_ok[None, :],
-                other=0.0).to(tl.float32)
+    h = _load_rows_f32(hidden_ptr, rows, row_ok, cols, col_ok, hidden_size)
     left_out = tl.full((BLOCK_B, WIDTH), -9223372036854775807, tl.int64) - 1   # LEFT_OUT, int64's minimum
     low = tl.full((WIDTH,), 4294967295, tl.int64)   # 0xFFFFFFFF: the low half of a key is low - id
     best = left_out
@@ -46,8 +46,7 @@ def _top_candidates_kernel(hidden_ptr, weight_ptr, out_ptr, batch, n_items, hidd
     for start in range(first, first + items_per_split, WIDTH):
         items = start + tl.arange(0, WIDTH)
         item_ok = items < n_items
-        w = tl.load(weight_ptr + items[:, None].to(tl.int64) * hidden_size + cols[None, :],
-                    mask=item_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        w = _load_rows_f32(weight_ptr, items.to(tl.int64), item_ok, cols, col_ok, hidden_size)
         scores = tl.dot(h, tl.trans(w), input_precision="ieee") + 0.0   # -0.0 as 0.0
         bits = scores.to(tl.int32, bitcast=True)
         ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)   # negative floats' bits count down: flip them
