@@ -87,10 +87,9 @@ def _recorded_fingerprint(folder: str):
 
 def _fingerprint_of(run_data: RunData) -> dict:
     """The parts of ``asrec.train.fingerprint.data_fingerprint`` that the serving files determine."""
-    from ..train.fingerprint import _hash_arrays, _hash_tokens
+    from ..train.fingerprint import maps_and_interactions_fingerprint
 
-    return {"item_ids": _hash_tokens(run_data.item_tokens), "user_ids": _hash_tokens(run_data.user_tokens),
-            "interactions": _hash_arrays(run_data.items)}
+    return maps_and_interactions_fingerprint(run_data.item_tokens, run_data.user_tokens, run_data.items)
 
 
 def _check_against(run_data: RunData, fingerprint: dict, what: str) -> None:

@@ -40,12 +40,20 @@ def _hash_arrays(*arrays) -> str:
     return digest.hexdigest()
 
 
+def maps_and_interactions_fingerprint(item_tokens, user_tokens, items) -> dict:
+    """``{part: sha256 hex}`` over the parts of ``PARTS`` that the id maps and the interactions
+    (item ids in (user, time) order) determine: all but the splits (what a run folder's
+    serving files hold, ``asrec.serve``)."""
+    return {"item_ids": _hash_tokens(item_tokens), "user_ids": _hash_tokens(user_tokens),
+            "interactions": _hash_arrays(items)}
+
+
 def data_fingerprint(data: SequentialData) -> dict:
     """``{part: sha256 hex}`` over ``PARTS`` of a preprocessed dataset."""
     splits = [getattr(getattr(data, name), field) for name in ("train", "valid", "test")
               for field in ("user", "start", "length", "target")]
-    return {"item_ids": _hash_tokens(data.item_tokens), "user_ids": _hash_tokens(data.user_tokens),
-            "interactions": _hash_arrays(data.items), "splits": _hash_arrays(*splits)}
+    return dict(maps_and_interactions_fingerprint(data.item_tokens, data.user_tokens, data.items),
+                splits=_hash_arrays(*splits))
 
 
 def fingerprint_changes(saved: dict, current: dict) -> list:
